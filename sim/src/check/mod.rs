@@ -1,0 +1,106 @@
+//! Invariants checked on every run. Each yields `{name, holds, detail}`; a failed one makes
+//! the run exit 1 with the time and a reproduction command.
+//!
+//! - `crashed_instances_detected`: every instance that crashed while listed and stayed down at
+//!   least `bound = unhealthy_after + check_interval + slack` is marked unhealthy within
+//!   `bound` of the crash, unless a server was faulted (crashed, paused, cut off, skewed) in
+//!   that window. `slack` covers the last beat still in flight at the crash: twice the
+//!   latency bound, or 1 s when latency is unbounded.
+//! - `evictions_explained`: when the network is lossless and latency bounded by L with
+//!   `beat_interval + 2L <= unhealthy_after`, a live instance's beats always arrive in time, so
+//!   every false positive must have a fault as its cause (none with cause `loss`/`other`).
+//!   When that condition does not hold the invariant is reported as not applicable.
+
+use serde::Serialize;
+
+use crate::engine::{SimDuration, SimTime};
+use crate::metrics::detection::{Cause, Detection, DetectionParams, ServerFaultWindow};
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Invariant {
+    pub name: &'static str,
+    pub holds: bool,
+    pub detail: String,
+    /// Virtual time of the first violation, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_violation_s: Option<f64>,
+}
+
+/// What the invariants need from the scenario.
+pub struct Timing {
+    pub unhealthy_after: SimDuration,
+    pub check_interval: SimDuration,
+    pub beat_interval: SimDuration,
+    /// Upper bound of one-way latency, if the distribution has one.
+    pub latency_max: Option<SimDuration>,
+    pub lossless: bool,
+}
+
+pub fn check(d: &Detection, faults: &ServerFaultWindow, p: &DetectionParams, t: &Timing) -> Vec<Invariant> {
+    vec![crashed_instances_detected(d, faults, p, t), evictions_explained(d, t)]
+}
+
+fn crashed_instances_detected(d: &Detection, faults: &ServerFaultWindow, p: &DetectionParams, t: &Timing) -> Invariant {
+    let slack = t.latency_max.map_or(SimDuration::from_secs(1), |l| l.saturating_mul(2));
+    let bound = t.unhealthy_after + t.check_interval + slack;
+    let mut checked = 0;
+    let mut late: Vec<(SimTime, String)> = Vec::new();
+    for e in d.episodes.iter().filter(|e| e.listed && e.ended - e.crashed >= bound) {
+        if faults.servers_faulted(p, e.crashed, e.crashed + bound) {
+            continue;
+        }
+        checked += 1;
+        let detected = e.unhealthy.or(e.deleted).is_some_and(|m| m - e.crashed <= bound);
+        if !detected {
+            let when =
+                e.unhealthy.map_or("never".to_string(), |m| format!("after {:.3} s", (m - e.crashed).as_secs_f64()));
+            late.push((
+                e.crashed + bound,
+                format!("instance {} crashed at {:.3} s, marked {when}", e.instance, e.crashed.as_secs_f64()),
+            ));
+        }
+    }
+    let holds = late.is_empty();
+    let detail = if holds {
+        format!("{checked} crash episodes checked against a bound of {bound}")
+    } else {
+        format!(
+            "{} of {checked} crashed instances not marked unhealthy within {bound}; first: {}",
+            late.len(),
+            late[0].1
+        )
+    };
+    Invariant {
+        name: "crashed_instances_detected",
+        holds,
+        detail,
+        first_violation_s: late.first().map(|l| l.0.as_secs_f64()),
+    }
+}
+
+fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
+    let name = "evictions_explained";
+    let applicable =
+        t.lossless && t.latency_max.is_some_and(|l| t.beat_interval + l.saturating_mul(2) <= t.unhealthy_after);
+    if !applicable {
+        return Invariant {
+            name,
+            holds: true,
+            detail: "not applicable: needs a lossless network with bounded latency L and beat_interval + 2L <= unhealthy_after".into(),
+            first_violation_s: None,
+        };
+    }
+    let bad: Vec<_> = d.false_positives.iter().filter(|f| matches!(f.cause, Cause::Other | Cause::Loss)).collect();
+    let holds = bad.is_empty();
+    let detail = match bad.first() {
+        None => format!("{} false positives, all explained by injected faults", d.false_positives.len()),
+        Some(f) => format!(
+            "{} live instances evicted without a fault; first: instance {} marked {:?} at {:.3} s",
+            bad.len(),
+            f.instance,
+            f.eviction,
+            f.time.as_secs_f64()
+        ),
+    };
+    Invariant { name, holds, detail, first_violation_s: bad.first().map(|f| f.time.as_secs_f64()) }
+}

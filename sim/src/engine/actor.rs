@@ -1,0 +1,124 @@
+//! The sans-IO actor interface.
+//!
+//! An actor reacts to `on_start`, `on_message` and `on_timer`, and acts only through its
+//! [`Ctx`]: send a message, set or cancel a timer, draw from its own random stream, read its
+//! local clock, and emit an observation. It never sees the queue, the network or other actors
+//! (the raft-rs / quinn-proto shape), so the same actor can be driven by this crate's `World`,
+//! by a test harness, or by another runtime. `Ctx` only records effects; the driver carries
+//! them out after the handler returns.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+
+use super::rng::SimRng;
+use super::time::{SimDuration, SimTime};
+
+/// Index of a node in the world (dense, from 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct NodeId(pub u32);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Display for NodeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "n{}", self.0)
+    }
+}
+
+/// Identifies a timer set by one node (unique per node for the whole run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId(pub u64);
+
+/// A protocol participant. `crash` models losing the process: the actor drops all in-memory
+/// state and keeps only what the real system persists (e.g. a Raft term and log).
+pub trait Actor {
+    type Msg: Clone + Debug + Hash;
+    type Timer: Clone + Debug + Hash;
+    type Obs: Clone + Debug;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>);
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>, from: NodeId, msg: Self::Msg);
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>, timer: Self::Timer);
+    fn crash(&mut self);
+}
+
+/// What an actor asked its driver to do.
+#[derive(Clone, Debug)]
+pub enum Effect<M, T> {
+    Send {
+        to: NodeId,
+        msg: M,
+    },
+    /// `delay` is in the node's local time; the driver converts it to true time.
+    SetTimer {
+        id: TimerId,
+        delay: SimDuration,
+        timer: T,
+    },
+    CancelTimer(TimerId),
+}
+
+/// The actor's only window on the world during one handler call.
+pub struct Ctx<'a, M, T, O> {
+    node: NodeId,
+    local_now: SimTime,
+    rng: &'a mut SimRng,
+    next_timer: &'a mut u64,
+    effects: &'a mut Vec<Effect<M, T>>,
+    observations: &'a mut Vec<O>,
+}
+
+impl<'a, M, T, O> Ctx<'a, M, T, O> {
+    /// Drivers build one per handler call. `next_timer` is the node's timer-id counter and must
+    /// persist across calls (and crashes) so ids stay unique.
+    pub fn new(
+        node: NodeId,
+        local_now: SimTime,
+        rng: &'a mut SimRng,
+        next_timer: &'a mut u64,
+        effects: &'a mut Vec<Effect<M, T>>,
+        observations: &'a mut Vec<O>,
+    ) -> Self {
+        Ctx { node, local_now, rng, next_timer, effects, observations }
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> NodeId {
+        self.node
+    }
+
+    /// The node's local clock (skewed and drifting if the scenario says so).
+    pub fn now(&self) -> SimTime {
+        self.local_now
+    }
+
+    /// The node's own random stream.
+    pub fn rng(&mut self) -> &mut SimRng {
+        self.rng
+    }
+
+    pub fn send(&mut self, to: NodeId, msg: M) {
+        self.effects.push(Effect::Send { to, msg });
+    }
+
+    /// Fires `timer` after `delay` of local time.
+    pub fn set_timer(&mut self, delay: SimDuration, timer: T) -> TimerId {
+        let id = TimerId(*self.next_timer);
+        *self.next_timer += 1;
+        self.effects.push(Effect::SetTimer { id, delay, timer });
+        id
+    }
+
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        self.effects.push(Effect::CancelTimer(id));
+    }
+
+    /// Records an observation; the driver stamps it with the true time and this node.
+    pub fn observe(&mut self, obs: O) {
+        self.observations.push(obs);
+    }
+}

@@ -1,0 +1,396 @@
+//! The world: nodes, the event queue, the network and the fault schedule.
+//!
+//! `World::step` processes one event; `run_until` loops until the end of virtual time, the
+//! event limit, or an empty queue, each a named [`Outcome`]. Node semantics under faults:
+//! - **crash**: the node stops; messages to it are dropped; its pending timers die with its
+//!   incarnation; the actor's `crash` drops its in-memory state;
+//! - **restart**: a new incarnation; `on_start` runs again at the restart time;
+//! - **pause** (a GC stall): the node processes nothing; messages and timers that come due
+//!   wait, in order, and are handled at `resume` (so timers fire late); it sends nothing;
+//! - **skew**: the node's local clock steps to `true time + offset` and drifts by `ppm`.
+//!
+//! Every processed event is folded into the digest (time, kind, node, payload hash), and every
+//! fault that changes a node's state is recorded as ground truth with its true time.
+
+use std::hash::Hash;
+
+use super::actor::{Actor, Ctx, Effect, NodeId, TimerId};
+use super::clock::LocalClock;
+use super::digest::Digest;
+use super::queue::EventQueue;
+use super::rng::{SimRng, stream};
+use super::time::SimTime;
+use crate::fault::FaultAction;
+use crate::net::{Delivery, Network};
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Virtual time reached the scenario's end.
+    ReachedEnd,
+    /// The queue ran dry before the end (nothing left that could happen).
+    NoEventsLeft,
+    /// The event limit was hit before the end: the run is incomplete.
+    EventLimit,
+}
+
+impl Outcome {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outcome::ReachedEnd => "reached the end of virtual time",
+            Outcome::NoEventsLeft => "no events left before the end of virtual time",
+            Outcome::EventLimit => "stopped at the event limit (limits.max_events) before the end",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Up,
+    Paused,
+    Crashed,
+}
+
+/// Ground truth recorded by the fault injector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultRecord {
+    Crashed,
+    Restarted,
+    Paused,
+    Resumed,
+    /// The node was cut off from some nodes by partition `id`.
+    Partitioned(u32),
+    /// Partition `id` affecting the node was healed.
+    Healed(u32),
+    ClockSkewed {
+        offset_ns: i64,
+        drift_ppm: i64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum What<O> {
+    Actor(O),
+    Fault(FaultRecord),
+}
+
+/// One timestamped entry of the observation log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record<O> {
+    pub time: SimTime,
+    pub node: NodeId,
+    pub what: What<O>,
+}
+
+enum Event<M, T> {
+    Start { node: NodeId, incarnation: u32 },
+    Deliver { from: NodeId, to: NodeId, msg: M },
+    Timer { node: NodeId, incarnation: u32, id: TimerId, timer: T },
+    Fault(u32),
+}
+
+struct NodeState<A: Actor> {
+    actor: A,
+    status: Status,
+    incarnation: u32,
+    clock: LocalClock,
+    rng: SimRng,
+    next_timer: u64,
+    cancelled: Vec<TimerId>,
+    deferred: Vec<Event<A::Msg, A::Timer>>,
+}
+
+pub struct World<A: Actor> {
+    seed: u64,
+    now: SimTime,
+    nodes: Vec<NodeState<A>>,
+    queue: EventQueue<Event<A::Msg, A::Timer>>,
+    net: Network,
+    faults: Vec<FaultAction>,
+    records: Vec<Record<A::Obs>>,
+    digest: Digest,
+    events: u64,
+    effects: Vec<Effect<A::Msg, A::Timer>>,
+    observed: Vec<A::Obs>,
+}
+
+impl<A: Actor> World<A> {
+    pub fn new(seed: u64, net: Network) -> Self {
+        World {
+            seed,
+            now: SimTime::ZERO,
+            nodes: Vec::new(),
+            queue: EventQueue::with_capacity(net.node_count() * 2),
+            net,
+            faults: Vec::new(),
+            records: Vec::new(),
+            digest: Digest::default(),
+            events: 0,
+            effects: Vec::new(),
+            observed: Vec::new(),
+        }
+    }
+
+    /// Adds a node whose random stream is named `stream_name` (e.g. `instances/17`) and
+    /// which starts at `start_at`.
+    pub fn add_node(&mut self, stream_name: &str, actor: A, start_at: SimTime) -> NodeId {
+        let id = NodeId(u32::try_from(self.nodes.len()).expect("world: more than 2^32 nodes"));
+        self.nodes.push(NodeState {
+            actor,
+            status: Status::Up,
+            incarnation: 0,
+            clock: LocalClock::default(),
+            rng: stream(self.seed, stream_name),
+            next_timer: 0,
+            cancelled: Vec::new(),
+            deferred: Vec::new(),
+        });
+        self.queue.push(start_at, Event::Start { node: id, incarnation: 0 });
+        id
+    }
+
+    /// Schedules a fault action at `at`.
+    pub fn schedule_fault(&mut self, at: SimTime, action: FaultAction) {
+        let idx = u32::try_from(self.faults.len()).expect("world: more than 2^32 faults");
+        self.faults.push(action);
+        self.queue.push(at, Event::Fault(idx));
+    }
+
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+    pub fn digest_hex(&self) -> String {
+        self.digest.hex()
+    }
+    pub fn records(&self) -> &[Record<A::Obs>] {
+        &self.records
+    }
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn actor(&self, n: NodeId) -> &A {
+        &self.nodes[n.index()].actor
+    }
+    pub fn status(&self, n: NodeId) -> Status {
+        self.nodes[n.index()].status
+    }
+    pub fn pending_events(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Runs until virtual time passes `end` (events at `end` are processed), the queue is empty,
+    /// or `max_events` events have been processed.
+    pub fn run_until(&mut self, end: SimTime, max_events: u64) -> Outcome {
+        loop {
+            match self.queue.peek_time() {
+                None => return Outcome::NoEventsLeft,
+                Some(t) if t > end => {
+                    self.now = end;
+                    return Outcome::ReachedEnd;
+                }
+                Some(_) => {}
+            }
+            if self.events >= max_events {
+                return Outcome::EventLimit;
+            }
+            self.step();
+        }
+    }
+
+    /// Processes the next event; returns false if the queue was empty.
+    pub fn step(&mut self) -> bool {
+        let Some((time, event)) = self.queue.pop() else {
+            return false;
+        };
+        debug_assert!(time >= self.now, "time went backwards: {time} < {}", self.now);
+        self.now = time;
+        match event {
+            Event::Start { node, incarnation } => {
+                let state = &mut self.nodes[node.index()];
+                if state.incarnation != incarnation {
+                    return true;
+                }
+                match state.status {
+                    Status::Paused => state.deferred.push(Event::Start { node, incarnation }),
+                    Status::Crashed => {}
+                    Status::Up => {
+                        self.fold(1, node, &());
+                        self.dispatch(node, |a, ctx| a.on_start(ctx));
+                    }
+                }
+            }
+            Event::Deliver { from, to, msg } => match self.nodes[to.index()].status {
+                Status::Crashed => {}
+                Status::Paused => self.nodes[to.index()].deferred.push(Event::Deliver { from, to, msg }),
+                Status::Up => {
+                    self.fold(2 | u64::from(from.0) << 8, to, &msg);
+                    self.dispatch(to, |a, ctx| a.on_message(ctx, from, msg));
+                }
+            },
+            Event::Timer { node, incarnation, id, timer } => {
+                let state = &mut self.nodes[node.index()];
+                if state.incarnation != incarnation {
+                    return true;
+                }
+                if let Some(pos) = state.cancelled.iter().position(|c| *c == id) {
+                    state.cancelled.swap_remove(pos);
+                    return true;
+                }
+                match state.status {
+                    Status::Paused => state.deferred.push(Event::Timer { node, incarnation, id, timer }),
+                    Status::Crashed => {}
+                    Status::Up => {
+                        self.fold(3, node, &timer);
+                        self.dispatch(node, |a, ctx| a.on_timer(ctx, timer));
+                    }
+                }
+            }
+            Event::Fault(idx) => {
+                self.fold(4, NodeId(idx), &());
+                let action = std::mem::replace(&mut self.faults[idx as usize], FaultAction::Heal(None));
+                self.apply_fault(&action);
+                self.faults[idx as usize] = action;
+            }
+        }
+        true
+    }
+
+    fn fold(&mut self, tag: u64, node: NodeId, payload: &impl Hash) {
+        self.events += 1;
+        self.digest.fold(self.now.0);
+        self.digest.fold(tag << 32 | u64::from(node.0));
+        payload.hash(&mut self.digest);
+    }
+
+    /// Calls a handler of `node`'s actor and carries out the effects it recorded.
+    fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut A, &mut Ctx<'_, A::Msg, A::Timer, A::Obs>)) {
+        let state = &mut self.nodes[node.index()];
+        let local_now = state.clock.local(self.now);
+        let mut ctx =
+            Ctx::new(node, local_now, &mut state.rng, &mut state.next_timer, &mut self.effects, &mut self.observed);
+        handler(&mut state.actor, &mut ctx);
+        let incarnation = state.incarnation;
+        let clock = state.clock;
+        let mut effects = std::mem::take(&mut self.effects);
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send { to, msg } => self.send(node, to, msg),
+                Effect::SetTimer { id, delay, timer } => {
+                    let at = self.now + clock.true_delay(delay);
+                    self.queue.push(at, Event::Timer { node, incarnation, id, timer });
+                }
+                Effect::CancelTimer(id) => self.nodes[node.index()].cancelled.push(id),
+            }
+        }
+        self.effects = effects;
+        for obs in self.observed.drain(..) {
+            self.records.push(Record { time: self.now, node, what: What::Actor(obs) });
+        }
+    }
+
+    fn send(&mut self, from: NodeId, to: NodeId, msg: A::Msg) {
+        assert!(to.index() < self.nodes.len(), "world: node {from} sent to unknown node {to}");
+        match self.net.route(from, to) {
+            Delivery::Dropped(_) => {}
+            Delivery::Once(d) => {
+                self.queue.push(self.now + d, Event::Deliver { from, to, msg });
+            }
+            Delivery::Twice(d1, d2) => {
+                self.queue.push(self.now + d1, Event::Deliver { from, to, msg: msg.clone() });
+                self.queue.push(self.now + d2, Event::Deliver { from, to, msg });
+            }
+        }
+    }
+
+    fn record(&mut self, node: NodeId, r: FaultRecord) {
+        self.records.push(Record { time: self.now, node, what: What::Fault(r) });
+    }
+
+    fn apply_fault(&mut self, action: &FaultAction) {
+        match action {
+            FaultAction::Crash(nodes) => nodes.iter().for_each(|n| self.crash(*n)),
+            FaultAction::Restart(nodes) => nodes.iter().for_each(|n| self.restart(*n)),
+            FaultAction::Pause(nodes) => nodes.iter().for_each(|n| self.pause(*n)),
+            FaultAction::Resume(nodes) => nodes.iter().for_each(|n| self.resume(*n)),
+            FaultAction::Partition { id, partition } => {
+                self.net.partition(*id, partition.clone());
+                for n in 0..self.nodes.len() as u32 {
+                    if partition.affects(NodeId(n)) {
+                        self.record(NodeId(n), FaultRecord::Partitioned(*id));
+                    }
+                }
+            }
+            FaultAction::Heal(id) => {
+                let healed: Vec<(u32, Vec<NodeId>)> = self
+                    .net
+                    .active_partitions()
+                    .filter(|(pid, _)| id.is_none_or(|want| want == *pid))
+                    .map(|(pid, p)| (pid, (0..self.nodes.len() as u32).map(NodeId).filter(|n| p.affects(*n)).collect()))
+                    .collect();
+                self.net.heal(*id);
+                for (pid, nodes) in healed {
+                    nodes.into_iter().for_each(|n| self.record(n, FaultRecord::Healed(pid)));
+                }
+            }
+            FaultAction::Skew { nodes, offset_ns, drift_ppm } => {
+                for n in nodes {
+                    self.nodes[n.index()].clock.set_skew(self.now, *offset_ns, *drift_ppm);
+                    self.record(*n, FaultRecord::ClockSkewed { offset_ns: *offset_ns, drift_ppm: *drift_ppm });
+                }
+            }
+        }
+    }
+
+    fn crash(&mut self, n: NodeId) {
+        let state = &mut self.nodes[n.index()];
+        if state.status == Status::Crashed {
+            return;
+        }
+        state.status = Status::Crashed;
+        state.incarnation += 1;
+        state.deferred.clear();
+        state.cancelled.clear();
+        state.actor.crash();
+        self.record(n, FaultRecord::Crashed);
+    }
+
+    fn restart(&mut self, n: NodeId) {
+        let state = &mut self.nodes[n.index()];
+        if state.status != Status::Crashed {
+            return;
+        }
+        state.status = Status::Up;
+        let incarnation = state.incarnation;
+        self.queue.push(self.now, Event::Start { node: n, incarnation });
+        self.record(n, FaultRecord::Restarted);
+    }
+
+    fn pause(&mut self, n: NodeId) {
+        let state = &mut self.nodes[n.index()];
+        if state.status != Status::Up {
+            return;
+        }
+        state.status = Status::Paused;
+        self.record(n, FaultRecord::Paused);
+    }
+
+    fn resume(&mut self, n: NodeId) {
+        let state = &mut self.nodes[n.index()];
+        if state.status != Status::Paused {
+            return;
+        }
+        state.status = Status::Up;
+        let deferred = std::mem::take(&mut state.deferred);
+        for event in deferred {
+            self.queue.push(self.now, event);
+        }
+        self.record(n, FaultRecord::Resumed);
+    }
+}

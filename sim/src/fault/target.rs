@@ -1,0 +1,182 @@
+//! Fault targets: which nodes a fault hits, by role and index.
+//!
+//! Grammar (one selector; a target is one selector or a list of them):
+//! `servers` or `servers[*]` (every node of the role), `servers[1]` (one), `instances[0..100]`
+//! (half-open range), `instances[random 1%]` (a share, rounded, at least one when the share is
+//! above zero), `instances[random 5]` (a count). Random picks are drawn from the fault
+//! schedule's own stream, in schedule order, so they are reproducible per seed. Inside
+//! partition `groups`, `rest` names every node not listed in another group.
+
+use std::collections::BTreeSet;
+
+use rand::RngExt;
+
+use crate::engine::{NodeId, SimRng};
+
+/// A role's contiguous block of node ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub first: u32,
+    pub count: u32,
+}
+
+/// The roles of a world, in node-id order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Topology {
+    pub roles: Vec<Role>,
+}
+
+impl Topology {
+    /// Appends a role of `count` nodes; returns its first id.
+    pub fn add_role(&mut self, name: &str, count: u32) -> u32 {
+        let first = self.node_count();
+        self.roles.push(Role { name: name.to_string(), first, count });
+        first
+    }
+
+    pub fn node_count(&self) -> u32 {
+        self.roles.iter().map(|r| r.count).sum()
+    }
+
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// The role of node `n` and its index within the role.
+    pub fn role_of(&self, n: NodeId) -> Option<(&Role, u32)> {
+        self.roles.iter().find(|r| n.0 >= r.first && n.0 < r.first + r.count).map(|r| (r, n.0 - r.first))
+    }
+
+    /// Resolves one selector to node ids (in selector order).
+    pub fn select(&self, selector: &str, rng: &mut SimRng) -> Result<Vec<NodeId>, String> {
+        let s = selector.trim();
+        let (name, inner) = match s.find('[') {
+            None => (s, "*"),
+            Some(open) => {
+                let inner = s[open + 1..]
+                    .strip_suffix(']')
+                    .ok_or_else(|| format!("expected a selector like \"instances[0..10]\", got \"{selector}\""))?;
+                (&s[..open], inner.trim())
+            }
+        };
+        let role = self.role(name.trim()).ok_or_else(|| {
+            let names: Vec<&str> = self.roles.iter().map(|r| r.name.as_str()).collect();
+            format!("unknown role \"{}\" in \"{selector}\" (roles: {})", name.trim(), names.join(", "))
+        })?;
+        let ids = |r: std::ops::Range<u32>| r.map(|i| NodeId(role.first + i)).collect::<Vec<_>>();
+        let bad_index =
+            |i: &str| format!("index {i} is out of range in \"{selector}\": {} has {} nodes", role.name, role.count);
+        if inner == "*" {
+            return Ok(ids(0..role.count));
+        }
+        if let Some(spec) = inner.strip_prefix("random") {
+            let spec = spec.trim();
+            let k = if let Some(pct) = spec.strip_suffix('%') {
+                let p: f64 =
+                    pct.trim().parse().map_err(|_| format!("expected a percentage like \"1%\" in \"{selector}\""))?;
+                if !(0.0..=100.0).contains(&p) {
+                    return Err(format!("percentage must be within 0..100 in \"{selector}\""));
+                }
+                let k = (f64::from(role.count) * p / 100.0).round() as u32;
+                if p > 0.0 { k.max(1) } else { 0 }
+            } else {
+                let k: u32 =
+                    spec.parse().map_err(|_| format!("expected \"random 5\" or \"random 1%\" in \"{selector}\""))?;
+                if k > role.count {
+                    return Err(format!("cannot pick {k} of the {} {} in \"{selector}\"", role.count, role.name));
+                }
+                k
+            };
+            return Ok(pick_random(role.count, k, rng).into_iter().map(|i| NodeId(role.first + i)).collect());
+        }
+        if let Some((a, b)) = inner.split_once("..") {
+            let a: u32 = a.trim().parse().map_err(|_| format!("expected a range like \"0..10\" in \"{selector}\""))?;
+            let b: u32 = b.trim().parse().map_err(|_| format!("expected a range like \"0..10\" in \"{selector}\""))?;
+            if a >= b {
+                return Err(format!("empty range in \"{selector}\""));
+            }
+            if b > role.count {
+                return Err(bad_index(&b.to_string()));
+            }
+            return Ok(ids(a..b));
+        }
+        let i: u32 = inner
+            .parse()
+            .map_err(|_| format!("expected an index, a range \"0..10\", \"random 1%\" or \"*\" in \"{selector}\""))?;
+        if i >= role.count {
+            return Err(bad_index(inner));
+        }
+        Ok(ids(i..i + 1))
+    }
+
+    /// Resolves a list of selectors, removing duplicates but keeping first-seen order.
+    pub fn select_all(&self, selectors: &[String], rng: &mut SimRng) -> Result<Vec<NodeId>, String> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for s in selectors {
+            for n in self.select(s, rng)? {
+                if seen.insert(n) {
+                    out.push(n);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `k` distinct indices of `0..n`, sorted (partial Fisher–Yates).
+fn pick_random(n: u32, k: u32, rng: &mut SimRng) -> Vec<u32> {
+    let mut pool: Vec<u32> = (0..n).collect();
+    for i in 0..k as usize {
+        let j = rng.random_range(i..pool.len());
+        pool.swap(i, j);
+    }
+    pool.truncate(k as usize);
+    pool.sort_unstable();
+    pool
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stream;
+
+    fn topo() -> Topology {
+        let mut t = Topology::default();
+        t.add_role("servers", 3);
+        t.add_role("instances", 1000);
+        t
+    }
+
+    #[test]
+    fn selectors_resolve() {
+        let t = topo();
+        let mut rng = stream(1, "faults");
+        assert_eq!(t.select("servers[1]", &mut rng), Ok(vec![NodeId(1)]));
+        assert_eq!(t.select("servers", &mut rng).map(|v| v.len()), Ok(3));
+        assert_eq!(t.select("instances[0..2]", &mut rng), Ok(vec![NodeId(3), NodeId(4)]));
+        let r = t.select("instances[random 1%]", &mut rng).expect("valid");
+        assert_eq!(r.len(), 10);
+        assert!(r.iter().all(|n| n.0 >= 3 && n.0 < 1003));
+        assert_eq!(t.select("instances[random 7]", &mut rng).map(|v| v.len()), Ok(7));
+    }
+
+    #[test]
+    fn bad_selectors_say_why() {
+        let t = topo();
+        let mut rng = stream(1, "faults");
+        for (bad, needle) in [
+            ("server[1]", "unknown role"),
+            ("servers[3]", "out of range"),
+            ("instances[5..5]", "empty range"),
+            ("instances[random 2000]", "cannot pick"),
+            ("instances[random 150%]", "within 0..100"),
+            ("servers[x]", "expected an index"),
+            ("servers[1", "expected a selector"),
+        ] {
+            let err = t.select(bad, &mut rng).expect_err(bad);
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+}

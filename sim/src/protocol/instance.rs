@@ -1,0 +1,122 @@
+//! A service instance with the Nacos 1.x client's registration and beat loop.
+//!
+//! On start it registers, and its beat task runs every `beat_interval`, the next beat being
+//! scheduled only after the previous beat's response or failure (Nacos' `BeatReactor`
+//! reschedules at the end of each run). A beat answered "not found" makes it re-register at
+//! once. Each request starts at a random server and, on timeout, tries the next server in
+//! round-robin order until every server was tried once (Nacos' `NamingProxy.reqApi`).
+
+use rand::RngExt;
+
+use super::{Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
+use crate::engine::{NodeId, SimDuration, TimerId};
+
+#[derive(Clone, Debug)]
+pub struct InstanceConfig {
+    pub service: ServiceId,
+    pub servers: ServerList,
+    pub beat_interval: SimDuration,
+    pub request_timeout: SimDuration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Register,
+    Beat,
+}
+
+/// One request in flight: which kind, which server index we are on, how many tried.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    req: u64,
+    kind: Kind,
+    server_idx: usize,
+    tried: usize,
+    timeout: TimerId,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServiceInstance {
+    config: InstanceConfig,
+    next_req: u64,
+    inflight: Vec<InFlight>,
+}
+
+impl ServiceInstance {
+    pub fn new(config: InstanceConfig) -> Self {
+        ServiceInstance { config, next_req: 0, inflight: Vec::new() }
+    }
+
+    pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
+        self.request(ctx, Kind::Register);
+        ctx.set_timer(self.config.beat_interval, Timer::Beat);
+    }
+
+    pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, _from: NodeId, msg: Msg) {
+        let (req, found) = match msg {
+            Msg::RegisterOk { req } => (req, true),
+            Msg::BeatOk { req, found } => (req, found),
+            Msg::Register { .. } | Msg::Beat { .. } => return,
+        };
+        let Some(pos) = self.inflight.iter().position(|f| f.req == req) else {
+            return; // a late or duplicated answer
+        };
+        let done = self.inflight.swap_remove(pos);
+        ctx.cancel_timer(done.timeout);
+        if done.kind == Kind::Beat {
+            if !found {
+                ctx.observe(Obs::Reregistered);
+                self.request(ctx, Kind::Register);
+            }
+            ctx.set_timer(self.config.beat_interval, Timer::Beat);
+        }
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
+        match timer {
+            Timer::Beat => self.request(ctx, Kind::Beat),
+            Timer::RequestTimeout { req } => {
+                let Some(pos) = self.inflight.iter().position(|f| f.req == req) else {
+                    return;
+                };
+                let f = self.inflight[pos];
+                if f.tried < self.config.servers.len() {
+                    let idx = (f.server_idx + 1) % self.config.servers.len();
+                    self.inflight[pos] = self.send_to(ctx, f.req, f.kind, idx, f.tried + 1);
+                } else {
+                    self.inflight.swap_remove(pos);
+                    if f.kind == Kind::Beat {
+                        ctx.set_timer(self.config.beat_interval, Timer::Beat);
+                    }
+                }
+            }
+            Timer::HealthCheck => {}
+        }
+    }
+
+    /// Everything is in memory; on restart `on_start` registers again.
+    pub fn crash(&mut self) {
+        self.inflight.clear();
+    }
+
+    fn request(&mut self, ctx: &mut NodeCtx<'_>, kind: Kind) {
+        let req = self.next_req;
+        self.next_req += 1;
+        let n = self.config.servers.len();
+        let start = if n > 1 { ctx.rng().random_range(0..n) } else { 0 };
+        let f = self.send_to(ctx, req, kind, start, 1);
+        self.inflight.push(f);
+    }
+
+    fn send_to(&self, ctx: &mut NodeCtx<'_>, req: u64, kind: Kind, server_idx: usize, tried: usize) -> InFlight {
+        let server = self.config.servers[server_idx];
+        let service = self.config.service;
+        let msg = match kind {
+            Kind::Register => Msg::Register { service, req },
+            Kind::Beat => Msg::Beat { service, req },
+        };
+        ctx.send(server, msg);
+        let timeout = ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req });
+        InFlight { req, kind, server_idx, tried, timeout }
+    }
+}

@@ -1,0 +1,67 @@
+//! SVG plots (plotters, SVG backend only: no system fonts needed).
+
+use plotters::prelude::*;
+
+/// One line of a CDF plot: a label and its samples (seconds).
+pub struct CdfLine<'a> {
+    pub label: &'a str,
+    pub samples: &'a [f64],
+}
+
+const COLORS: [RGBColor; 5] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x94, 0x67, 0xbd),
+];
+
+/// An empirical CDF per line, as an SVG document. Lines without samples are left out.
+pub fn cdf_svg(title: &str, x_label: &str, lines: &[CdfLine<'_>]) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (820, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let x_max = lines.iter().flat_map(|l| l.samples.iter().copied()).fold(0.0_f64, f64::max);
+        let x_max = if x_max > 0.0 { x_max * 1.05 } else { 1.0 };
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..x_max, 0.0..1.0)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc("fraction of crashed instances")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.samples.is_empty()) {
+            let color = COLORS[i % COLORS.len()];
+            let mut v = line.samples.to_vec();
+            v.sort_by(f64::total_cmp);
+            let n = v.len() as f64;
+            let mut pts = vec![(0.0, 0.0)];
+            for (k, x) in v.iter().enumerate() {
+                pts.push((*x, k as f64 / n));
+                pts.push((*x, (k + 1) as f64 / n));
+            }
+            pts.push((x_max, 1.0));
+            chart
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(format!("{} (n = {})", line.label, v.len()))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,106 @@
+//! Builds a world from a validated scenario.
+//!
+//! Node ids are laid out by role: servers first, then instances; random streams are named by
+//! role and index (`servers/0`, `instances/17`), the network's `net`, the fault schedule's
+//! `faults`, start offsets `workload`, so adding an instance perturbs no other node.
+
+use std::sync::Arc;
+
+use rand::RngExt;
+
+use super::schema::{LinkSpec, Scenario};
+use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
+use crate::fault::{self, Topology};
+use crate::net::{LinkProfile, Network};
+use crate::protocol::{InstanceConfig, Node, RegistryServer, ServerConfig, ServiceId, ServiceInstance};
+
+pub const SERVERS: &str = "servers";
+pub const INSTANCES: &str = "instances";
+
+/// A world ready to run, with the layout the metrics need.
+pub struct Built {
+    pub world: World<Node>,
+    pub topology: Topology,
+    pub seed: u64,
+}
+
+impl Built {
+    pub fn servers(&self) -> Vec<NodeId> {
+        self.role_nodes(SERVERS)
+    }
+    pub fn instances(&self) -> Vec<NodeId> {
+        self.role_nodes(INSTANCES)
+    }
+    fn role_nodes(&self, name: &str) -> Vec<NodeId> {
+        self.topology.role(name).map(|r| (r.first..r.first + r.count).map(NodeId).collect()).unwrap_or_default()
+    }
+}
+
+/// A build error: (key path, message). Only fault targets can fail here.
+pub type BuildError = (String, String);
+
+pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
+    let mut topology = Topology::default();
+    topology.add_role(SERVERS, s.registry.servers);
+    topology.add_role(INSTANCES, s.instances.count);
+    let class_of: Vec<u8> =
+        topology.roles.iter().enumerate().flat_map(|(c, r)| std::iter::repeat_n(c as u8, r.count as usize)).collect();
+    let mut net =
+        Network::new(profile(&s.network.latency, s.network.loss, s.network.duplicate)?, class_of, stream(seed, "net"));
+    for (k, l) in s.network.links.iter().enumerate() {
+        add_link(&mut net, &topology, k, l, s)?;
+    }
+    let mut world = World::new(seed, net);
+    let server_cfg = ServerConfig {
+        check_interval: s.registry.health.check_interval,
+        unhealthy_after: s.registry.health.unhealthy_after,
+        delete_after: s.registry.health.delete_after,
+    };
+    for i in 0..s.registry.servers {
+        world.add_node(&format!("{SERVERS}/{i}"), Node::Server(RegistryServer::new(server_cfg.clone())), SimTime::ZERO);
+    }
+    let servers: Arc<[NodeId]> = (0..s.registry.servers).map(NodeId).collect();
+    let cfg = InstanceConfig {
+        service: ServiceId(0),
+        servers,
+        beat_interval: s.instances.beat_interval,
+        request_timeout: s.instances.request_timeout,
+    };
+    let mut workload = stream(seed, "workload");
+    let spread = s.instances.start_spread.as_nanos();
+    for i in 0..s.instances.count {
+        let start = if spread == 0 { 0 } else { workload.random_range(0..spread) };
+        world.add_node(&format!("{INSTANCES}/{i}"), Node::Instance(ServiceInstance::new(cfg.clone())), SimTime(start));
+    }
+    let mut fault_rng = stream(seed, "faults");
+    for (at, action) in fault::resolve(&s.faults, &topology, &mut fault_rng)? {
+        world.schedule_fault(at, action);
+    }
+    Ok(Built { world, topology, seed })
+}
+
+fn profile(latency: &crate::net::LatencySpec, loss: f64, duplicate: f64) -> Result<LinkProfile, BuildError> {
+    let latency = latency.build().map_err(|(f, m)| (format!("network.latency.{f}"), m))?;
+    Ok(LinkProfile { latency, loss, duplicate })
+}
+
+fn add_link(net: &mut Network, t: &Topology, k: usize, l: &LinkSpec, s: &Scenario) -> Result<(), BuildError> {
+    let class = |role: &str, key: &str| {
+        t.roles.iter().position(|r| r.name == role).map(|c| c as u8).ok_or_else(|| {
+            let names: Vec<&str> = t.roles.iter().map(|r| r.name.as_str()).collect();
+            (format!("network.links[{k}].{key}"), format!("unknown role \"{role}\" (roles: {})", names.join(", ")))
+        })
+    };
+    let (from, to) = (class(&l.from, "from")?, class(&l.to, "to")?);
+    let latency = l.latency.as_ref().unwrap_or(&s.network.latency);
+    let p = profile(latency, l.loss.unwrap_or(s.network.loss), l.duplicate.unwrap_or(s.network.duplicate))
+        .map_err(|(p, m)| (p.replace("network.", &format!("network.links[{k}].")), m))?;
+    net.set_link(from, to, p.clone());
+    if !l.one_way {
+        net.set_link(to, from, p);
+    }
+    Ok(())
+}
+
+/// The smallest unit of simulated time we print.
+pub const TICK: SimDuration = SimDuration::from_millis(1);

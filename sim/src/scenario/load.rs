@@ -1,0 +1,251 @@
+//! Loading a scenario: TOML text -> overrides -> typed `Scenario` -> validation, with errors
+//! that name the file, line, column and key path and say what was expected.
+//!
+//! Overrides (`--set key.path=value`) are applied to the parsed table before typing, so they
+//! pass through exactly the same checks as the file. A value that parses as TOML is used as
+//! such (`10`, `0.5`, `true`, `"x"`, `{ dist = "constant", value = "1ms" }`); anything else is
+//! taken as a string (`15s`). An error at an overridden key is reported against the `--set`
+//! argument; any other error is located in the file by walking the key path through a
+//! span-preserving parse of the original text.
+
+use std::fmt;
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+
+use super::schema::Scenario;
+
+/// A user error in a scenario or an override: exit code 2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// `file:line:col` or `--set key=value` or just the file.
+    pub location: String,
+    pub key_path: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.key_path {
+            Some(p) if !p.is_empty() => write!(f, "{}: {p}: {}", self.location, self.message),
+            _ => write!(f, "{}: {}", self.location, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// One `--set key.path=value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    pub raw: String,
+    pub path: Vec<Seg>,
+    pub value: toml::Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Parses `a.b[2].c` into segments.
+pub fn parse_key_path(s: &str) -> Option<Vec<Seg>> {
+    let mut out = Vec::new();
+    for part in s.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return None;
+        }
+        out.push(Seg::Key(key.to_string()));
+        while let Some(r) = rest.strip_prefix('[') {
+            let close = r.find(']')?;
+            out.push(Seg::Index(r[..close].parse().ok()?));
+            rest = &r[close + 1..];
+        }
+        if !rest.is_empty() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn path_string(path: &[Seg]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            Seg::Key(k) if s.is_empty() => s.push_str(k),
+            Seg::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Seg::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
+}
+
+impl Override {
+    pub fn parse(raw: &str) -> Result<Override, ScenarioError> {
+        let err = |m: &str| ScenarioError { location: format!("--set {raw}"), key_path: None, message: m.to_string() };
+        let (key, value) = raw.split_once('=').ok_or_else(|| err("expected key.path=value"))?;
+        let path = parse_key_path(key.trim())
+            .ok_or_else(|| err("expected a key path like registry.health.unhealthy_after or faults[0].at"))?;
+        let text = value.trim();
+        let value = match toml::from_str::<toml::Table>(&format!("v = {text}")) {
+            Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(text.to_string())),
+            Err(_) => toml::Value::String(text.to_string()),
+        };
+        Ok(Override { raw: raw.to_string(), path, value })
+    }
+
+    fn apply(&self, root: &mut toml::Value) -> Result<(), ScenarioError> {
+        let err = |m: String| ScenarioError {
+            location: format!("--set {}", self.raw),
+            key_path: Some(path_string(&self.path)),
+            message: m,
+        };
+        let mut cur: &mut toml::Value = root;
+        for (i, seg) in self.path.iter().enumerate() {
+            let last = i + 1 == self.path.len();
+            let here = path_string(&self.path[..i]);
+            cur = match (seg, cur) {
+                (Seg::Key(k), toml::Value::Table(t)) => {
+                    if last {
+                        t.insert(k.clone(), self.value.clone());
+                        return Ok(());
+                    }
+                    let next_is_index = matches!(self.path.get(i + 1), Some(Seg::Index(_)));
+                    t.entry(k.clone()).or_insert_with(|| {
+                        if next_is_index {
+                            toml::Value::Array(Vec::new())
+                        } else {
+                            toml::Value::Table(toml::Table::new())
+                        }
+                    })
+                }
+                (Seg::Index(n), toml::Value::Array(a)) => {
+                    let len = a.len();
+                    let slot = a
+                        .get_mut(*n)
+                        .ok_or_else(|| err(format!("index {n} is out of range: {here} has {len} entries")))?;
+                    if last {
+                        *slot = self.value.clone();
+                        return Ok(());
+                    }
+                    slot
+                }
+                (_, other) => return Err(err(format!("{here} is a {}, not a table or array", other.type_str()))),
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Loads and validates a scenario file with overrides.
+pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        location: file.clone(),
+        key_path: None,
+        message: format!("cannot read the scenario: {e}"),
+    })?;
+    load_str(&file, &text, overrides)
+}
+
+/// Like [`load`], from text; `file` is only used in messages.
+pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| {
+        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
+        ScenarioError {
+            location: format!("{file}:{line}:{col}"),
+            key_path: None,
+            message: e.message().trim().to_string(),
+        }
+    })?;
+    let mut root = toml::Value::Table(table);
+    for o in overrides {
+        o.apply(&mut root)?;
+    }
+    let scenario: Scenario = serde_path_to_error::deserialize(root).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().message().trim().to_string();
+        locate(file, text, overrides, if path == "." { "" } else { &path }, message)
+    })?;
+    scenario.validate().map_err(|(p, m)| locate(file, text, overrides, &p, m))?;
+    Ok(scenario)
+}
+
+/// Turns (key path, message) into an error pointing at the `--set` or the file position.
+fn locate(file: &str, text: &str, overrides: &[Override], path: &str, message: String) -> ScenarioError {
+    let segs = parse_key_path(path).unwrap_or_default();
+    // An unknown key: point at the key itself.
+    let mut target = segs.clone();
+    if let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
+        && !matches!(segs.last(), Some(Seg::Key(k)) if k == field)
+    {
+        target.push(Seg::Key(field.to_string()));
+    }
+    let key_path = Some(path_string(&target));
+    for o in overrides.iter().rev() {
+        if target.starts_with(&o.path) || o.path.starts_with(&target) && !target.is_empty() {
+            return ScenarioError { location: format!("--set {}", o.raw), key_path, message };
+        }
+    }
+    let location = match span_of(text, &target) {
+        Some(offset) => {
+            let (line, col) = line_col(text, offset);
+            format!("{file}:{line}:{col}")
+        }
+        None => file.to_string(),
+    };
+    ScenarioError { location, key_path, message }
+}
+
+/// Byte offset of the deepest existing item on `path` in `text` (values for leaves, keys for
+/// missing children).
+fn span_of(text: &str, path: &[Seg]) -> Option<usize> {
+    let doc = DeTable::parse(text).ok()?;
+    let mut table: &DeTable = doc.get_ref();
+    let mut value: Option<&DeValue> = None;
+    let mut best = Some(0usize);
+    for seg in path {
+        match (seg, value) {
+            (Seg::Key(k), None) | (Seg::Key(k), Some(DeValue::Table(_))) => {
+                if let Some(DeValue::Table(t)) = value {
+                    table = t;
+                }
+                let Some((key, v)) = table.iter().find(|(key, _)| key.get_ref().as_ref() == k.as_str()) else {
+                    return best;
+                };
+                best = Some(if matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_)) {
+                    key.span().start
+                } else {
+                    v.span().start
+                });
+                value = Some(v.get_ref());
+            }
+            (Seg::Index(i), Some(DeValue::Array(a))) => {
+                let Some(v) = a.get(*i) else {
+                    return best;
+                };
+                best = Some(v.span().start);
+                value = Some(v.get_ref());
+            }
+            _ => return best,
+        }
+    }
+    best
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..text.floor_char_boundary(offset)];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}

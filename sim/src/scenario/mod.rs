@@ -1,0 +1,10 @@
+//! Scenario files: schema (serde), loading with overrides and located errors, validation, and
+//! building a world from a scenario.
+
+pub mod build;
+pub mod load;
+pub mod schema;
+
+pub use build::{Built, build};
+pub use load::{Override, ScenarioError, load, load_str};
+pub use schema::Scenario;
