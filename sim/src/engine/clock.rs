@@ -13,15 +13,18 @@ const PPM: i128 = 1_000_000;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LocalClock {
     anchor_true: u64,
-    anchor_local: i128,
+    /// Local reading at `anchor_true` (signed: a large backwards step may go below zero).
+    anchor_local: i64,
     drift_ppm: i64,
 }
 
 impl LocalClock {
     /// The node's local reading at true time `t`.
+    #[inline]
     pub fn local(&self, t: SimTime) -> SimTime {
         let elapsed = i128::from(t.0) - i128::from(self.anchor_true);
-        let local = self.anchor_local + elapsed * (PPM + i128::from(self.drift_ppm)) / PPM;
+        let scaled = if self.drift_ppm == 0 { elapsed } else { elapsed * (PPM + i128::from(self.drift_ppm)) / PPM };
+        let local = i128::from(self.anchor_local) + scaled;
         SimTime(local.clamp(0, i128::from(u64::MAX)) as u64)
     }
 
@@ -39,7 +42,7 @@ impl LocalClock {
     /// From true time `now` on, local time reads `now + offset` and drifts by `drift_ppm`.
     pub fn set_skew(&mut self, now: SimTime, offset_ns: i64, drift_ppm: i64) {
         self.anchor_true = now.0;
-        self.anchor_local = i128::from(now.0) + i128::from(offset_ns);
+        self.anchor_local = i64::try_from(now.0).unwrap_or(i64::MAX).saturating_add(offset_ns);
         self.drift_ppm = drift_ppm;
     }
 }

@@ -1,30 +1,181 @@
 //! The event queue: a priority queue ordered by `(time, sequence number)`.
 //!
-//! Payloads live in a slab (a `Vec` with a free list); the heap holds only 24-byte keys
-//! `(time, seq, slot)`, so sifting moves little memory however large a message is. The
+//! Payloads are stored inline with their `(time, seq)` key: buckets are drained in sequence,
+//! so this reads memory in order (an earlier slab of payloads indexed from the keys cost a cache
+//! miss per event on the 10,000-instance workload). Keep event types small. The
 //! sequence number is assigned at push time and makes ties deterministic: two events at the
-//! same instant pop in the order they were pushed (FIFO). The public surface is `push`, `pop`,
-//! `len` and `peek_time`; a timing wheel or calendar queue can replace the heap behind it
-//! without touching anything else.
+//! same instant pop in the order they were pushed (FIFO).
+//!
+//! The keys are kept in a calendar queue (a timing wheel, after Brown 1988 and Varghese &
+//! Lauck 1987): `WHEEL` buckets of `2^BUCKET_SHIFT` ns (~1.05 ms; a horizon of ~8.6 s, enough for beat and check timers) with a
+//! bitmap of occupied buckets; the current bucket is drained into a small binary heap (`near`)
+//! that gives the exact `(time, seq)` order inside it, and events beyond the horizon wait in
+//! an overflow heap (`far`) until the wheel comes within reach. Pop order is identical to a
+//! binary heap over `(time, seq)` (a test checks this against `BinaryHeap` on random loads).
+//! Measured on the heartbeat workload the binary heap alone took over half of the run time.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::time::SimTime;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Key {
+/// An event with its ordering key; ordered by `(time, seq)` only.
+#[derive(Debug)]
+struct Key<E> {
     time: SimTime,
     seq: u64,
-    slot: u32,
+    event: E,
+}
+
+impl<E> PartialEq for Key<E> {
+    fn eq(&self, o: &Self) -> bool {
+        (self.time, self.seq) == (o.time, o.seq)
+    }
+}
+impl<E> Eq for Key<E> {}
+impl<E> PartialOrd for Key<E> {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<E> Ord for Key<E> {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.time, self.seq).cmp(&(o.time, o.seq))
+    }
+}
+
+const BUCKET_SHIFT: u32 = 20;
+const WHEEL_BITS: u32 = 13;
+const WHEEL: u64 = 1 << WHEEL_BITS;
+const MASK: u64 = WHEEL - 1;
+
+/// The ordering structure over keys (see the module doc).
+#[derive(Debug)]
+struct Calendar<E> {
+    buckets: Vec<Vec<Key<E>>>,
+    occupied: Vec<u64>,
+    /// Absolute number of the current bucket (`time >> BUCKET_SHIFT`).
+    cursor: u64,
+    in_wheel: usize,
+    near: BinaryHeap<Reverse<Key<E>>>,
+    far: BinaryHeap<Reverse<Key<E>>>,
+}
+
+impl<E> Calendar<E> {
+    fn new() -> Self {
+        Calendar {
+            buckets: (0..WHEEL).map(|_| Vec::new()).collect(),
+            occupied: vec![0; (WHEEL / 64) as usize],
+            cursor: 0,
+            in_wheel: 0,
+            near: BinaryHeap::new(),
+            far: BinaryHeap::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.near.len() + self.in_wheel + self.far.len()
+    }
+
+    #[inline]
+    fn push(&mut self, key: Key<E>) {
+        let b = key.time.0 >> BUCKET_SHIFT;
+        if b <= self.cursor {
+            self.near.push(Reverse(key));
+        } else if b < self.cursor + WHEEL {
+            let i = (b & MASK) as usize;
+            self.buckets[i].push(key);
+            self.occupied[i / 64] |= 1 << (i % 64);
+            self.in_wheel += 1;
+        } else {
+            self.far.push(Reverse(key));
+        }
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<Key<E>> {
+        loop {
+            if let Some(Reverse(k)) = self.near.pop() {
+                return Some(k);
+            }
+            if !self.advance() {
+                return None;
+            }
+        }
+    }
+
+    fn peek_time(&mut self) -> Option<SimTime> {
+        loop {
+            if let Some(Reverse(k)) = self.near.peek() {
+                return Some(k.time);
+            }
+            if !self.advance() {
+                return None;
+            }
+        }
+    }
+
+    /// Moves the cursor to the next occupied bucket and loads it into `near`.
+    fn advance(&mut self) -> bool {
+        if self.in_wheel == 0 {
+            let Some(Reverse(k)) = self.far.peek() else {
+                return false;
+            };
+            self.cursor = k.time.0 >> BUCKET_SHIFT;
+            self.migrate();
+            return true;
+        }
+        let next = self.next_occupied();
+        self.cursor = next;
+        let i = (next & MASK) as usize;
+        self.occupied[i / 64] &= !(1 << (i % 64));
+        self.in_wheel -= self.buckets[i].len();
+        let bucket = &mut self.buckets[i];
+        self.near.extend(bucket.drain(..).map(Reverse));
+        self.migrate();
+        true
+    }
+
+    /// Absolute number of the first occupied bucket after the cursor (one exists).
+    fn next_occupied(&self) -> u64 {
+        let start = (self.cursor + 1) & MASK;
+        let words = self.occupied.len();
+        let first_word = (start / 64) as usize;
+        let masked = self.occupied[first_word] & (!0u64 << (start % 64));
+        let mut found = None;
+        if masked != 0 {
+            found = Some(first_word as u64 * 64 + u64::from(masked.trailing_zeros()));
+        } else {
+            for k in 1..=words {
+                let w = (first_word + k) % words;
+                if self.occupied[w] != 0 {
+                    found = Some(w as u64 * 64 + u64::from(self.occupied[w].trailing_zeros()));
+                    break;
+                }
+            }
+        }
+        let slot = found.expect("calendar queue: in_wheel > 0 but no occupied bucket");
+        let offset = (slot + WHEEL - start) & MASK;
+        self.cursor + 1 + offset
+    }
+
+    /// Moves overflow events that the wheel now reaches into it.
+    fn migrate(&mut self) {
+        while let Some(Reverse(k)) = self.far.peek() {
+            if k.time.0 >> BUCKET_SHIFT >= self.cursor + WHEEL {
+                break;
+            }
+            if let Some(Reverse(k)) = self.far.pop() {
+                self.push(k);
+            }
+        }
+    }
 }
 
 /// A deterministic min-queue of events of type `E`.
 #[derive(Debug)]
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Reverse<Key>>,
-    slab: Vec<Option<E>>,
-    free: Vec<u32>,
+    keys: Calendar<E>,
     next_seq: u64,
 }
 
@@ -36,51 +187,35 @@ impl<E> Default for EventQueue<E> {
 
 impl<E> EventQueue<E> {
     pub fn new() -> Self {
-        EventQueue { heap: BinaryHeap::new(), slab: Vec::new(), free: Vec::new(), next_seq: 0 }
-    }
-
-    pub fn with_capacity(n: usize) -> Self {
-        EventQueue { heap: BinaryHeap::with_capacity(n), slab: Vec::with_capacity(n), free: Vec::new(), next_seq: 0 }
+        EventQueue { keys: Calendar::new(), next_seq: 0 }
     }
 
     /// Schedules `event` at `time`; returns its sequence number (unique, increasing).
+    #[inline]
     pub fn push(&mut self, time: SimTime, event: E) -> u64 {
-        let slot = match self.free.pop() {
-            Some(slot) => {
-                self.slab[slot as usize] = Some(event);
-                slot
-            }
-            None => {
-                assert!(self.slab.len() < u32::MAX as usize, "event queue: more than 2^32 pending events");
-                self.slab.push(Some(event));
-                (self.slab.len() - 1) as u32
-            }
-        };
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Reverse(Key { time, seq, slot }));
+        self.keys.push(Key { time, seq, event });
         seq
     }
 
     /// Removes and returns the earliest event (ties: lowest sequence number first).
+    #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        let Reverse(key) = self.heap.pop()?;
-        let event = self.slab[key.slot as usize].take();
-        self.free.push(key.slot);
-        let event = event.unwrap_or_else(|| panic!("event queue: slot {} popped twice", key.slot));
-        Some((key.time, event))
+        self.keys.pop().map(|k| (k.time, k.event))
     }
 
-    pub fn peek_time(&self) -> Option<SimTime> {
-        self.heap.peek().map(|Reverse(k)| k.time)
+    /// Time of the earliest event (may advance the calendar's cursor, hence `&mut`).
+    pub fn peek_time(&mut self) -> Option<SimTime> {
+        self.keys.peek_time()
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.keys.len() == 0
     }
 }
 
@@ -112,8 +247,48 @@ mod tests {
         assert_eq!(q.pop(), None);
     }
 
+    /// The calendar must pop exactly like a binary heap over (time, seq), including events
+    /// far beyond the wheel's horizon, ties, and pushes into the current bucket.
     #[test]
-    fn slots_are_reused_and_interleaving_keeps_order() {
+    fn same_order_as_a_binary_heap() {
+        let mut state = 0x1234_5678_u64;
+        let mut next = || {
+            state = crate::engine::rng::mix64(state);
+            state
+        };
+        let mut q = EventQueue::new();
+        let mut reference = BinaryHeap::new();
+        let mut now = 0u64;
+        for round in 0..200_000u64 {
+            let r = next();
+            let delay = match r % 6 {
+                0 => 0,
+                1 => r % 1_000,           // same bucket
+                2 => r % 10_000_000,      // a few buckets ahead
+                3 => r % 5_000_000_000,   // seconds
+                4 => r % 500_000_000_000, // beyond the horizon
+                _ => (r % 3) * (1 << 20), // bucket edges
+            };
+            let seq = q.push(SimTime(now + delay), round);
+            reference.push(Reverse((now + delay, seq, round)));
+            if next() % 3 != 0 {
+                let got = q.pop();
+                let want = reference.pop().map(|Reverse((t, _, e))| (SimTime(t), e));
+                assert_eq!(got, want, "round {round}");
+                if let Some((t, _)) = got {
+                    now = t.0;
+                }
+            }
+        }
+        while let Some(Reverse((t, _, e))) = reference.pop() {
+            assert_eq!(q.pop(), Some((SimTime(t), e)));
+        }
+        assert_eq!(q.pop(), None);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn interleaving_keeps_order() {
         let mut q = EventQueue::new();
         let mut expected = Vec::new();
         let mut got = Vec::new();
@@ -129,7 +304,6 @@ mod tests {
                 assert_eq!(got.last().copied().flatten(), Some(first));
             }
         }
-        assert!(q.slab.len() <= 300 - 100 + 1, "slab grew to {} despite reuse", q.slab.len());
         assert_eq!(q.len(), 200);
         assert_eq!(q.peek_time(), Some(SimTime(expected[0].0)));
     }

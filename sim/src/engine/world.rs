@@ -90,21 +90,32 @@ enum Event<M, T> {
     Fault(u32),
 }
 
-struct NodeState<A: Actor> {
-    actor: A,
+/// The per-node fields every event reads, kept small and together (a struct of arrays: the
+/// actor, its random stream and the rarely used lists live in their own vectors, so checking
+/// a timer's incarnation does not pull a whole actor into the cache).
+#[derive(Clone, Copy)]
+struct Meta {
     status: Status,
     incarnation: u32,
-    clock: LocalClock,
-    rng: SimRng,
+    /// Number of ids in this node's `cancelled` list (0 on the fast path).
+    cancelled: u32,
     next_timer: u64,
+    clock: LocalClock,
+}
+
+/// Rarely touched per-node lists.
+struct Aux<M, T> {
     cancelled: Vec<TimerId>,
-    deferred: Vec<Event<A::Msg, A::Timer>>,
+    deferred: Vec<Event<M, T>>,
 }
 
 pub struct World<A: Actor> {
     seed: u64,
     now: SimTime,
-    nodes: Vec<NodeState<A>>,
+    meta: Vec<Meta>,
+    actors: Vec<A>,
+    rngs: Vec<SimRng>,
+    aux: Vec<Aux<A::Msg, A::Timer>>,
     queue: EventQueue<Event<A::Msg, A::Timer>>,
     net: Network,
     faults: Vec<FaultAction>,
@@ -120,8 +131,11 @@ impl<A: Actor> World<A> {
         World {
             seed,
             now: SimTime::ZERO,
-            nodes: Vec::new(),
-            queue: EventQueue::with_capacity(net.node_count() * 2),
+            meta: Vec::new(),
+            actors: Vec::new(),
+            rngs: Vec::new(),
+            aux: Vec::new(),
+            queue: EventQueue::new(),
             net,
             faults: Vec::new(),
             records: Vec::new(),
@@ -135,17 +149,17 @@ impl<A: Actor> World<A> {
     /// Adds a node whose random stream is named `stream_name` (e.g. `instances/17`) and
     /// which starts at `start_at`.
     pub fn add_node(&mut self, stream_name: &str, actor: A, start_at: SimTime) -> NodeId {
-        let id = NodeId(u32::try_from(self.nodes.len()).expect("world: more than 2^32 nodes"));
-        self.nodes.push(NodeState {
-            actor,
+        let id = NodeId(u32::try_from(self.meta.len()).expect("world: more than 2^32 nodes"));
+        self.meta.push(Meta {
             status: Status::Up,
             incarnation: 0,
-            clock: LocalClock::default(),
-            rng: stream(self.seed, stream_name),
+            cancelled: 0,
             next_timer: 0,
-            cancelled: Vec::new(),
-            deferred: Vec::new(),
+            clock: LocalClock::default(),
         });
+        self.actors.push(actor);
+        self.rngs.push(stream(self.seed, stream_name));
+        self.aux.push(Aux { cancelled: Vec::new(), deferred: Vec::new() });
         self.queue.push(start_at, Event::Start { node: id, incarnation: 0 });
         id
     }
@@ -173,13 +187,13 @@ impl<A: Actor> World<A> {
         &self.net
     }
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.meta.len()
     }
     pub fn actor(&self, n: NodeId) -> &A {
-        &self.nodes[n.index()].actor
+        &self.actors[n.index()]
     }
     pub fn status(&self, n: NodeId) -> Status {
-        self.nodes[n.index()].status
+        self.meta[n.index()].status
     }
     pub fn pending_events(&self) -> usize {
         self.queue.len()
@@ -213,12 +227,12 @@ impl<A: Actor> World<A> {
         self.now = time;
         match event {
             Event::Start { node, incarnation } => {
-                let state = &mut self.nodes[node.index()];
-                if state.incarnation != incarnation {
+                let m = self.meta[node.index()];
+                if m.incarnation != incarnation {
                     return true;
                 }
-                match state.status {
-                    Status::Paused => state.deferred.push(Event::Start { node, incarnation }),
+                match m.status {
+                    Status::Paused => self.aux[node.index()].deferred.push(Event::Start { node, incarnation }),
                     Status::Crashed => {}
                     Status::Up => {
                         self.fold(1, node, &());
@@ -226,25 +240,31 @@ impl<A: Actor> World<A> {
                     }
                 }
             }
-            Event::Deliver { from, to, msg } => match self.nodes[to.index()].status {
+            Event::Deliver { from, to, msg } => match self.meta[to.index()].status {
                 Status::Crashed => {}
-                Status::Paused => self.nodes[to.index()].deferred.push(Event::Deliver { from, to, msg }),
+                Status::Paused => self.aux[to.index()].deferred.push(Event::Deliver { from, to, msg }),
                 Status::Up => {
                     self.fold(2 | u64::from(from.0) << 8, to, &msg);
                     self.dispatch(to, |a, ctx| a.on_message(ctx, from, msg));
                 }
             },
             Event::Timer { node, incarnation, id, timer } => {
-                let state = &mut self.nodes[node.index()];
-                if state.incarnation != incarnation {
+                let m = &mut self.meta[node.index()];
+                if m.incarnation != incarnation {
                     return true;
                 }
-                if let Some(pos) = state.cancelled.iter().position(|c| *c == id) {
-                    state.cancelled.swap_remove(pos);
-                    return true;
+                if m.cancelled > 0 {
+                    let list = &mut self.aux[node.index()].cancelled;
+                    if let Some(pos) = list.iter().position(|c| *c == id) {
+                        list.swap_remove(pos);
+                        m.cancelled -= 1;
+                        return true;
+                    }
                 }
-                match state.status {
-                    Status::Paused => state.deferred.push(Event::Timer { node, incarnation, id, timer }),
+                match m.status {
+                    Status::Paused => {
+                        self.aux[node.index()].deferred.push(Event::Timer { node, incarnation, id, timer })
+                    }
                     Status::Crashed => {}
                     Status::Up => {
                         self.fold(3, node, &timer);
@@ -271,13 +291,19 @@ impl<A: Actor> World<A> {
 
     /// Calls a handler of `node`'s actor and carries out the effects it recorded.
     fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut A, &mut Ctx<'_, A::Msg, A::Timer, A::Obs>)) {
-        let state = &mut self.nodes[node.index()];
-        let local_now = state.clock.local(self.now);
-        let mut ctx =
-            Ctx::new(node, local_now, &mut state.rng, &mut state.next_timer, &mut self.effects, &mut self.observed);
-        handler(&mut state.actor, &mut ctx);
-        let incarnation = state.incarnation;
-        let clock = state.clock;
+        let i = node.index();
+        let m = &mut self.meta[i];
+        let clock = m.clock;
+        let incarnation = m.incarnation;
+        let mut ctx = Ctx::new(
+            node,
+            clock.local(self.now),
+            &mut self.rngs[i],
+            &mut m.next_timer,
+            &mut self.effects,
+            &mut self.observed,
+        );
+        handler(&mut self.actors[i], &mut ctx);
         let mut effects = std::mem::take(&mut self.effects);
         for effect in effects.drain(..) {
             match effect {
@@ -286,7 +312,10 @@ impl<A: Actor> World<A> {
                     let at = self.now + clock.true_delay(delay);
                     self.queue.push(at, Event::Timer { node, incarnation, id, timer });
                 }
-                Effect::CancelTimer(id) => self.nodes[node.index()].cancelled.push(id),
+                Effect::CancelTimer(id) => {
+                    self.aux[i].cancelled.push(id);
+                    self.meta[i].cancelled += 1;
+                }
             }
         }
         self.effects = effects;
@@ -296,7 +325,7 @@ impl<A: Actor> World<A> {
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: A::Msg) {
-        assert!(to.index() < self.nodes.len(), "world: node {from} sent to unknown node {to}");
+        assert!(to.index() < self.meta.len(), "world: node {from} sent to unknown node {to}");
         match self.net.route(from, to) {
             Delivery::Dropped(_) => {}
             Delivery::Once(d) => {
@@ -321,7 +350,7 @@ impl<A: Actor> World<A> {
             FaultAction::Resume(nodes) => nodes.iter().for_each(|n| self.resume(*n)),
             FaultAction::Partition { id, partition } => {
                 self.net.partition(*id, partition.clone());
-                for n in 0..self.nodes.len() as u32 {
+                for n in 0..self.meta.len() as u32 {
                     if partition.affects(NodeId(n)) {
                         self.record(NodeId(n), FaultRecord::Partitioned(*id));
                     }
@@ -332,7 +361,7 @@ impl<A: Actor> World<A> {
                     .net
                     .active_partitions()
                     .filter(|(pid, _)| id.is_none_or(|want| want == *pid))
-                    .map(|(pid, p)| (pid, (0..self.nodes.len() as u32).map(NodeId).filter(|n| p.affects(*n)).collect()))
+                    .map(|(pid, p)| (pid, (0..self.meta.len() as u32).map(NodeId).filter(|n| p.affects(*n)).collect()))
                     .collect();
                 self.net.heal(*id);
                 for (pid, nodes) in healed {
@@ -341,7 +370,7 @@ impl<A: Actor> World<A> {
             }
             FaultAction::Skew { nodes, offset_ns, drift_ppm } => {
                 for n in nodes {
-                    self.nodes[n.index()].clock.set_skew(self.now, *offset_ns, *drift_ppm);
+                    self.meta[n.index()].clock.set_skew(self.now, *offset_ns, *drift_ppm);
                     self.record(*n, FaultRecord::ClockSkewed { offset_ns: *offset_ns, drift_ppm: *drift_ppm });
                 }
             }
@@ -349,46 +378,47 @@ impl<A: Actor> World<A> {
     }
 
     fn crash(&mut self, n: NodeId) {
-        let state = &mut self.nodes[n.index()];
-        if state.status == Status::Crashed {
+        let m = &mut self.meta[n.index()];
+        if m.status == Status::Crashed {
             return;
         }
-        state.status = Status::Crashed;
-        state.incarnation += 1;
-        state.deferred.clear();
-        state.cancelled.clear();
-        state.actor.crash();
+        m.status = Status::Crashed;
+        m.incarnation += 1;
+        m.cancelled = 0;
+        let aux = &mut self.aux[n.index()];
+        aux.deferred.clear();
+        aux.cancelled.clear();
+        self.actors[n.index()].crash();
         self.record(n, FaultRecord::Crashed);
     }
 
     fn restart(&mut self, n: NodeId) {
-        let state = &mut self.nodes[n.index()];
-        if state.status != Status::Crashed {
+        let m = &mut self.meta[n.index()];
+        if m.status != Status::Crashed {
             return;
         }
-        state.status = Status::Up;
-        let incarnation = state.incarnation;
+        m.status = Status::Up;
+        let incarnation = m.incarnation;
         self.queue.push(self.now, Event::Start { node: n, incarnation });
         self.record(n, FaultRecord::Restarted);
     }
 
     fn pause(&mut self, n: NodeId) {
-        let state = &mut self.nodes[n.index()];
-        if state.status != Status::Up {
+        let m = &mut self.meta[n.index()];
+        if m.status != Status::Up {
             return;
         }
-        state.status = Status::Paused;
+        m.status = Status::Paused;
         self.record(n, FaultRecord::Paused);
     }
 
     fn resume(&mut self, n: NodeId) {
-        let state = &mut self.nodes[n.index()];
-        if state.status != Status::Paused {
+        let m = &mut self.meta[n.index()];
+        if m.status != Status::Paused {
             return;
         }
-        state.status = Status::Up;
-        let deferred = std::mem::take(&mut state.deferred);
-        for event in deferred {
+        m.status = Status::Up;
+        for event in std::mem::take(&mut self.aux[n.index()].deferred) {
             self.queue.push(self.now, event);
         }
         self.record(n, FaultRecord::Resumed);

@@ -5,11 +5,13 @@
 //! reschedules at the end of each run). A beat answered "not found" makes it re-register at
 //! once. Each request starts at a random server and, on timeout, tries the next server in
 //! round-robin order until every server was tried once (Nacos' `NamingProxy.reqApi`).
+//! A request's timeout timer is not cancelled when the answer comes: it fires later, finds the
+//! request no longer in flight and does nothing (cheaper than cancelling on this hot path).
 
 use rand::RngExt;
 
 use super::{Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
-use crate::engine::{NodeId, SimDuration, TimerId};
+use crate::engine::{NodeId, SimDuration};
 
 #[derive(Clone, Debug)]
 pub struct InstanceConfig {
@@ -32,19 +34,27 @@ struct InFlight {
     kind: Kind,
     server_idx: usize,
     tried: usize,
-    timeout: TimerId,
 }
 
+/// At most one register and one beat are in flight (a new register replaces an older one),
+/// so they are kept inline rather than in a heap-allocated list.
 #[derive(Clone, Debug)]
 pub struct ServiceInstance {
     config: InstanceConfig,
     next_req: u64,
-    inflight: Vec<InFlight>,
+    inflight: [Option<InFlight>; 2],
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Register => 0,
+        Kind::Beat => 1,
+    }
 }
 
 impl ServiceInstance {
     pub fn new(config: InstanceConfig) -> Self {
-        ServiceInstance { config, next_req: 0, inflight: Vec::new() }
+        ServiceInstance { config, next_req: 0, inflight: [None; 2] }
     }
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
@@ -58,11 +68,9 @@ impl ServiceInstance {
             Msg::BeatOk { req, found } => (req, found),
             Msg::Register { .. } | Msg::Beat { .. } => return,
         };
-        let Some(pos) = self.inflight.iter().position(|f| f.req == req) else {
+        let Some(done) = self.take(req) else {
             return; // a late or duplicated answer
         };
-        let done = self.inflight.swap_remove(pos);
-        ctx.cancel_timer(done.timeout);
         if done.kind == Kind::Beat {
             if !found {
                 ctx.observe(Obs::Reregistered);
@@ -76,15 +84,13 @@ impl ServiceInstance {
         match timer {
             Timer::Beat => self.request(ctx, Kind::Beat),
             Timer::RequestTimeout { req } => {
-                let Some(pos) = self.inflight.iter().position(|f| f.req == req) else {
-                    return;
+                let Some(f) = self.take(req) else {
+                    return; // answered already
                 };
-                let f = self.inflight[pos];
                 if f.tried < self.config.servers.len() {
                     let idx = (f.server_idx + 1) % self.config.servers.len();
-                    self.inflight[pos] = self.send_to(ctx, f.req, f.kind, idx, f.tried + 1);
+                    self.inflight[slot(f.kind)] = Some(self.send_to(ctx, f.req, f.kind, idx, f.tried + 1));
                 } else {
-                    self.inflight.swap_remove(pos);
                     if f.kind == Kind::Beat {
                         ctx.set_timer(self.config.beat_interval, Timer::Beat);
                     }
@@ -96,7 +102,12 @@ impl ServiceInstance {
 
     /// Everything is in memory; on restart `on_start` registers again.
     pub fn crash(&mut self) {
-        self.inflight.clear();
+        self.inflight = [None; 2];
+    }
+
+    /// Removes and returns the in-flight request `req`, if it still is.
+    fn take(&mut self, req: u64) -> Option<InFlight> {
+        self.inflight.iter_mut().find(|f| f.is_some_and(|f| f.req == req)).and_then(Option::take)
     }
 
     fn request(&mut self, ctx: &mut NodeCtx<'_>, kind: Kind) {
@@ -104,8 +115,7 @@ impl ServiceInstance {
         self.next_req += 1;
         let n = self.config.servers.len();
         let start = if n > 1 { ctx.rng().random_range(0..n) } else { 0 };
-        let f = self.send_to(ctx, req, kind, start, 1);
-        self.inflight.push(f);
+        self.inflight[slot(kind)] = Some(self.send_to(ctx, req, kind, start, 1));
     }
 
     fn send_to(&self, ctx: &mut NodeCtx<'_>, req: u64, kind: Kind, server_idx: usize, tried: usize) -> InFlight {
@@ -116,7 +126,7 @@ impl ServiceInstance {
             Kind::Beat => Msg::Beat { service, req },
         };
         ctx.send(server, msg);
-        let timeout = ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req });
-        InFlight { req, kind, server_idx, tried, timeout }
+        ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req });
+        InFlight { req, kind, server_idx, tried }
     }
 }
