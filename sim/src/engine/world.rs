@@ -2,6 +2,8 @@
 //!
 //! `World::step` processes one event; `run_until` loops until the end of virtual time, the
 //! event limit, or an empty queue, each a named [`Outcome`]. Node semantics under faults:
+//! - **not started yet** (before its start time, or between a restart and its `on_start`):
+//!   messages to it are dropped, as a refused connection would be;
 //! - **crash**: the node stops; messages to it are dropped; its pending timers die with its
 //!   incarnation; the actor's `crash` drops its in-memory state;
 //! - **restart**: a new incarnation; `on_start` runs again at the restart time;
@@ -96,6 +98,9 @@ enum Event<M, T> {
 #[derive(Clone, Copy)]
 struct Meta {
     status: Status,
+    /// Whether `on_start` of the current incarnation ran; a node that is not running yet
+    /// receives nothing (messages to it are dropped, like a refused connection).
+    started: bool,
     incarnation: u32,
     /// Number of ids in this node's `cancelled` list (0 on the fast path).
     cancelled: u32,
@@ -152,6 +157,7 @@ impl<A: Actor> World<A> {
         let id = NodeId(u32::try_from(self.meta.len()).expect("world: more than 2^32 nodes"));
         self.meta.push(Meta {
             status: Status::Up,
+            started: false,
             incarnation: 0,
             cancelled: 0,
             next_timer: 0,
@@ -235,12 +241,14 @@ impl<A: Actor> World<A> {
                     Status::Paused => self.aux[node.index()].deferred.push(Event::Start { node, incarnation }),
                     Status::Crashed => {}
                     Status::Up => {
+                        self.meta[node.index()].started = true;
                         self.fold(1, node, &());
                         self.dispatch(node, |a, ctx| a.on_start(ctx));
                     }
                 }
             }
             Event::Deliver { from, to, msg } => match self.meta[to.index()].status {
+                _ if !self.meta[to.index()].started => {}
                 Status::Crashed => {}
                 Status::Paused => self.aux[to.index()].deferred.push(Event::Deliver { from, to, msg }),
                 Status::Up => {
@@ -383,6 +391,7 @@ impl<A: Actor> World<A> {
             return;
         }
         m.status = Status::Crashed;
+        m.started = false;
         m.incarnation += 1;
         m.cancelled = 0;
         let aux = &mut self.aux[n.index()];

@@ -39,10 +39,28 @@ impl Built {
 /// A build error: (key path, message). Only fault targets can fail here.
 pub type BuildError = (String, String);
 
-pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
+fn topology(s: &Scenario) -> Topology {
     let mut topology = Topology::default();
     topology.add_role(SERVERS, s.registry.servers);
     topology.add_role(INSTANCES, s.instances.count);
+    topology
+}
+
+/// Checks what only the world layout can check (roles of links, fault targets) without
+/// building nodes, so `regsim check` and `run` reject the same files.
+pub fn check(s: &Scenario) -> Result<(), BuildError> {
+    let topology = topology(s);
+    let latency = crate::net::LatencySpec::constant(SimDuration::ZERO);
+    let mut net = Network::new(profile(&latency, 0.0, 0.0)?, vec![0, 1], stream(s.seed, "net"));
+    for (k, l) in s.network.links.iter().enumerate() {
+        add_link(&mut net, &topology, k, l, s)?;
+    }
+    fault::resolve(&s.faults, &topology, &mut stream(s.seed, "faults"))?;
+    Ok(())
+}
+
+pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
+    let topology = topology(s);
     let class_of: Vec<u8> =
         topology.roles.iter().enumerate().flat_map(|(c, r)| std::iter::repeat_n(c as u8, r.count as usize)).collect();
     let mut net =
@@ -101,6 +119,3 @@ fn add_link(net: &mut Network, t: &Topology, k: usize, l: &LinkSpec, s: &Scenari
     }
     Ok(())
 }
-
-/// The smallest unit of simulated time we print.
-pub const TICK: SimDuration = SimDuration::from_millis(1);

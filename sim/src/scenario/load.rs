@@ -176,6 +176,7 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
         locate(file, text, overrides, if path == "." { "" } else { &path }, message)
     })?;
     scenario.validate().map_err(|(p, m)| locate(file, text, overrides, &p, m))?;
+    super::build::check(&scenario).map_err(|(p, m)| locate(file, text, overrides, &p, m))?;
     Ok(scenario)
 }
 
@@ -184,6 +185,7 @@ fn locate(file: &str, text: &str, overrides: &[Override], path: &str, message: S
     let segs = parse_key_path(path).unwrap_or_default();
     // An unknown key: point at the key itself.
     let mut target = segs.clone();
+    let unknown_key = message.starts_with("unknown field `");
     if let Some(field) = message.strip_prefix("unknown field `").and_then(|r| r.split('`').next())
         && !matches!(segs.last(), Some(Seg::Key(k)) if k == field)
     {
@@ -195,7 +197,7 @@ fn locate(file: &str, text: &str, overrides: &[Override], path: &str, message: S
             return ScenarioError { location: format!("--set {}", o.raw), key_path, message };
         }
     }
-    let location = match span_of(text, &target) {
+    let location = match span_of(text, &target, unknown_key) {
         Some(offset) => {
             let (line, col) = line_col(text, offset);
             format!("{file}:{line}:{col}")
@@ -205,9 +207,9 @@ fn locate(file: &str, text: &str, overrides: &[Override], path: &str, message: S
     ScenarioError { location, key_path, message }
 }
 
-/// Byte offset of the deepest existing item on `path` in `text` (values for leaves, keys for
-/// missing children).
-fn span_of(text: &str, path: &[Seg]) -> Option<usize> {
+/// Byte offset of the deepest existing item on `path` in `text`: the value of a leaf (its key
+/// when `key_of_leaf`, e.g. for an unknown key), the key of a table.
+fn span_of(text: &str, path: &[Seg], key_of_leaf: bool) -> Option<usize> {
     let doc = DeTable::parse(text).ok()?;
     let mut table: &DeTable = doc.get_ref();
     let mut value: Option<&DeValue> = None;
@@ -221,11 +223,8 @@ fn span_of(text: &str, path: &[Seg]) -> Option<usize> {
                 let Some((key, v)) = table.iter().find(|(key, _)| key.get_ref().as_ref() == k.as_str()) else {
                     return best;
                 };
-                best = Some(if matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_)) {
-                    key.span().start
-                } else {
-                    v.span().start
-                });
+                let container = matches!(v.get_ref(), DeValue::Table(_) | DeValue::Array(_));
+                best = Some(if container || key_of_leaf { key.span().start } else { v.span().start });
                 value = Some(v.get_ref());
             }
             (Seg::Index(i), Some(DeValue::Array(a))) => {

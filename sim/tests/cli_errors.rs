@@ -1,0 +1,141 @@
+//! Scenario errors through the real binary: message content and exit code 2.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const GOOD: &str = r#"name = "tiny"
+duration = "60s"
+
+[registry.health]
+unhealthy_after = "15s"
+
+[instances]
+count = 5
+"#;
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).expect("write scenario");
+    p
+}
+
+/// Runs `regsim args...` and returns (exit code, stderr + stdout).
+fn regsim(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_regsim")).args(args).output().expect("run regsim");
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn expect_bad(text: &str, extra: &[&str], needles: &[&str]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "s.toml", text);
+    let path = p.to_str().expect("utf-8 path");
+    for cmd in ["check", "run"] {
+        let mut args = vec![cmd, path];
+        args.extend_from_slice(extra);
+        let (code, out) = regsim(&args);
+        assert_eq!(code, 2, "{cmd} {extra:?}: expected exit 2, got {code}: {out}");
+        for n in needles {
+            assert!(out.contains(n), "{cmd}: expected {n:?} in: {out}");
+        }
+        assert!(!out.contains("panicked"), "{out}");
+        assert!(!dir.path().join("reports").exists());
+    }
+}
+
+#[test]
+fn good_scenario_checks_ok() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "s.toml", GOOD);
+    let (code, out) = regsim(&["check", p.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn syntax_error_names_line_and_column() {
+    expect_bad("name = \"x\"\nduration = \"60s\"\nfoo", &[], &["s.toml:3:4: key with no value, expected `=`"]);
+}
+
+#[test]
+fn unknown_key_is_named_with_its_path() {
+    let text = GOOD.replace("unhealthy_after", "unhealthy_aftr");
+    expect_bad(&text, &[], &["s.toml:5:1: registry.health.unhealthy_aftr: unknown field `unhealthy_aftr`"]);
+}
+
+#[test]
+fn wrong_type_says_what_was_expected() {
+    let text = GOOD.replace("unhealthy_after = \"15s\"", "unhealthy_after = 15");
+    expect_bad(&text, &[], &["s.toml:5:19: registry.health.unhealthy_after: expected a duration like \"15s\", got 15"]);
+}
+
+#[test]
+fn bad_duration_is_rejected() {
+    let text = GOOD.replace("\"15s\"", "\"15 parsecs\"");
+    expect_bad(&text, &[], &["s.toml:5:19: registry.health.unhealthy_after", "expected a duration"]);
+}
+
+#[test]
+fn absurd_sizes_hit_limits() {
+    expect_bad(&GOOD.replace("count = 5", "count = 50000000"), &[], &["instances.count: expected at most 1000000"]);
+    expect_bad(
+        &GOOD.replace("\"60s\"", "\"100000h\""),
+        &[],
+        &["s.toml:2:12: duration: expected a duration above 0 and at most 30 days"],
+    );
+}
+
+#[test]
+fn bad_fault_target_is_located() {
+    let text = format!("{GOOD}\n[[faults]]\nat = \"10s\"\naction = \"crash\"\ntarget = \"instances[9]\"\n");
+    expect_bad(&text, &[], &["s.toml:13:10: faults[0].target: index 9 is out of range"]);
+}
+
+#[test]
+fn overrides_get_the_same_checks() {
+    expect_bad(
+        GOOD,
+        &["--set", "registry.health.unhealthy_after=15"],
+        &[
+            "--set registry.health.unhealthy_after=15: registry.health.unhealthy_after: expected a duration like \"15s\", got 15",
+        ],
+    );
+    expect_bad(
+        GOOD,
+        &["--set", "registry.helth.x=1"],
+        &["--set registry.helth.x=1: registry.helth: unknown field `helth`"],
+    );
+    expect_bad(GOOD, &["--set", "no-equals-sign"], &["expected key.path=value"]);
+}
+
+#[test]
+fn run_writes_a_report_and_checks_determinism() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!("{GOOD}\n[[faults]]\nat = \"10s\"\naction = \"crash\"\ntarget = \"instances[1]\"\n");
+    let p = write(&dir, "s.toml", &text);
+    let out_dir = dir.path().join("out");
+    let (code, out) = regsim(&[
+        "run",
+        p.to_str().expect("utf-8"),
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+        "--check-determinism",
+        "--seed",
+        "7",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("determinism: second run identical"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).expect("report.json")).expect("valid json");
+    assert_eq!(json["seed"], 7);
+    assert_eq!(json["detection"]["unhealthy"]["count"], 1);
+    assert!(out_dir.join("report.md").exists() && out_dir.join("detection-cdf.svg").exists());
+}
+
+#[test]
+fn event_limit_exits_3() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = write(&dir, "s.toml", &format!("{GOOD}\n[limits]\nmax_events = 100\n"));
+    let out_dir = dir.path().join("out");
+    let (code, out) = regsim(&["run", p.to_str().expect("utf-8"), "--out", out_dir.to_str().expect("utf-8")]);
+    assert_eq!(code, 3, "{out}");
+}
