@@ -1,11 +1,12 @@
 //! regsim: a seeded, deterministic discrete-event simulator of service-registry clusters.
 //!
 //! See DESIGN.md for the layout and the core abstractions. The modules, bottom up:
-//! `engine` (virtual time, queue, actors, world), `net` (latency, loss, partitions), `fault`
+//! `balance` (pure client-side balancers, no simulation inside), `engine` (virtual time, queue, actors, world), `net` (latency, loss, partitions), `fault`
 //! (schedules and targets), `protocol` (sans-IO registry actors), `metrics` and `check`
 //! (observations -> statistics and invariants), `report` (JSON, Markdown, SVG), `scenario`
 //! (files, overrides, building a world), `run` (one scenario run end to end).
 
+pub mod balance;
 pub mod check;
 pub mod engine;
 pub mod fault;
