@@ -34,7 +34,7 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
     let _ = writeln!(s, "| events | {} |", r.events);
     let _ = writeln!(s, "| outcome | {} |", r.outcome.describe());
     let _ = writeln!(s, "| digest | `{}` |", r.digest);
-    let topo: Vec<String> = r.topology.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let topo: Vec<String> = r.topology.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let _ = writeln!(s, "| nodes | {} |", topo.join(", "));
     let faults: Vec<String> = r.faults.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let _ = writeln!(s, "| faults injected | {} |", if faults.is_empty() { "none".into() } else { faults.join(", ") });
@@ -79,7 +79,7 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
 pub fn summary(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "scenario   {} (seed {})", r.scenario, r.seed);
-    let topo: Vec<String> = r.topology.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    let topo: Vec<String> = r.topology.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let _ = writeln!(s, "nodes      {}", topo.join(", "));
     let _ = writeln!(s, "virtual    {:.1} s, {} events, {}", r.virtual_duration_s, r.events, r.outcome.describe());
     let _ = writeln!(s, "digest     {}", r.digest);
