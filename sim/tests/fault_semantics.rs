@@ -129,3 +129,21 @@ fn skewed_clock_reads_offset_and_drifts_timers() {
     w.run_until(SimTime(2_000 * MS), 1_000);
     assert_eq!(seen(&w)[1], (1_000, 0, Seen::Timer(SimTime(11_250 * MS))));
 }
+
+#[test]
+fn limits_and_an_empty_queue_are_named_outcomes() {
+    use regsim::engine::Outcome;
+    // Two probes: each starts, fires one timer and pings node 1; then nothing is left.
+    let mut w = world();
+    assert_eq!(w.run_until(SimTime(60_000 * MS), 1_000), Outcome::NoEventsLeft);
+    let processed = w.events();
+    assert!(processed > 0);
+    // The same world stopped after 2 events reports the limit, not a panic.
+    let mut w = world();
+    assert_eq!(w.run_until(SimTime(60_000 * MS), 2), Outcome::EventLimit);
+    assert_eq!(w.events(), 2);
+    // And stopping at the end of virtual time before the queue drains.
+    let mut w = world();
+    assert_eq!(w.run_until(SimTime(500 * MS), 1_000), Outcome::ReachedEnd);
+    assert_eq!(w.now(), SimTime(500 * MS));
+}
