@@ -112,7 +112,7 @@ fn run_command(a: &RunArgs) -> ExitCode {
         }
     }
     let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join(&scenario.name));
-    let written = report::render(&out.report, &out.detection)
+    let written = report::render(&out.report, &out.analyzer)
         .map_err(std::io::Error::other)
         .and_then(|files| report::write_atomically(&dir, &files));
     print!("{}", report::summary(&out.report));

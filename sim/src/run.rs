@@ -1,18 +1,23 @@
-//! One run of a scenario: build the world, run it, measure, check invariants, make the report.
+//! One run of a scenario: build the world, run it in chunks while the streaming analyzer reads
+//! the observations, check invariants, make the report.
 
 use std::collections::BTreeMap;
 
 use crate::check::{self, Timing};
-use crate::engine::{FaultRecord, Outcome, SimTime, What};
-use crate::metrics::{self, Detection, DetectionParams};
+use crate::engine::{FaultRecord, Outcome, SimDuration, SimTime, What};
+use crate::metrics::{Analyzer, DetectionParams};
 use crate::report::Report;
-use crate::report::model::{DetectionReport, FalsePositives};
+use crate::report::model;
+use crate::scenario::build::{CONSUMERS, INSTANCES, SERVERS};
 use crate::scenario::{Scenario, build};
+
+/// Virtual time run between two reads of the observation log.
+const CHUNK: SimDuration = SimDuration::from_secs(60);
 
 /// Everything a run produced.
 pub struct RunOutput {
     pub report: Report,
-    pub detection: Detection,
+    pub analyzer: Analyzer,
 }
 
 impl RunOutput {
@@ -24,35 +29,51 @@ impl RunOutput {
     }
 }
 
+/// The largest one-way latency any link can draw, if every distribution is bounded.
+fn latency_bound(s: &Scenario) -> Option<SimDuration> {
+    let mut max = s.network.latency.max_bound()?;
+    for l in &s.network.links {
+        if let Some(lat) = &l.latency {
+            max = max.max(lat.max_bound()?);
+        }
+    }
+    Some(max)
+}
+
 /// Runs `scenario` with `seed`. The scenario must have been validated by `scenario::load`.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
     let mut built = build(scenario, seed).map_err(|(p, m)| format!("{p}: {m}"))?;
     let end = SimTime(scenario.duration.as_nanos());
-    let outcome = built.world.run_until(end, scenario.limits.max_events);
-    let world = &built.world;
     let role = |name: &str| built.topology.role(name).map_or(0..0, |r| r.first..r.first + r.count);
     let health = &scenario.registry.health;
-    let latency_max = scenario.network.latency.max_bound();
-    let links_bounded =
-        scenario.network.links.iter().all(|l| l.latency.as_ref().is_none_or(|x| x.max_bound().is_some()));
-    let latency_max = latency_max.filter(|_| links_bounded).map(|l| {
-        scenario
-            .network
-            .links
-            .iter()
-            .filter_map(|x| x.latency.as_ref().and_then(|y| y.max_bound()))
-            .fold(l, std::cmp::max)
-    });
+    let latency_max = latency_bound(scenario);
     let lossless = scenario.network.loss == 0.0 && scenario.network.links.iter().all(|l| l.loss.unwrap_or(0.0) == 0.0);
-    let slack = latency_max.map_or(crate::engine::SimDuration::from_secs(1), |l| l.saturating_mul(2));
+    let slack = latency_max.map_or(SimDuration::from_secs(1), |l| l.saturating_mul(4));
     let params = DetectionParams {
-        instances: role(crate::scenario::build::INSTANCES),
-        servers: role(crate::scenario::build::SERVERS),
+        instances: role(INSTANCES),
+        servers: role(SERVERS),
+        consumers: role(CONSUMERS),
         lookback: health.unhealthy_after + health.check_interval + slack,
         lossy: !lossless,
-        end: world.now(),
+        traffic: scenario.consumers.count > 0 && scenario.consumers.call_rate > 0.0,
+        sample_interval: scenario.metrics.sample_interval,
+        end,
     };
-    let (detection, server_faults) = metrics::analyze(world.records(), &params);
+    let mut analyzer = Analyzer::new(params, built.world.fault_actions().to_vec());
+    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+    let world = &mut built.world;
+    let outcome = loop {
+        let stop = (world.now() + CHUNK).min(end);
+        let outcome = world.run_until(stop, scenario.limits.max_events);
+        let records = world.drain_records();
+        count_faults(&records, &mut faults);
+        analyzer.ingest(&records);
+        match outcome {
+            Outcome::ReachedEnd if stop < end => continue,
+            other => break other,
+        }
+    };
+    analyzer.finish();
     let timing = Timing {
         unhealthy_after: health.unhealthy_after,
         check_interval: health.check_interval,
@@ -60,7 +81,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         latency_max,
         lossless,
     };
-    let invariants = check::check(&detection, &server_faults, &params, &timing);
+    let invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
     let report = Report {
         scenario: scenario.name.clone(),
         seed,
@@ -70,17 +91,19 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         digest: world.digest_hex(),
         outcome,
         topology: built.topology.roles.iter().map(|r| (r.name.clone(), r.count)).collect(),
-        faults: fault_counts(world.records()),
-        detection: DetectionReport::from(&detection),
-        false_positives: FalsePositives::from(&detection),
+        faults,
+        detection: model::DetectionReport::from(&analyzer.detection, analyzer.params()),
+        false_positives: model::FalsePositives::from(&analyzer.detection),
+        availability: model::AvailabilityReport::from(&analyzer.availability),
+        staleness: model::StalenessReport::from(&analyzer.staleness, analyzer.params()),
+        convergence: analyzer.convergence.iter().map(model::ConvergenceReport::from).collect(),
         network: world.network().stats,
         invariants,
     };
-    Ok(RunOutput { report, detection })
+    Ok(RunOutput { report, analyzer })
 }
 
-fn fault_counts(records: &[crate::engine::Record<crate::protocol::Obs>]) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
+fn count_faults(records: &[crate::engine::Record<crate::protocol::Obs>], out: &mut BTreeMap<String, u64>) {
     for r in records {
         let What::Fault(f) = r.what else { continue };
         let key = match f {
@@ -91,8 +114,8 @@ fn fault_counts(records: &[crate::engine::Record<crate::protocol::Obs>]) -> BTre
             FaultRecord::Partitioned(_) => "partitioned",
             FaultRecord::Healed(_) => "healed",
             FaultRecord::ClockSkewed { .. } => "clock_skewed",
+            FaultRecord::Applied(_) => continue,
         };
         *out.entry(key.to_string()).or_insert(0) += 1;
     }
-    out
 }

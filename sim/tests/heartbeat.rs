@@ -40,7 +40,7 @@ fn same_seed_same_report_bytes_on_any_thread() {
     let s = scenario(&[]);
     let render = |seed| {
         let out = run(&s, seed).expect("runs");
-        regsim::report::render(&out.report, &out.detection).expect("renders")
+        regsim::report::render(&out.report, &out.analyzer).expect("renders")
     };
     let a = render(1);
     let b = std::thread::scope(|scope| {

@@ -7,14 +7,16 @@
 //!   that window. `slack` covers the last beat still in flight at the crash: twice the
 //!   latency bound, or 1 s when latency is unbounded.
 //! - `evictions_explained`: when the network is lossless and latency bounded by L with
-//!   `beat_interval + 2L <= unhealthy_after`, a live instance's beats always arrive in time, so
+//!   `beat_interval + 4L <= unhealthy_after` (a beat may be proxied: instance -> server ->
+//!   responsible server, and the answer back), a live instance's beats always arrive in time, so
 //!   every false positive must have a fault as its cause (none with cause `loss`/`other`).
 //!   When that condition does not hold the invariant is reported as not applicable.
 
 use serde::Serialize;
 
 use crate::engine::{SimDuration, SimTime};
-use crate::metrics::detection::{Cause, Detection, DetectionParams, ServerFaultWindow};
+use crate::metrics::detection::{Cause, Detection, DetectionParams, servers_faulted};
+use crate::metrics::history::History;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Invariant {
@@ -36,17 +38,17 @@ pub struct Timing {
     pub lossless: bool,
 }
 
-pub fn check(d: &Detection, faults: &ServerFaultWindow, p: &DetectionParams, t: &Timing) -> Vec<Invariant> {
+pub fn check(d: &Detection, faults: &History, p: &DetectionParams, t: &Timing) -> Vec<Invariant> {
     vec![crashed_instances_detected(d, faults, p, t), evictions_explained(d, t)]
 }
 
-fn crashed_instances_detected(d: &Detection, faults: &ServerFaultWindow, p: &DetectionParams, t: &Timing) -> Invariant {
+fn crashed_instances_detected(d: &Detection, faults: &History, p: &DetectionParams, t: &Timing) -> Invariant {
     let slack = t.latency_max.map_or(SimDuration::from_secs(1), |l| l.saturating_mul(2));
     let bound = t.unhealthy_after + t.check_interval + slack;
     let mut checked = 0;
     let mut late: Vec<(SimTime, String)> = Vec::new();
     for e in d.episodes.iter().filter(|e| e.listed && e.ended - e.crashed >= bound) {
-        if faults.servers_faulted(p, e.crashed, e.crashed + bound) {
+        if servers_faulted(faults, p, e.crashed, e.crashed + bound) {
             continue;
         }
         checked += 1;
@@ -81,12 +83,12 @@ fn crashed_instances_detected(d: &Detection, faults: &ServerFaultWindow, p: &Det
 fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
     let name = "evictions_explained";
     let applicable =
-        t.lossless && t.latency_max.is_some_and(|l| t.beat_interval + l.saturating_mul(2) <= t.unhealthy_after);
+        t.lossless && t.latency_max.is_some_and(|l| t.beat_interval + l.saturating_mul(4) <= t.unhealthy_after);
     if !applicable {
         return Invariant {
             name,
             holds: true,
-            detail: "not applicable: needs a lossless network with bounded latency L and beat_interval + 2L <= unhealthy_after".into(),
+            detail: "not applicable: needs a lossless network with bounded latency L and beat_interval + 4L <= unhealthy_after".into(),
             first_violation_s: None,
         };
     }

@@ -43,6 +43,9 @@ pub trait Actor {
     fn on_start(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>);
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>, from: NodeId, msg: Self::Msg);
     fn on_timer(&mut self, ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>, timer: Self::Timer);
+    /// `msg`, sent to `to`, found no running process there (crashed or not started: the host
+    /// answered with a refused connection). Default: ignore, as datagrams would.
+    fn on_refused(&mut self, _ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>, _to: NodeId, _msg: Self::Msg) {}
     fn crash(&mut self);
 }
 

@@ -2,9 +2,10 @@
 //!
 //! `World::step` processes one event; `run_until` loops until the end of virtual time, the
 //! event limit, or an empty queue, each a named [`Outcome`]. Node semantics under faults:
-//! - **not started yet** (before its start time, or between a restart and its `on_start`):
-//!   messages to it are dropped, as a refused connection would be;
-//! - **crash**: the node stops; messages to it are dropped; its pending timers die with its
+//! - **not started yet** (before its start time, or between a restart and its `on_start`) or
+//!   **crashed**: the host is up but no process listens, so a message to it is refused: the
+//!   sender's `on_refused` runs one latency later (the refusal can be lost or cut off too);
+//! - **crash**: the node stops; its pending timers die with its
 //!   incarnation; the actor's `crash` drops its in-memory state;
 //! - **restart**: a new incarnation; `on_start` runs again at the restart time;
 //! - **pause** (a GC stall): the node processes nothing; messages and timers that come due
@@ -69,6 +70,9 @@ pub enum FaultRecord {
         offset_ns: i64,
         drift_ppm: i64,
     },
+    /// Fault action number `.0` of the schedule (`World::fault_actions`) was applied; recorded
+    /// once per action (node `NodeId(u32::MAX)`), before its per-node records.
+    Applied(u32),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -86,9 +90,27 @@ pub struct Record<O> {
 }
 
 enum Event<M, T> {
-    Start { node: NodeId, incarnation: u32 },
-    Deliver { from: NodeId, to: NodeId, msg: M },
-    Timer { node: NodeId, incarnation: u32, id: TimerId, timer: T },
+    Start {
+        node: NodeId,
+        incarnation: u32,
+    },
+    Deliver {
+        from: NodeId,
+        to: NodeId,
+        msg: M,
+    },
+    /// The refusal of `msg` (sent by `from` to a node without a running process `to`).
+    Refused {
+        from: NodeId,
+        to: NodeId,
+        msg: M,
+    },
+    Timer {
+        node: NodeId,
+        incarnation: u32,
+        id: TimerId,
+        timer: T,
+    },
     Fault(u32),
 }
 
@@ -124,6 +146,9 @@ pub struct World<A: Actor> {
     queue: EventQueue<Event<A::Msg, A::Timer>>,
     net: Network,
     faults: Vec<FaultAction>,
+    /// (time, index into `faults`) of every fault applied, in order: ground truth for metrics
+    /// that need more than per-node records (e.g. who could reach whom during a partition).
+    applied: Vec<(SimTime, u32)>,
     records: Vec<Record<A::Obs>>,
     digest: Digest,
     events: u64,
@@ -143,6 +168,7 @@ impl<A: Actor> World<A> {
             queue: EventQueue::new(),
             net,
             faults: Vec::new(),
+            applied: Vec::new(),
             records: Vec::new(),
             digest: Digest::default(),
             events: 0,
@@ -186,8 +212,20 @@ impl<A: Actor> World<A> {
     pub fn digest_hex(&self) -> String {
         self.digest.hex()
     }
+    /// The faults applied so far, with their times, in order.
+    pub fn applied_faults(&self) -> impl Iterator<Item = (SimTime, &FaultAction)> {
+        self.applied.iter().map(|(t, i)| (*t, &self.faults[*i as usize]))
+    }
     pub fn records(&self) -> &[Record<A::Obs>] {
         &self.records
+    }
+    /// Takes the records logged so far (metrics consume them in chunks to bound memory).
+    pub fn drain_records(&mut self) -> Vec<Record<A::Obs>> {
+        std::mem::take(&mut self.records)
+    }
+    /// The fault schedule, indexed as `FaultRecord::Applied` refers to it.
+    pub fn fault_actions(&self) -> &[FaultAction] {
+        &self.faults
     }
     pub fn network(&self) -> &Network {
         &self.net
@@ -248,13 +286,21 @@ impl<A: Actor> World<A> {
                 }
             }
             Event::Deliver { from, to, msg } => match self.meta[to.index()].status {
-                _ if !self.meta[to.index()].started => {}
-                Status::Crashed => {}
+                Status::Crashed => self.refuse(from, to, msg),
+                _ if !self.meta[to.index()].started => self.refuse(from, to, msg),
                 Status::Paused => self.aux[to.index()].deferred.push(Event::Deliver { from, to, msg }),
                 Status::Up => {
                     self.fold(2 | u64::from(from.0) << 8, to, &msg);
                     self.dispatch(to, |a, ctx| a.on_message(ctx, from, msg));
                 }
+            },
+            Event::Refused { from, to, msg } => match self.meta[from.index()].status {
+                Status::Up if self.meta[from.index()].started => {
+                    self.fold(5 | u64::from(to.0) << 8, from, &msg);
+                    self.dispatch(from, |a, ctx| a.on_refused(ctx, to, msg));
+                }
+                Status::Paused => self.aux[from.index()].deferred.push(Event::Refused { from, to, msg }),
+                _ => {}
             },
             Event::Timer { node, incarnation, id, timer } => {
                 let m = &mut self.meta[node.index()];
@@ -283,8 +329,10 @@ impl<A: Actor> World<A> {
             Event::Fault(idx) => {
                 self.fold(4, NodeId(idx), &());
                 let action = std::mem::replace(&mut self.faults[idx as usize], FaultAction::Heal(None));
+                self.record(NodeId(u32::MAX), FaultRecord::Applied(idx));
                 self.apply_fault(&action);
                 self.faults[idx as usize] = action;
+                self.applied.push((self.now, idx));
             }
         }
         true
@@ -342,6 +390,17 @@ impl<A: Actor> World<A> {
             Delivery::Twice(d1, d2) => {
                 self.queue.push(self.now + d1, Event::Deliver { from, to, msg: msg.clone() });
                 self.queue.push(self.now + d2, Event::Deliver { from, to, msg });
+            }
+        }
+    }
+
+    /// The host of `to` answers `from` with a refused connection (it travels back like a
+    /// message: it takes a latency and can be lost or cut off).
+    fn refuse(&mut self, from: NodeId, to: NodeId, msg: A::Msg) {
+        match self.net.route(to, from) {
+            Delivery::Dropped(_) => {}
+            Delivery::Once(d) | Delivery::Twice(d, _) => {
+                self.queue.push(self.now + d, Event::Refused { from, to, msg });
             }
         }
     }

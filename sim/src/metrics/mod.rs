@@ -1,8 +1,11 @@
 //! Observations -> statistics. Metrics read the world's log of actor observations and
-//! ground-truth fault records; a protocol never grades itself.
+//! ground-truth fault records (streamed, see `analyzer`); a protocol never grades itself.
 
+pub mod analyzer;
 pub mod detection;
+pub mod history;
 pub mod stats;
 
-pub use detection::{Cause, Detection, DetectionParams, FalsePositive, analyze};
+pub use analyzer::Analyzer;
+pub use detection::{Cause, Detection, DetectionParams, FalsePositive};
 pub use stats::Summary;

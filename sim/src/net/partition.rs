@@ -121,6 +121,11 @@ impl Partition {
         a == UNAFFECTED || b == UNAFFECTED || self.allow[usize::from(a) * self.sides + usize::from(b)]
     }
 
+    /// The side (group index) of `n`, or `None` if the partition does not affect it.
+    pub fn group_of(&self, n: NodeId) -> Option<u16> {
+        Some(self.side_of(n)).filter(|s| *s != UNAFFECTED)
+    }
+
     #[inline]
     fn side_of(&self, n: NodeId) -> u16 {
         self.side.get(n.index()).copied().unwrap_or(UNAFFECTED)

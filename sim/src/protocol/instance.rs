@@ -5,12 +5,15 @@
 //! reschedules at the end of each run). A beat answered "not found" makes it re-register at
 //! once. Each request starts at a random server and, on timeout, tries the next server in
 //! round-robin order until every server was tried once (Nacos' `NamingProxy.reqApi`).
+//! A refused connection (server process down) counts as a failure at once, as a timeout
+//! does. The instance also serves consumers' application calls (answering at once; service
+//! time is the balancer issue's model).
 //! A request's timeout timer is not cancelled when the answer comes: it fires later, finds the
 //! request no longer in flight and does nothing (cheaper than cancelling on this hot path).
 
 use rand::RngExt;
 
-use super::{Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
+use super::{Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer, Write};
 use crate::engine::{NodeId, SimDuration};
 
 #[derive(Clone, Debug)]
@@ -21,11 +24,7 @@ pub struct InstanceConfig {
     pub request_timeout: SimDuration,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Register,
-    Beat,
-}
+type Kind = Write;
 
 /// One request in flight: which kind, which server index we are on, how many tried.
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +44,13 @@ pub struct ServiceInstance {
     inflight: [Option<InFlight>; 2],
 }
 
+fn request_kind(kind: Kind) -> RequestKind {
+    match kind {
+        Kind::Register => RequestKind::Register,
+        Kind::Beat => RequestKind::Beat,
+    }
+}
+
 fn slot(kind: Kind) -> usize {
     match kind {
         Kind::Register => 0,
@@ -62,15 +68,16 @@ impl ServiceInstance {
         ctx.set_timer(self.config.beat_interval, Timer::Beat);
     }
 
-    pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, _from: NodeId, msg: Msg) {
+    pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         let (req, found) = match msg {
-            Msg::RegisterOk { req } => (req, true),
-            Msg::BeatOk { req, found } => (req, found),
-            Msg::Register { .. } | Msg::Beat { .. } => return,
+            Msg::WriteOk { req, found } => (req, found),
+            Msg::Call { req } => return ctx.send(from, Msg::CallOk { req }),
+            _ => return,
         };
         let Some(done) = self.take(req) else {
             return; // a late or duplicated answer
         };
+        ctx.observe(Obs::Request { kind: request_kind(done.kind), ok: true });
         if done.kind == Kind::Beat {
             if !found {
                 ctx.observe(Obs::Reregistered);
@@ -83,20 +90,31 @@ impl ServiceInstance {
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
             Timer::Beat => self.request(ctx, Kind::Beat),
-            Timer::RequestTimeout { req } => {
-                let Some(f) = self.take(req) else {
-                    return; // answered already
-                };
-                if f.tried < self.config.servers.len() {
-                    let idx = (f.server_idx + 1) % self.config.servers.len();
-                    self.inflight[slot(f.kind)] = Some(self.send_to(ctx, f.req, f.kind, idx, f.tried + 1));
-                } else {
-                    if f.kind == Kind::Beat {
-                        ctx.set_timer(self.config.beat_interval, Timer::Beat);
-                    }
-                }
+            Timer::RequestTimeout { req } => self.failed(ctx, req),
+            _ => {}
+        }
+    }
+
+    /// The server did not run: fail over to the next one now.
+    pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, _to: NodeId, msg: Msg) {
+        if let Msg::Write { req, .. } = msg {
+            self.failed(ctx, req);
+        }
+    }
+
+    /// Request `req` failed on its current server: try the next, or give up.
+    fn failed(&mut self, ctx: &mut NodeCtx<'_>, req: u64) {
+        let Some(f) = self.take(req) else {
+            return; // answered already
+        };
+        if f.tried < self.config.servers.len() {
+            let idx = (f.server_idx + 1) % self.config.servers.len();
+            self.inflight[slot(f.kind)] = Some(self.send_to(ctx, f.req, f.kind, idx, f.tried + 1));
+        } else {
+            ctx.observe(Obs::Request { kind: request_kind(f.kind), ok: false });
+            if f.kind == Kind::Beat {
+                ctx.set_timer(self.config.beat_interval, Timer::Beat);
             }
-            Timer::HealthCheck => {}
         }
     }
 
@@ -121,11 +139,7 @@ impl ServiceInstance {
     fn send_to(&self, ctx: &mut NodeCtx<'_>, req: u64, kind: Kind, server_idx: usize, tried: usize) -> InFlight {
         let server = self.config.servers[server_idx];
         let service = self.config.service;
-        let msg = match kind {
-            Kind::Register => Msg::Register { service, req },
-            Kind::Beat => Msg::Beat { service, req },
-        };
-        ctx.send(server, msg);
+        ctx.send(server, Msg::Write { kind, service, req });
         ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req });
         InFlight { req, kind, server_idx, tried }
     }

@@ -1,13 +1,25 @@
-//! Sans-IO protocol actors. This slice: a Nacos 1.x naming server holding ephemeral instances
-//! with its beat-based health check (`server`), and service instances that register and beat
-//! (`instance`). Every role is a variant of [`Node`], so the world dispatches statically.
+//! Sans-IO protocol actors for a Nacos 1.x naming cluster (AP mode, ephemeral instances).
+//!
+//! One file per mechanism: `membership` (server reports, SUSPICIOUS/DOWN), `distro` (the
+//! responsible-server rule, delayed sync, checksum verify), `table` (a server's copy of one
+//! service), `push` (UDP push to subscribers), `server` (the registry server tying them
+//! together with the beat health check and request forwarding), `instance` (register and
+//! beat) and `consumer` (subscription cache, polling, requests to instances). Every role is a
+//! variant of [`Node`], so the world dispatches statically. Defaults and mechanisms follow
+//! ../shared/ANCHORS.md.
 
+pub mod consumer;
+pub mod distro;
 pub mod instance;
+pub mod membership;
+pub mod push;
 pub mod server;
+pub mod table;
 
 use std::sync::Arc;
 
 use crate::engine::{Actor, Ctx, NodeId, SimTime};
+pub use consumer::{Consumer, ConsumerConfig};
 pub use instance::{InstanceConfig, ServiceInstance};
 pub use server::{RegistryServer, ServerConfig};
 
@@ -15,26 +27,101 @@ pub use server::{RegistryServer, ServerConfig};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ServiceId(pub u32);
 
-/// Messages between instances and servers (the Nacos open API calls this slice uses).
+/// One instance as a server's copy holds it (and as Distro ships it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InstRec {
+    pub instance: NodeId,
+    pub healthy: bool,
+    /// Local time of the responsible server when it last heard a beat.
+    pub last_beat: SimTime,
+}
+
+/// A service's instance list as shipped between servers (sorted by instance).
+pub type Datum = Arc<Vec<InstRec>>;
+
+/// The healthy instances of a service, as pushed or returned to consumers (sorted).
+pub type InstanceList = Arc<Vec<NodeId>>;
+
+/// Which client write a forwarded request carries.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Write {
+    Register,
+    Beat,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 pub enum Msg {
-    /// `POST /nacos/v1/ns/instance`: register the sender as an instance of `service`.
-    Register {
+    /// Instance -> server: `POST /nacos/v1/ns/instance` (register) or `PUT .../beat`.
+    Write {
+        kind: Write,
         service: ServiceId,
         req: u64,
     },
-    RegisterOk {
-        req: u64,
-    },
-    /// `PUT /nacos/v1/ns/instance/beat`.
-    Beat {
-        service: ServiceId,
-        req: u64,
-    },
-    /// `found = false` is Nacos' RESOURCE_NOT_FOUND (20404): the client re-registers at once.
-    BeatOk {
+    /// `found = false` is Nacos' RESOURCE_NOT_FOUND (20404) for a beat: re-register at once.
+    WriteOk {
         req: u64,
         found: bool,
+    },
+    /// Server -> responsible server: a client write proxied by `DistroFilter`.
+    Forward {
+        origin: NodeId,
+        kind: Write,
+        service: ServiceId,
+        req: u64,
+    },
+    ForwardOk {
+        origin: NodeId,
+        req: u64,
+        found: bool,
+    },
+    /// Distro: the sender's copy of `service` (a delayed sync, or the answer to a pull).
+    Sync {
+        service: ServiceId,
+        data: Datum,
+        seq: u64,
+    },
+    SyncOk {
+        service: ServiceId,
+        seq: u64,
+    },
+    /// Distro verify: checksums of the services the sender is responsible for.
+    Verify {
+        checksums: Arc<Vec<(ServiceId, u64)>>,
+    },
+    Pull {
+        service: ServiceId,
+    },
+    /// Membership: `/v1/core/cluster/report`.
+    Report {
+        req: u64,
+    },
+    ReportOk {
+        req: u64,
+    },
+    /// Consumer <-> server: `GET /nacos/v1/ns/instance/list` (subscribes the caller to pushes).
+    Query {
+        service: ServiceId,
+        req: u64,
+    },
+    QueryOk {
+        req: u64,
+        instances: InstanceList,
+    },
+    /// Server -> consumer: UDP push of the healthy instance list; the consumer acks it.
+    Push {
+        service: ServiceId,
+        instances: InstanceList,
+        push_id: u64,
+    },
+    PushAck {
+        push_id: u64,
+    },
+    /// Consumer <-> instance: an application request.
+    Call {
+        req: u64,
+    },
+    CallOk {
+        req: u64,
     },
 }
 
@@ -43,21 +130,60 @@ pub enum Timer {
     HealthCheck,
     Beat,
     RequestTimeout { req: u64 },
+    Report,
+    ReportTimeout { req: u64 },
+    SyncDelay { service: ServiceId },
+    SyncTimeout { peer: NodeId, service: ServiceId, seq: u64 },
+    SyncRetry { peer: NodeId, service: ServiceId },
+    Verify,
+    PushDebounce { service: ServiceId },
+    PushTimeout { push_id: u64 },
+    Poll,
+    QueryTimeout { req: u64 },
+    NextCall,
+    CallTimeout { req: u64, attempt: u32 },
+}
+
+/// A server's copy of one instance, as observations report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CopyState {
+    Absent,
+    Healthy,
+    Unhealthy,
 }
 
 /// What actors report; the metrics grade these against ground truth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Obs {
-    /// The server added `instance` to its table.
+    /// The responsible server added `instance` to its table.
     Registered { instance: NodeId },
-    /// The server's health check marked `instance` unhealthy.
+    /// The responsible server's health check marked `instance` unhealthy.
     MarkedUnhealthy { instance: NodeId },
     /// A beat made an unhealthy `instance` healthy again.
     MarkedHealthy { instance: NodeId },
-    /// The server removed `instance` (no beat for `delete_after`).
+    /// The responsible server removed `instance` (no beat for `delete_after`).
     Deleted { instance: NodeId },
+    /// This server's copy of `instance` changed (by its own decision or by Distro).
+    Copy { instance: NodeId, state: CopyState },
+    /// This server now sees `peer` in `state`.
+    Member { peer: NodeId, state: membership::MemberState },
     /// An instance re-registered because a beat was answered "not found".
     Reregistered,
+    /// A client request finished: which kind, and whether it succeeded.
+    Request { kind: RequestKind, ok: bool },
+    /// A consumer's view (cache of healthy instances) gained or lost `instance`.
+    View { instance: NodeId, present: bool },
+    /// A consumer sent an application request (attempt) to `instance`.
+    CallSent { instance: NodeId },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    Register,
+    Beat,
+    Query,
+    Call,
 }
 
 pub type NodeCtx<'a> = Ctx<'a, Msg, Timer, Obs>;
@@ -65,8 +191,9 @@ pub type NodeCtx<'a> = Ctx<'a, Msg, Timer, Obs>;
 /// Every role in the simulation.
 #[derive(Clone, Debug)]
 pub enum Node {
-    Server(RegistryServer),
+    Server(Box<RegistryServer>),
     Instance(ServiceInstance),
+    Consumer(Box<Consumer>),
 }
 
 impl Actor for Node {
@@ -78,6 +205,7 @@ impl Actor for Node {
         match self {
             Node::Server(s) => s.on_start(ctx),
             Node::Instance(i) => i.on_start(ctx),
+            Node::Consumer(c) => c.on_start(ctx),
         }
     }
 
@@ -85,6 +213,7 @@ impl Actor for Node {
         match self {
             Node::Server(s) => s.on_message(ctx, from, msg),
             Node::Instance(i) => i.on_message(ctx, from, msg),
+            Node::Consumer(c) => c.on_message(ctx, from, msg),
         }
     }
 
@@ -92,6 +221,15 @@ impl Actor for Node {
         match self {
             Node::Server(s) => s.on_timer(ctx, timer),
             Node::Instance(i) => i.on_timer(ctx, timer),
+            Node::Consumer(c) => c.on_timer(ctx, timer),
+        }
+    }
+
+    fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
+        match self {
+            Node::Server(s) => s.on_refused(ctx, to, msg),
+            Node::Instance(i) => i.on_refused(ctx, to, msg),
+            Node::Consumer(c) => c.on_refused(ctx, to, msg),
         }
     }
 
@@ -99,14 +237,40 @@ impl Actor for Node {
         match self {
             Node::Server(s) => s.crash(),
             Node::Instance(i) => i.crash(),
+            Node::Consumer(c) => c.crash(),
         }
     }
 }
 
+// Events are stored inline in the event queue: keep messages and timers small (bulk payloads
+// behind thin `Arc<Vec<_>>` pointers). Checked by a test below.
+
 /// The list of registry servers every client is configured with.
 pub type ServerList = Arc<[NodeId]>;
 
-/// Local time helper used by several actors.
-pub fn elapsed_since(now: SimTime, then: SimTime) -> crate::engine::SimDuration {
-    now.saturating_since(then)
+/// Java's `String.hashCode` (UTF-16 code units, wrapping `31 * h + c`), which Nacos uses
+/// for the responsible-server rule.
+pub fn java_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_stay_small() {
+        assert!(std::mem::size_of::<Msg>() <= 32, "Msg is {} bytes", std::mem::size_of::<Msg>());
+        assert!(std::mem::size_of::<Timer>() <= 24, "Timer is {} bytes", std::mem::size_of::<Timer>());
+    }
+
+    #[test]
+    fn java_hash_matches_java() {
+        // Values from Java: "".hashCode() = 0, "a" = 97, "hello" = 99162322, and the famous
+        // "polygenelubricants".hashCode() = Integer.MIN_VALUE.
+        assert_eq!(java_hash(""), 0);
+        assert_eq!(java_hash("a"), 97);
+        assert_eq!(java_hash("hello"), 99_162_322);
+        assert_eq!(java_hash("polygenelubricants"), i32::MIN);
+    }
 }

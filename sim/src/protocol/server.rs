@@ -1,77 +1,54 @@
-//! A Nacos 1.x naming server for ephemeral instances (one server; the AP cluster with Distro
-//! replication is its own model).
+//! A Nacos 1.x naming server (AP mode, ephemeral instances).
 //!
-//! State is the instance table, kept in memory only (ephemeral instances are not persisted,
-//! so a crash empties it). Register and beat update an entry's `last_beat` (local time). The
-//! health check is Nacos' `ClientBeatCheckTask`: it runs every `check_interval` with fixed
-//! delay from a random phase in `[0, check_interval)` per server; it marks an instance
-//! unhealthy when `now - last_beat > unhealthy_after` and deletes it when
-//! `now - last_beat > delete_after` (defaults 5 s, 15 s, 30 s, from Nacos' `ClientBeatCheckTask`
-//! and `Constants.DEFAULT_HEART_BEAT_TIMEOUT` / `DEFAULT_IP_DELETE_TIMEOUT`). A beat for an
-//! unknown instance is answered "not found" (20404), and a beat makes an unhealthy instance
-//! healthy again.
+//! It holds a copy (`Table`) per service, kept in memory only (a crash empties it). Client
+//! writes (register, beat) for a service this server is not responsible for are proxied to
+//! the responsible server (`DistroFilter`), which applies them and syncs the change
+//! (`distro`). Queries are answered from the local copy and subscribe the caller to pushes
+//! (`push`). The health check is Nacos' `ClientBeatCheckTask`: every `check_interval` with
+//! fixed delay from a random phase in `[0, check_interval)`, for the services this server is
+//! responsible for, it marks an instance unhealthy when `now - last_beat > unhealthy_after` and
+//! deletes it when `now - last_beat > delete_after` (5 s, 15 s, 30 s). A beat for an unknown
+//! instance is answered "not found"; a beat makes an unhealthy instance healthy again.
+//! Approximation: health flips are replicated by Distro sync like any other change (Nacos 1.x
+//! also has a separate service-status checksum task for them).
+
+use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::{Msg, NodeCtx, Obs, Timer, elapsed_since};
-use crate::engine::{NodeId, SimDuration, SimTime};
+use super::distro::{Distro, DistroConfig, responsible};
+use super::membership::{Membership, MembershipConfig};
+use super::push::{Push, PushConfig};
+use super::table::Table;
+use super::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
+use crate::engine::{NodeId, SimDuration};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
     pub check_interval: SimDuration,
     pub unhealthy_after: SimDuration,
     pub delete_after: SimDuration,
+    /// Every server of the cluster, sorted.
+    pub servers: ServerList,
+    /// Java `hashCode` of each service's name, indexed by `ServiceId`.
+    pub service_hashes: Arc<[i32]>,
+    pub membership: MembershipConfig,
+    pub distro: DistroConfig,
+    pub push: PushConfig,
 }
 
-impl Default for ServerConfig {
-    fn default() -> Self {
+impl ServerConfig {
+    /// Nacos defaults for a single-service cluster of `servers`.
+    pub fn nacos(servers: ServerList) -> Self {
         ServerConfig {
             check_interval: SimDuration::from_secs(5),
             unhealthy_after: SimDuration::from_secs(15),
             delete_after: SimDuration::from_secs(30),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Entry {
-    instance: NodeId,
-    last_beat: SimTime,
-    healthy: bool,
-}
-
-/// The instance table: entries in insertion order plus a direct index by node id, so a beat
-/// is O(1) and the health check walks a deterministic order.
-#[derive(Clone, Debug, Default)]
-struct Table {
-    entries: Vec<Entry>,
-    /// `slot[node id]` = position in `entries` + 1 (0 = absent). Single-service slice: one
-    /// instance is registered under one service.
-    slot: Vec<u32>,
-}
-
-impl Table {
-    fn find(&self, n: NodeId) -> Option<usize> {
-        match self.slot.get(n.index()) {
-            Some(&s) if s > 0 => Some(s as usize - 1),
-            _ => None,
-        }
-    }
-
-    fn insert(&mut self, e: Entry) {
-        let i = e.instance.index();
-        if self.slot.len() <= i {
-            self.slot.resize(i + 1, 0);
-        }
-        self.entries.push(e);
-        self.slot[i] = self.entries.len() as u32;
-    }
-
-    fn remove(&mut self, pos: usize) {
-        let gone = self.entries.swap_remove(pos);
-        self.slot[gone.instance.index()] = 0;
-        if let Some(moved) = self.entries.get(pos) {
-            self.slot[moved.instance.index()] = pos as u32 + 1;
+            servers,
+            service_hashes: Arc::from([super::java_hash("DEFAULT_GROUP@@demo-service")]),
+            membership: MembershipConfig::default(),
+            distro: DistroConfig::default(),
+            push: PushConfig::default(),
         }
     }
 }
@@ -79,87 +56,244 @@ impl Table {
 #[derive(Clone, Debug)]
 pub struct RegistryServer {
     config: ServerConfig,
-    table: Table,
+    me: NodeId,
+    tables: Vec<Table>,
+    membership: Membership,
+    /// Cached `membership.healthy_servers()` (recomputed when membership changes).
+    healthy: Vec<NodeId>,
+    peers: Vec<NodeId>,
+    distro: Distro,
+    push: Push,
 }
 
 impl RegistryServer {
-    pub fn new(config: ServerConfig) -> Self {
-        RegistryServer { config, table: Table::default() }
+    pub fn new(config: ServerConfig, me: NodeId) -> Self {
+        let membership = Membership::new(config.membership.clone(), me, &config.servers);
+        let healthy = membership.healthy_servers();
+        let peers = membership.peers().collect();
+        RegistryServer {
+            tables: vec![Table::default(); config.service_hashes.len()],
+            distro: Distro::new(config.distro.clone()),
+            push: Push::new(config.push.clone()),
+            config,
+            me,
+            membership,
+            healthy,
+            peers,
+        }
     }
 
-    /// Number of instances in the table and how many of them are healthy.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.table.entries.len(), self.table.entries.iter().filter(|e| e.healthy).count())
+    /// This server's copy of `service`.
+    pub fn table(&self, service: ServiceId) -> Option<&Table> {
+        self.tables.get(service.0 as usize)
     }
 
-    /// Whether `n` is listed, and healthy.
-    pub fn lookup(&self, n: NodeId) -> Option<bool> {
-        self.table.find(n).map(|p| self.table.entries[p].healthy)
+    fn is_responsible(&self, service: ServiceId) -> bool {
+        self.responsible_for(service) == Some(self.me)
+    }
+
+    fn responsible_for(&self, service: ServiceId) -> Option<NodeId> {
+        let hash = *self.config.service_hashes.get(service.0 as usize)?;
+        responsible(hash, &self.healthy)
+    }
+
+    fn membership_changed(&mut self) {
+        self.healthy = self.membership.healthy_servers();
     }
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
         let period = self.config.check_interval.as_nanos().max(1);
         let phase = SimDuration(ctx.rng().random_range(0..period));
         ctx.set_timer(phase, Timer::HealthCheck);
+        self.membership.on_start(ctx);
+        self.distro.on_start(ctx, !self.peers.is_empty());
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
-        let now = ctx.now();
         match msg {
-            Msg::Register { service: _, req } => {
-                match self.table.find(from) {
-                    Some(p) => self.table.entries[p].last_beat = now,
-                    None => {
-                        self.table.insert(Entry { instance: from, last_beat: now, healthy: true });
-                        ctx.observe(Obs::Registered { instance: from });
+            Msg::Write { kind, service, req } => match self.responsible_for(service) {
+                Some(r) if r != self.me => ctx.send(r, Msg::Forward { origin: from, kind, service, req }),
+                _ => {
+                    let found = self.apply_write(ctx, from, kind, service);
+                    ctx.send(from, Msg::WriteOk { req, found });
+                }
+            },
+            Msg::Forward { origin, kind, service, req } => {
+                let found = self.apply_write(ctx, origin, kind, service);
+                ctx.send(from, Msg::ForwardOk { origin, req, found });
+            }
+            Msg::ForwardOk { origin, req, found } => ctx.send(origin, Msg::WriteOk { req, found }),
+            Msg::Sync { service, data, seq } => {
+                if let Some(t) = self.tables.get_mut(service.0 as usize) {
+                    let before = t.version;
+                    t.replace(ctx, &data);
+                    if t.version != before {
+                        self.push.changed(ctx, service);
                     }
                 }
-                ctx.send(from, Msg::RegisterOk { req });
+                ctx.send(from, Msg::SyncOk { service, seq });
             }
-            Msg::Beat { service: _, req } => {
-                let found = match self.table.find(from) {
-                    None => false,
-                    Some(p) => {
-                        let e = &mut self.table.entries[p];
-                        e.last_beat = now;
-                        if !e.healthy {
-                            e.healthy = true;
-                            ctx.observe(Obs::MarkedHealthy { instance: from });
-                        }
-                        true
-                    }
-                };
-                ctx.send(from, Msg::BeatOk { req, found });
+            Msg::SyncOk { service, seq } => self.distro.on_sync_ok(from, service, seq),
+            Msg::Verify { checksums } => self.on_verify(ctx, from, &checksums),
+            Msg::Pull { service } => {
+                if let Some(t) = self.table(service) {
+                    ctx.send(from, Msg::Sync { service, data: t.snapshot(), seq: u64::MAX });
+                }
             }
-            Msg::RegisterOk { .. } | Msg::BeatOk { .. } => {}
+            Msg::Report { req } => {
+                if self.membership.on_report_received(ctx, from) {
+                    self.membership_changed();
+                }
+                ctx.send(from, Msg::ReportOk { req });
+            }
+            Msg::ReportOk { req } => {
+                if self.membership.on_report_ok(ctx, from, req) {
+                    self.membership_changed();
+                }
+            }
+            Msg::Query { service, req } => {
+                self.push.subscribe(ctx, service, from);
+                let instances = self.table(service).map(Table::healthy).unwrap_or_default();
+                ctx.send(from, Msg::QueryOk { req, instances });
+            }
+            Msg::PushAck { push_id } => self.push.on_ack(push_id),
+            Msg::WriteOk { .. } | Msg::QueryOk { .. } | Msg::Push { .. } | Msg::Call { .. } | Msg::CallOk { .. } => {}
+        }
+    }
+
+    /// Applies a client write on this server's copy; returns "found" for beats.
+    fn apply_write(&mut self, ctx: &mut NodeCtx<'_>, origin: NodeId, kind: Write, service: ServiceId) -> bool {
+        let now = ctx.now();
+        let Some(t) = self.tables.get_mut(service.0 as usize) else { return false };
+        let changed = match kind {
+            Write::Register => {
+                let new = t.get(origin).is_none();
+                let was_healthy = t.get(origin).is_some_and(|r| r.healthy);
+                t.put(ctx, InstRec { instance: origin, healthy: true, last_beat: now });
+                if new {
+                    ctx.observe(Obs::Registered { instance: origin });
+                }
+                new || !was_healthy
+            }
+            Write::Beat => match t.get_mut(origin) {
+                None => return false,
+                Some(r) if r.healthy => {
+                    r.last_beat = now;
+                    false
+                }
+                Some(r) => {
+                    r.last_beat = now;
+                    t.set_healthy(ctx, origin, true);
+                    ctx.observe(Obs::MarkedHealthy { instance: origin });
+                    true
+                }
+            },
+        };
+        if changed {
+            self.distro.changed(ctx, service);
+            self.push.changed(ctx, service);
+        }
+        true
+    }
+
+    fn on_verify(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, checksums: &[(ServiceId, u64)]) {
+        for (service, sum) in checksums {
+            if self.table(*service).is_some_and(|t| t.checksum() != *sum) {
+                ctx.send(from, Msg::Pull { service: *service });
+            }
+        }
+        // Services we think `from` is responsible for but it no longer lists: drop them.
+        for s in 0..self.tables.len() as u32 {
+            let service = ServiceId(s);
+            let listed = checksums.iter().any(|(x, _)| *x == service);
+            if !listed && self.responsible_for(service) == Some(from) && !self.tables[s as usize].is_empty() {
+                self.tables[s as usize].replace(ctx, &[]);
+                self.push.changed(ctx, service);
+            }
         }
     }
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
-        if timer != Timer::HealthCheck {
-            return;
-        }
-        let now = ctx.now();
-        let mut pos = 0;
-        while pos < self.table.entries.len() {
-            let e = &mut self.table.entries[pos];
-            let silent = elapsed_since(now, e.last_beat);
-            if silent > self.config.unhealthy_after && e.healthy {
-                e.healthy = false;
-                ctx.observe(Obs::MarkedUnhealthy { instance: e.instance });
+        match timer {
+            Timer::HealthCheck => {
+                for s in 0..self.tables.len() as u32 {
+                    if self.is_responsible(ServiceId(s)) {
+                        self.check_health(ctx, ServiceId(s));
+                    }
+                }
+                ctx.set_timer(self.config.check_interval, Timer::HealthCheck);
             }
-            if silent > self.config.delete_after {
-                ctx.observe(Obs::Deleted { instance: e.instance });
-                self.table.remove(pos);
-                continue;
+            Timer::Report => self.membership.on_report_timer(ctx),
+            Timer::ReportTimeout { req } if self.membership.on_report_timeout(ctx, req) => self.membership_changed(),
+            Timer::SyncDelay { service } => {
+                let data = self.tables[service.0 as usize].snapshot();
+                self.distro.on_sync_delay(ctx, service, &self.peers, &data);
             }
-            pos += 1;
+            Timer::SyncTimeout { peer, service, seq } => self.distro.on_sync_failed(ctx, peer, service, Some(seq)),
+            Timer::SyncRetry { peer, service } => {
+                let data = self.tables[service.0 as usize].snapshot();
+                self.distro.on_sync_retry(ctx, peer, service, &data);
+            }
+            Timer::Verify => {
+                let mine: Vec<(ServiceId, u64)> = (0..self.tables.len() as u32)
+                    .map(ServiceId)
+                    .filter(|s| self.is_responsible(*s))
+                    .map(|s| (s, self.tables[s.0 as usize].checksum()))
+                    .collect();
+                self.distro.on_verify_timer(ctx, &self.peers, mine);
+            }
+            Timer::PushDebounce { service } => {
+                let list = self.tables[service.0 as usize].healthy();
+                self.push.on_debounce(ctx, service, &list);
+            }
+            Timer::PushTimeout { push_id } => self.push.on_timeout(ctx, push_id),
+            _ => {}
         }
-        ctx.set_timer(self.config.check_interval, Timer::HealthCheck);
     }
 
-    /// Ephemeral instances live in memory only.
+    /// `ClientBeatCheckTask` for one service.
+    fn check_health(&mut self, ctx: &mut NodeCtx<'_>, service: ServiceId) {
+        let now = ctx.now();
+        let t = &mut self.tables[service.0 as usize];
+        let (unhealthy_after, delete_after) = (self.config.unhealthy_after, self.config.delete_after);
+        let mut sick = Vec::new();
+        let mut dead = Vec::new();
+        for r in t.entries() {
+            let silent = now.saturating_since(r.last_beat);
+            if silent > unhealthy_after && r.healthy {
+                sick.push(r.instance);
+            }
+            if silent > delete_after {
+                dead.push(r.instance);
+            }
+        }
+        for n in &sick {
+            t.set_healthy(ctx, *n, false);
+            ctx.observe(Obs::MarkedUnhealthy { instance: *n });
+        }
+        for n in &dead {
+            ctx.observe(Obs::Deleted { instance: *n });
+            t.remove(ctx, *n);
+        }
+        if !sick.is_empty() || !dead.is_empty() {
+            self.distro.changed(ctx, service);
+            self.push.changed(ctx, service);
+        }
+    }
+
+    pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
+        if self.membership.on_refused(ctx, to) {
+            self.membership_changed();
+        }
+        self.distro.refused(ctx, to, &msg);
+    }
+
+    /// Ephemeral data, membership view, pending syncs and push clients live in memory only.
     pub fn crash(&mut self) {
-        self.table = Table::default();
+        self.tables.iter_mut().for_each(Table::clear);
+        self.membership.reset();
+        self.membership_changed();
+        self.distro.reset();
+        self.push.reset();
     }
 }

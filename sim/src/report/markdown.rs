@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::model::{Report, StageReport};
+use super::model::{RatioByKind, Report, StageReport};
 
 fn stage_row(name: &str, s: &StageReport) -> String {
     let m = &s.summary;
@@ -44,10 +44,34 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
         s,
         "| stage | count | min | p50 | p90 | p99 | max | mean | missed |\n|---|---|---|---|---|---|---|---|---|"
     );
-    let _ = writeln!(s, "{}", stage_row("unhealthy", &r.detection.unhealthy));
-    let _ = writeln!(s, "{}\n", stage_row("deleted", &r.detection.deleted));
+    for (name, st) in r.detection.stages() {
+        let _ = writeln!(s, "{}", stage_row(name, st));
+    }
+    let _ = writeln!(s);
     for p in plots {
         let _ = writeln!(s, "![{p}]({p})\n");
+    }
+    availability_md(&mut s, r);
+    if let Some(st) = &r.staleness {
+        let _ = writeln!(s, "## Staleness of consumer views\n");
+        let _ = writeln!(
+            s,
+            "Sampled every {} s ({} samples): on average {:.2} % of running consumers had a wrong view \
+             (max {:.2} %); the longest a view stayed wrong was {:.1} s.\n",
+            st.sample_interval_s,
+            st.samples,
+            st.mean_fraction_wrong * 100.0,
+            st.max_fraction_wrong * 100.0,
+            st.worst_wrong_duration_s
+        );
+    }
+    if !r.convergence.is_empty() {
+        let _ = writeln!(s, "## Convergence after heals\n\n| healed at (s) | converged after (s) |\n|---|---|");
+        for c in &r.convergence {
+            let after = c.converged_after_s.map_or("not before the end".to_string(), |x| format!("{x:.1}"));
+            let _ = writeln!(s, "| {:.1} | {after} |", c.healed_at_s);
+        }
+        let _ = writeln!(s);
     }
     let fp = &r.false_positives;
     let _ = writeln!(s, "## False positives\n");
@@ -75,6 +99,33 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
     s
 }
 
+fn ratio_cells(m: &RatioByKind) -> String {
+    let cells: Vec<String> = m
+        .iter()
+        .map(|(k, v)| {
+            let name = serde_json::to_string(k).unwrap_or_default();
+            match v.fraction {
+                Some(f) => format!("{} {:.4} ({}/{})", name.trim_matches('"'), f, v.ok, v.total),
+                None => format!("{} –", name.trim_matches('"')),
+            }
+        })
+        .collect();
+    if cells.is_empty() { "no requests".into() } else { cells.join(", ") }
+}
+
+fn availability_md(s: &mut String, r: &Report) {
+    let a = &r.availability;
+    let _ =
+        writeln!(s, "## Availability (fraction of requests that succeeded)\n\n| window | by request kind |\n|---|---|");
+    let _ = writeln!(s, "| overall | {} |", ratio_cells(&a.overall));
+    let _ = writeln!(s, "| during faults | {} |", ratio_cells(&a.during_faults));
+    let _ = writeln!(s, "| outside faults | {} |", ratio_cells(&a.outside_faults));
+    for (side, m) in &a.by_side {
+        let _ = writeln!(s, "| partition {side} | {} |", ratio_cells(m));
+    }
+    let _ = writeln!(s);
+}
+
 /// The summary printed on stdout after a run.
 pub fn summary(r: &Report) -> String {
     let mut s = String::new();
@@ -86,21 +137,21 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(s, "\ndetection latency from the crash (s)");
     let _ = writeln!(
         s,
-        "  {:<10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "  {:<15} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
         "stage", "count", "min", "p50", "p90", "p99", "max", "mean", "missed"
     );
-    for (name, st) in [("unhealthy", &r.detection.unhealthy), ("deleted", &r.detection.deleted)] {
+    for (name, st) in r.detection.stages() {
         let m = &st.summary;
         if m.count == 0 {
             let _ = writeln!(
                 s,
-                "  {name:<10} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+                "  {name:<15} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
                 0, "-", "-", "-", "-", "-", "-", st.missed
             );
         } else {
             let _ = writeln!(
                 s,
-                "  {name:<10} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7}",
+                "  {name:<15} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7}",
                 m.count, m.min_s, m.p50_s, m.p90_s, m.p99_s, m.max_s, m.mean_s, st.missed
             );
         }
@@ -114,6 +165,19 @@ pub fn summary(r: &Report) -> String {
         fp.flaps,
         causes(r)
     );
+    let _ = writeln!(s, "availability     {}", ratio_cells(&r.availability.overall));
+    if let Some(st) = &r.staleness {
+        let _ = writeln!(
+            s,
+            "staleness        {:.2} % of views wrong on average, worst view wrong for {:.1} s",
+            st.mean_fraction_wrong * 100.0,
+            st.worst_wrong_duration_s
+        );
+    }
+    for c in &r.convergence {
+        let after = c.converged_after_s.map_or("did not converge".to_string(), |x| format!("converged {x:.1} s later"));
+        let _ = writeln!(s, "convergence      healed at {:.1} s, {after}", c.healed_at_s);
+    }
     let held = r.invariants.iter().filter(|i| i.holds).count();
     let _ = writeln!(s, "invariants       {held} of {} hold", r.invariants.len());
     for i in r.invariants.iter().filter(|i| !i.holds) {

@@ -11,24 +11,37 @@ use std::path::{Path, PathBuf};
 pub use markdown::{markdown, summary};
 pub use model::Report;
 
-use crate::metrics::Detection;
+use crate::metrics::Analyzer;
 
 /// The files of one report, as (file name, contents).
-pub fn render(report: &Report, detection: &Detection) -> Result<Vec<(String, Vec<u8>)>, String> {
+pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut files = Vec::new();
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())? + "\n";
     files.push(("report.json".to_string(), json.into_bytes()));
-    let svg = plot::cdf_svg(
-        &format!("{}: detection latency from the crash", report.scenario),
-        "seconds from the crash",
-        &[
-            plot::CdfLine { label: "unhealthy", samples: &detection.unhealthy.latencies_s },
-            plot::CdfLine { label: "deleted", samples: &detection.deleted.latencies_s },
-        ],
-    )?;
-    let plots = vec!["detection-cdf.svg".to_string()];
-    files.push(("report.md".to_string(), markdown(report, &plots).into_bytes()));
-    files.push((plots[0].clone(), svg.into_bytes()));
+    let d = &analyzer.detection;
+    let mut lines = vec![
+        plot::CdfLine { label: "unhealthy", samples: &d.unhealthy.latencies_s },
+        plot::CdfLine { label: "deleted", samples: &d.deleted.latencies_s },
+        plot::CdfLine { label: "replicated", samples: &d.replicated.latencies_s },
+    ];
+    if report.detection.views_updated.is_some() {
+        lines.push(plot::CdfLine { label: "views_updated", samples: &d.views_updated.latencies_s });
+    }
+    if report.detection.traffic_stopped.is_some() {
+        lines.push(plot::CdfLine { label: "traffic_stopped", samples: &d.traffic_stopped.latencies_s });
+    }
+    let title = format!("{}: detection latency from the crash", report.scenario);
+    let mut plots = vec![("detection-cdf.svg".to_string(), plot::cdf_svg(&title, "seconds from the crash", &lines)?)];
+    if report.staleness.is_some() {
+        let spans: Vec<(f64, f64)> =
+            analyzer.history.partition_spans.iter().map(|(a, b)| (a.as_secs_f64(), b.as_secs_f64())).collect();
+        let series: Vec<(f64, f64)> = analyzer.staleness.series.iter().map(|(t, f)| (t.as_secs_f64(), *f)).collect();
+        let title = format!("{}: consumer views differing from ground truth", report.scenario);
+        plots.push(("staleness.svg".to_string(), plot::series_svg(&title, &series, &spans)?));
+    }
+    let names: Vec<String> = plots.iter().map(|(n, _)| n.clone()).collect();
+    files.push(("report.md".to_string(), markdown(report, &names).into_bytes()));
+    files.extend(plots.into_iter().map(|(n, svg)| (n, svg.into_bytes())));
     Ok(files)
 }
 

@@ -8,8 +8,11 @@ use serde::Serialize;
 use crate::check::Invariant;
 use crate::engine::Outcome;
 use crate::metrics::Summary;
-use crate::metrics::detection::{Cause, Detection, Eviction};
+use crate::metrics::analyzer::{Availability, ByKind, Convergence, Staleness};
+use crate::metrics::detection::{Cause, Detection, DetectionParams, Eviction, Stage};
+use crate::metrics::stats::round_ns;
 use crate::net::NetStats;
+use crate::protocol::RequestKind;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {
@@ -26,6 +29,12 @@ pub struct Report {
     pub faults: BTreeMap<String, u64>,
     pub detection: DetectionReport,
     pub false_positives: FalsePositives,
+    pub availability: AvailabilityReport,
+    /// Present when the scenario has consumers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staleness: Option<StalenessReport>,
+    /// One entry per heal of the last active partition.
+    pub convergence: Vec<ConvergenceReport>,
     pub network: NetStats,
     pub invariants: Vec<Invariant>,
 }
@@ -35,6 +44,13 @@ pub struct Report {
 pub struct DetectionReport {
     pub unhealthy: StageReport,
     pub deleted: StageReport,
+    pub replicated: StageReport,
+    /// Present when the scenario has consumers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub views_updated: Option<StageReport>,
+    /// Present when consumers send traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traffic_stopped: Option<StageReport>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -58,13 +74,122 @@ pub struct FalsePositives {
     pub causes: BTreeMap<Cause, u64>,
 }
 
+impl StageReport {
+    pub fn from(s: &Stage) -> Self {
+        StageReport { summary: Summary::of(&s.latencies_s), missed: s.missed }
+    }
+}
+
 impl DetectionReport {
-    pub fn from(d: &Detection) -> Self {
-        let stage = |s: &crate::metrics::detection::Stage| StageReport {
-            summary: Summary::of(&s.latencies_s),
-            missed: s.missed,
-        };
-        DetectionReport { unhealthy: stage(&d.unhealthy), deleted: stage(&d.deleted) }
+    pub fn from(d: &Detection, p: &DetectionParams) -> Self {
+        let consumers = p.consumers.end > p.consumers.start;
+        DetectionReport {
+            unhealthy: StageReport::from(&d.unhealthy),
+            deleted: StageReport::from(&d.deleted),
+            replicated: StageReport::from(&d.replicated),
+            views_updated: consumers.then(|| StageReport::from(&d.views_updated)),
+            traffic_stopped: p.traffic.then(|| StageReport::from(&d.traffic_stopped)),
+        }
+    }
+
+    /// (stage name, report) in pipeline order, for tables and plots.
+    pub fn stages(&self) -> Vec<(&'static str, &StageReport)> {
+        let mut v = vec![("unhealthy", &self.unhealthy), ("deleted", &self.deleted), ("replicated", &self.replicated)];
+        if let Some(s) = &self.views_updated {
+            v.push(("views_updated", s));
+        }
+        if let Some(s) = &self.traffic_stopped {
+            v.push(("traffic_stopped", s));
+        }
+        v
+    }
+}
+
+/// Successes over attempts, per request kind.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Ratio {
+    pub ok: u64,
+    pub total: u64,
+    /// `ok / total`; absent when there were no requests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<f64>,
+}
+
+pub type RatioByKind = BTreeMap<RequestKind, Ratio>;
+
+fn ratios(m: &ByKind) -> RatioByKind {
+    m.iter()
+        .map(|(k, t)| {
+            let fraction = (t.total > 0).then(|| round_ns(t.ok as f64 / t.total as f64));
+            (*k, Ratio { ok: t.ok, total: t.total, fraction })
+        })
+        .collect()
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AvailabilityReport {
+    pub overall: RatioByKind,
+    /// While a partition was active or a server was down or paused.
+    pub during_faults: RatioByKind,
+    pub outside_faults: RatioByKind,
+    /// By the requester's group in the first active partition ("group N" or "unaffected").
+    pub by_side: BTreeMap<String, RatioByKind>,
+}
+
+impl AvailabilityReport {
+    pub fn from(a: &Availability) -> Self {
+        AvailabilityReport {
+            overall: ratios(&a.overall),
+            during_faults: ratios(&a.during_faults),
+            outside_faults: ratios(&a.outside_faults),
+            by_side: a.by_side.iter().map(|(k, v)| (k.clone(), ratios(v))).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StalenessReport {
+    pub sample_interval_s: f64,
+    pub samples: u64,
+    /// Time-weighted mean of the fraction of running consumers whose view is wrong.
+    pub mean_fraction_wrong: f64,
+    pub max_fraction_wrong: f64,
+    /// The longest a single consumer's view stayed wrong (sampled).
+    pub worst_wrong_duration_s: f64,
+}
+
+impl StalenessReport {
+    pub fn from(s: &Staleness, p: &DetectionParams) -> Option<Self> {
+        if p.consumers.end == p.consumers.start {
+            return None;
+        }
+        let n = s.series.len();
+        let mean = if n == 0 { 0.0 } else { s.series.iter().map(|x| x.1).sum::<f64>() / n as f64 };
+        Some(StalenessReport {
+            sample_interval_s: p.sample_interval.as_secs_f64(),
+            samples: n as u64,
+            mean_fraction_wrong: round_ns(mean),
+            max_fraction_wrong: s.series.iter().map(|x| x.1).fold(0.0, f64::max),
+            worst_wrong_duration_s: s.worst_wrong.as_secs_f64(),
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConvergenceReport {
+    pub healed_at_s: f64,
+    /// Seconds from the heal until every server copy and view matched ground truth (sampled);
+    /// absent if that never happened before the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub converged_after_s: Option<f64>,
+}
+
+impl ConvergenceReport {
+    pub fn from(c: &Convergence) -> Self {
+        ConvergenceReport {
+            healed_at_s: c.healed_at.as_secs_f64(),
+            converged_after_s: c.converged_at.map(|t| (t - c.healed_at).as_secs_f64()),
+        }
     }
 }
 

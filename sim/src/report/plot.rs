@@ -65,3 +65,47 @@ pub fn cdf_svg(title: &str, x_label: &str, lines: &[CdfLine<'_>]) -> Result<Stri
     }
     Ok(svg)
 }
+
+/// A time series of fractions (0..1) against virtual time, with shaded spans (fault periods,
+/// e.g. partitions), as Jepsen's plots shade nemesis activity.
+pub fn series_svg(title: &str, series: &[(f64, f64)], shaded: &[(f64, f64)]) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (820, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let x_max = series.last().map_or(1.0, |p| p.0.max(1.0));
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..x_max, 0.0..1.0)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("virtual time (s)")
+            .y_desc("fraction of consumer views wrong")
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let shade = RGBColor(0xff, 0xcc, 0x99).mix(0.5);
+        chart
+            .draw_series(shaded.iter().map(|(a, b)| Rectangle::new([(*a, 0.0), (*b, 1.0)], shade.filled())))
+            .map_err(|e| e.to_string())?
+            .label("partition active")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.filled()));
+        chart
+            .draw_series(LineSeries::new(series.iter().copied(), COLORS[0].stroke_width(2)))
+            .map_err(|e| e.to_string())?
+            .label("views wrong")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLORS[0].stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}

@@ -1,6 +1,6 @@
 //! Builds a world from a validated scenario.
 //!
-//! Node ids are laid out by role: servers first, then instances; random streams are named by
+//! Node ids are laid out by role: servers, instances, consumers; random streams are named by
 //! role and index (`servers/0`, `instances/17`), the network's `net`, the fault schedule's
 //! `faults`, start offsets `workload`, so adding an instance perturbs no other node.
 
@@ -12,10 +12,16 @@ use super::schema::{LinkSpec, Scenario};
 use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
 use crate::fault::{self, Topology};
 use crate::net::{LinkProfile, Network};
-use crate::protocol::{InstanceConfig, Node, RegistryServer, ServerConfig, ServiceId, ServiceInstance};
+use crate::protocol::distro::DistroConfig;
+use crate::protocol::membership::MembershipConfig;
+use crate::protocol::push::PushConfig;
+use crate::protocol::{
+    Consumer, ConsumerConfig, InstanceConfig, Node, RegistryServer, ServerConfig, ServiceId, ServiceInstance, java_hash,
+};
 
 pub const SERVERS: &str = "servers";
 pub const INSTANCES: &str = "instances";
+pub const CONSUMERS: &str = "consumers";
 
 /// A world ready to run, with the layout the metrics need.
 pub struct Built {
@@ -31,6 +37,9 @@ impl Built {
     pub fn instances(&self) -> Vec<NodeId> {
         self.role_nodes(INSTANCES)
     }
+    pub fn consumers(&self) -> Vec<NodeId> {
+        self.role_nodes(CONSUMERS)
+    }
     fn role_nodes(&self, name: &str) -> Vec<NodeId> {
         self.topology.role(name).map(|r| (r.first..r.first + r.count).map(NodeId).collect()).unwrap_or_default()
     }
@@ -43,6 +52,7 @@ fn topology(s: &Scenario) -> Topology {
     let mut topology = Topology::default();
     topology.add_role(SERVERS, s.registry.servers);
     topology.add_role(INSTANCES, s.instances.count);
+    topology.add_role(CONSUMERS, s.consumers.count);
     topology
 }
 
@@ -51,7 +61,7 @@ fn topology(s: &Scenario) -> Topology {
 pub fn check(s: &Scenario) -> Result<(), BuildError> {
     let topology = topology(s);
     let latency = crate::net::LatencySpec::constant(SimDuration::ZERO);
-    let mut net = Network::new(profile(&latency, 0.0, 0.0)?, vec![0, 1], stream(s.seed, "net"));
+    let mut net = Network::new(profile(&latency, 0.0, 0.0)?, vec![0, 1, 2], stream(s.seed, "net"));
     for (k, l) in s.network.links.iter().enumerate() {
         add_link(&mut net, &topology, k, l, s)?;
     }
@@ -69,18 +79,15 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         add_link(&mut net, &topology, k, l, s)?;
     }
     let mut world = World::new(seed, net);
-    let server_cfg = ServerConfig {
-        check_interval: s.registry.health.check_interval,
-        unhealthy_after: s.registry.health.unhealthy_after,
-        delete_after: s.registry.health.delete_after,
-    };
-    for i in 0..s.registry.servers {
-        world.add_node(&format!("{SERVERS}/{i}"), Node::Server(RegistryServer::new(server_cfg.clone())), SimTime::ZERO);
-    }
     let servers: Arc<[NodeId]> = (0..s.registry.servers).map(NodeId).collect();
+    let server_cfg = server_config(s, Arc::clone(&servers));
+    for i in 0..s.registry.servers {
+        let server = RegistryServer::new(server_cfg.clone(), NodeId(i));
+        world.add_node(&format!("{SERVERS}/{i}"), Node::Server(Box::new(server)), SimTime::ZERO);
+    }
     let cfg = InstanceConfig {
         service: ServiceId(0),
-        servers,
+        servers: Arc::clone(&servers),
         beat_interval: s.instances.beat_interval,
         request_timeout: s.instances.request_timeout,
     };
@@ -90,11 +97,59 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         let start = if spread == 0 { 0 } else { workload.random_range(0..spread) };
         world.add_node(&format!("{INSTANCES}/{i}"), Node::Instance(ServiceInstance::new(cfg.clone())), SimTime(start));
     }
+    let c = &s.consumers;
+    let default_poll = if s.registry.push.enabled { 10 } else { 3 };
+    let consumer_cfg = ConsumerConfig {
+        service: ServiceId(0),
+        servers,
+        poll_interval: c.poll_interval.unwrap_or(SimDuration::from_secs(default_poll)),
+        backoff_max: c.backoff_max,
+        query_timeout: c.query_timeout,
+        call_rate: c.call_rate,
+        call_timeout: c.call_timeout,
+        max_attempts: c.max_attempts,
+    };
+    let spread = c.start_spread.as_nanos();
+    for i in 0..c.count {
+        let start = if spread == 0 { 0 } else { workload.random_range(0..spread) };
+        let consumer = Consumer::new(consumer_cfg.clone());
+        world.add_node(&format!("{CONSUMERS}/{i}"), Node::Consumer(Box::new(consumer)), SimTime(start));
+    }
     let mut fault_rng = stream(seed, "faults");
     for (at, action) in fault::resolve(&s.faults, &topology, &mut fault_rng)? {
         world.schedule_fault(at, action);
     }
     Ok(Built { world, topology, seed })
+}
+
+fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {
+    let r = &s.registry;
+    ServerConfig {
+        check_interval: r.health.check_interval,
+        unhealthy_after: r.health.unhealthy_after,
+        delete_after: r.health.delete_after,
+        servers,
+        // Nacos keys a service by group and name.
+        service_hashes: Arc::from([java_hash(&format!("DEFAULT_GROUP@@{}", s.instances.service))]),
+        membership: MembershipConfig {
+            report_interval: r.membership.report_interval,
+            report_timeout: r.membership.report_timeout,
+            down_after_failures: r.membership.down_after_failures,
+        },
+        distro: DistroConfig {
+            sync_delay: r.distro.sync_delay,
+            sync_timeout: r.distro.sync_timeout,
+            sync_retry: r.distro.sync_retry,
+            verify_interval: r.distro.verify_interval,
+        },
+        push: PushConfig {
+            enabled: r.push.enabled,
+            debounce: r.push.debounce,
+            ack_timeout: r.push.ack_timeout,
+            resends: r.push.resends,
+            client_expiry: r.push.client_expiry,
+        },
+    }
 }
 
 fn profile(latency: &crate::net::LatencySpec, loss: f64, duplicate: f64) -> Result<LinkProfile, BuildError> {

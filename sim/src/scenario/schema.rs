@@ -14,6 +14,8 @@ use crate::net::LatencySpec;
 pub mod limits {
     pub const MAX_SERVERS: u32 = 1_000;
     pub const MAX_INSTANCES: u32 = 1_000_000;
+    pub const MAX_CONSUMERS: u32 = 100_000;
+    pub const MAX_CALL_RATE: f64 = 100_000.0;
     pub const MAX_DURATION_S: u64 = 30 * 24 * 3_600;
     pub const MAX_EVENTS: u64 = 100_000_000_000;
     pub const MAX_FAULTS: usize = 100_000;
@@ -39,6 +41,10 @@ pub struct Scenario {
     pub registry: RegistrySpec,
     #[serde(default)]
     pub instances: InstancesSpec,
+    #[serde(default)]
+    pub consumers: ConsumersSpec,
+    #[serde(default)]
+    pub metrics: MetricsSpec,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
 }
@@ -110,6 +116,151 @@ pub struct RegistrySpec {
     pub servers: u32,
     #[serde(default)]
     pub health: HealthSpec,
+    #[serde(default)]
+    pub distro: DistroSpec,
+    #[serde(default)]
+    pub membership: MembershipSpec,
+    #[serde(default)]
+    pub push: PushSpec,
+}
+
+/// Distro replication timing (Nacos 1.x: sync 2 s after a change, retry 5 s, verify 5 s).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistroSpec {
+    #[serde(default = "secs::<2>")]
+    pub sync_delay: SimDuration,
+    #[serde(default = "secs::<3>")]
+    pub sync_timeout: SimDuration,
+    #[serde(default = "secs::<5>")]
+    pub sync_retry: SimDuration,
+    #[serde(default = "secs::<5>")]
+    pub verify_interval: SimDuration,
+}
+
+impl Default for DistroSpec {
+    fn default() -> Self {
+        DistroSpec {
+            sync_delay: secs::<2>(),
+            sync_timeout: secs::<3>(),
+            sync_retry: secs::<5>(),
+            verify_interval: secs::<5>(),
+        }
+    }
+}
+
+/// Server membership reports (Nacos: every 2 s, DOWN at the 4th consecutive failure).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MembershipSpec {
+    #[serde(default = "secs::<2>")]
+    pub report_interval: SimDuration,
+    #[serde(default = "secs::<3>")]
+    pub report_timeout: SimDuration,
+    #[serde(default = "default_down_after")]
+    pub down_after_failures: u32,
+}
+
+fn default_down_after() -> u32 {
+    4
+}
+
+impl Default for MembershipSpec {
+    fn default() -> Self {
+        MembershipSpec { report_interval: secs::<2>(), report_timeout: secs::<3>(), down_after_failures: 4 }
+    }
+}
+
+/// UDP push to subscribers (Nacos: 1 s debounce, 10 s ack timeout, one resend).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushSpec {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "secs::<1>")]
+    pub debounce: SimDuration,
+    #[serde(default = "secs::<10>")]
+    pub ack_timeout: SimDuration,
+    #[serde(default = "default_resends")]
+    pub resends: u32,
+    #[serde(default = "secs::<10>")]
+    pub client_expiry: SimDuration,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_resends() -> u32 {
+    1
+}
+
+impl Default for PushSpec {
+    fn default() -> Self {
+        PushSpec {
+            enabled: true,
+            debounce: secs::<1>(),
+            ack_timeout: secs::<10>(),
+            resends: 1,
+            client_expiry: secs::<10>(),
+        }
+    }
+}
+
+/// Consumers: subscription cache and application traffic.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumersSpec {
+    #[serde(default)]
+    pub count: u32,
+    /// Poll interval; default 10 s with push on, 3 s with push off (Nacos' client).
+    pub poll_interval: Option<SimDuration>,
+    #[serde(default = "secs::<60>")]
+    pub backoff_max: SimDuration,
+    #[serde(default = "secs::<3>")]
+    pub query_timeout: SimDuration,
+    /// Application requests per second per consumer (Poisson).
+    #[serde(default)]
+    pub call_rate: f64,
+    #[serde(default = "secs::<1>")]
+    pub call_timeout: SimDuration,
+    /// Retry middleware: attempts per request, each on another instance.
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "secs::<5>")]
+    pub start_spread: SimDuration,
+}
+
+fn default_attempts() -> u32 {
+    1
+}
+
+impl Default for ConsumersSpec {
+    fn default() -> Self {
+        ConsumersSpec {
+            count: 0,
+            poll_interval: None,
+            backoff_max: secs::<60>(),
+            query_timeout: secs::<3>(),
+            call_rate: 0.0,
+            call_timeout: secs::<1>(),
+            max_attempts: 1,
+            start_spread: secs::<5>(),
+        }
+    }
+}
+
+/// How metrics sample time series (staleness, convergence).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSpec {
+    #[serde(default = "secs::<1>")]
+    pub sample_interval: SimDuration,
+}
+
+impl Default for MetricsSpec {
+    fn default() -> Self {
+        MetricsSpec { sample_interval: secs::<1>() }
+    }
 }
 
 fn default_servers() -> u32 {
@@ -118,7 +269,13 @@ fn default_servers() -> u32 {
 
 impl Default for RegistrySpec {
     fn default() -> Self {
-        RegistrySpec { servers: default_servers(), health: HealthSpec::default() }
+        RegistrySpec {
+            servers: default_servers(),
+            health: HealthSpec::default(),
+            distro: DistroSpec::default(),
+            membership: MembershipSpec::default(),
+            push: PushSpec::default(),
+        }
     }
 }
 
@@ -224,6 +381,51 @@ impl Scenario {
         }
         if i.service.is_empty() {
             return e("instances.service", "expected a non-empty service name");
+        }
+        let r = &self.registry;
+        for (key, d) in [
+            ("distro.sync_timeout", r.distro.sync_timeout),
+            ("distro.sync_retry", r.distro.sync_retry),
+            ("distro.verify_interval", r.distro.verify_interval),
+            ("membership.report_interval", r.membership.report_interval),
+            ("membership.report_timeout", r.membership.report_timeout),
+            ("push.ack_timeout", r.push.ack_timeout),
+        ] {
+            if d.0 == 0 {
+                return e(&format!("registry.{key}"), "expected a duration above 0");
+            }
+        }
+        if r.membership.down_after_failures == 0 {
+            return e("registry.membership.down_after_failures", "expected at least 1");
+        }
+        let c = &self.consumers;
+        if c.count > limits::MAX_CONSUMERS {
+            return e(
+                "consumers.count",
+                &format!("expected at most {} consumers, got {}", limits::MAX_CONSUMERS, c.count),
+            );
+        }
+        if !(0.0..=limits::MAX_CALL_RATE).contains(&c.call_rate) {
+            return e(
+                "consumers.call_rate",
+                &format!("expected requests per second in [0, {}]", limits::MAX_CALL_RATE),
+            );
+        }
+        for (key, d) in
+            [("query_timeout", c.query_timeout), ("call_timeout", c.call_timeout), ("backoff_max", c.backoff_max)]
+        {
+            if d.0 == 0 {
+                return e(&format!("consumers.{key}"), "expected a duration above 0");
+            }
+        }
+        if c.poll_interval.is_some_and(|d| d.0 == 0) {
+            return e("consumers.poll_interval", "expected a duration above 0");
+        }
+        if c.max_attempts == 0 || c.max_attempts > 100 {
+            return e("consumers.max_attempts", "expected 1..=100");
+        }
+        if self.metrics.sample_interval < SimDuration::from_millis(10) {
+            return e("metrics.sample_interval", "expected at least 10ms");
         }
         if self.faults.len() > limits::MAX_FAULTS {
             return e("faults", &format!("expected at most {} faults", limits::MAX_FAULTS));

@@ -1,0 +1,340 @@
+//! The streaming analyzer: reads the observation log in order, in chunks, and keeps only what
+//! the measurements need (memory stays bounded however many beats a run has).
+//!
+//! Besides detection (see `detection`) it follows every server's copy and every consumer's
+//! view, and samples every `sample_interval` of virtual time:
+//! - **staleness**: the fraction of running consumers whose view differs from ground truth
+//!   (the instances running and reachable both ways from that consumer, counted from their
+//!   first registration so a booting instance is not "missing"), and how long a view
+//!   stayed wrong (sampled, so durations are multiples of the interval);
+//! - **convergence**: after the last active partition heals, the first sample at which every
+//!   running server's healthy list equals the running instances and every view equals truth.
+//!
+//! **Availability** counts each finished request (register, beat, query, call) by outcome,
+//! overall, inside and outside fault windows (a partition active or a server down or
+//! paused), and by the requester's group in the first active partition.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::detection::{self, Detection, DetectionParams, Episode, Eviction, FalsePositive};
+use super::history::History;
+use crate::engine::{FaultRecord, NodeId, Record, SimTime, What};
+use crate::fault::FaultAction;
+use crate::protocol::{CopyState, Obs, RequestKind};
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Inst {
+    episode: Option<usize>,
+    listed: bool,
+    /// Registered at least once: from then on it is part of ground truth while running.
+    known: bool,
+    wrongly_out: bool,
+    copies: u32,
+    views: u32,
+}
+
+/// Successes and attempts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub ok: u64,
+    pub total: u64,
+}
+
+pub type ByKind = BTreeMap<RequestKind, Tally>;
+
+#[derive(Clone, Debug, Default)]
+pub struct Availability {
+    pub overall: ByKind,
+    pub during_faults: ByKind,
+    pub outside_faults: ByKind,
+    pub by_side: BTreeMap<String, ByKind>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Staleness {
+    /// (sample time, fraction of running consumers with a wrong view).
+    pub series: Vec<(SimTime, f64)>,
+    pub worst_wrong: crate::engine::SimDuration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Convergence {
+    pub healed_at: SimTime,
+    pub converged_at: Option<SimTime>,
+}
+
+pub struct Analyzer {
+    p: DetectionParams,
+    pub history: History,
+    pub detection: Detection,
+    pub availability: Availability,
+    pub staleness: Staleness,
+    pub convergence: Vec<Convergence>,
+    inst: Vec<Inst>,
+    copies: Vec<BTreeMap<NodeId, CopyState>>,
+    views: Vec<BTreeSet<NodeId>>,
+    wrong_since: Vec<Option<SimTime>>,
+    next_sample: SimTime,
+    /// Inside a fault window right now (recomputed on every fault record).
+    faulted: bool,
+}
+
+fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
+    (n.0 >= r.start && n.0 < r.end).then(|| (n.0 - r.start) as usize)
+}
+
+impl Analyzer {
+    pub fn new(p: DetectionParams, actions: Vec<FaultAction>) -> Self {
+        let size = |r: &std::ops::Range<u32>| (r.end - r.start) as usize;
+        Analyzer {
+            inst: vec![Inst::default(); size(&p.instances)],
+            copies: vec![BTreeMap::new(); size(&p.servers)],
+            views: vec![BTreeSet::new(); size(&p.consumers)],
+            wrong_since: vec![None; size(&p.consumers)],
+            history: History::new(actions),
+            detection: Detection::default(),
+            availability: Availability::default(),
+            staleness: Staleness::default(),
+            convergence: Vec::new(),
+            next_sample: SimTime::ZERO,
+            faulted: false,
+            p,
+        }
+    }
+
+    pub fn params(&self) -> &DetectionParams {
+        &self.p
+    }
+
+    pub fn ingest(&mut self, records: &[Record<Obs>]) {
+        for r in records {
+            while self.next_sample < r.time && self.next_sample <= self.p.end {
+                self.sample(self.next_sample);
+                self.next_sample += self.p.sample_interval;
+            }
+            match r.what {
+                What::Fault(f) => self.fault(r.time, r.node, f),
+                What::Actor(o) => self.observe(r.time, r.node, o),
+            }
+        }
+    }
+
+    /// Samples up to the end and turns episodes into stage samples.
+    pub fn finish(&mut self) {
+        while self.next_sample <= self.p.end {
+            self.sample(self.next_sample);
+            self.next_sample += self.p.sample_interval;
+        }
+        self.history.finish(self.p.end);
+        self.detection.finish(self.p.traffic);
+    }
+
+    fn fault(&mut self, t: SimTime, node: NodeId, f: FaultRecord) {
+        let partitioned = !self.history.active.is_empty();
+        self.history.ingest(t, node, f);
+        if partitioned && self.history.active.is_empty() {
+            self.convergence.push(Convergence { healed_at: t, converged_at: None });
+        }
+        let h = &self.history;
+        self.faulted = !h.active.is_empty() || self.p.servers.clone().map(NodeId).any(|s| !h.running(s));
+        match f {
+            FaultRecord::Crashed => {
+                if let Some(i) = offset(&self.p.instances, node) {
+                    let s = &self.inst[i];
+                    self.detection.episodes.push(Episode {
+                        instance: node,
+                        crashed: t,
+                        ended: self.p.end,
+                        listed: s.listed,
+                        viewed: s.views > 0,
+                        unhealthy: None,
+                        deleted: None,
+                        replicated: None,
+                        views_updated: None,
+                        last_call: None,
+                    });
+                    self.inst[i].episode = Some(self.detection.episodes.len() - 1);
+                } else if let Some(s) = offset(&self.p.servers, node) {
+                    for (n, _) in std::mem::take(&mut self.copies[s]) {
+                        self.copy_count(t, n, false);
+                    }
+                } else if let Some(c) = offset(&self.p.consumers, node) {
+                    for n in std::mem::take(&mut self.views[c]) {
+                        self.view_count(t, n, false);
+                    }
+                }
+            }
+            FaultRecord::Restarted => {
+                if let Some(e) = offset(&self.p.instances, node).and_then(|i| self.inst[i].episode.take()) {
+                    self.detection.episodes[e].ended = t;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn episode(&mut self, n: NodeId) -> Option<&mut Episode> {
+        let e = offset(&self.p.instances, n).and_then(|i| self.inst[i].episode)?;
+        self.detection.episodes.get_mut(e)
+    }
+
+    fn copy_count(&mut self, t: SimTime, n: NodeId, present: bool) {
+        let Some(i) = offset(&self.p.instances, n) else { return };
+        let c = &mut self.inst[i].copies;
+        *c = if present { *c + 1 } else { c.saturating_sub(1) };
+        if *c == 0
+            && let Some(e) = self.episode(n)
+        {
+            e.replicated.get_or_insert(t);
+        }
+    }
+
+    fn view_count(&mut self, t: SimTime, n: NodeId, present: bool) {
+        let Some(i) = offset(&self.p.instances, n) else { return };
+        let c = &mut self.inst[i].views;
+        *c = if present { *c + 1 } else { c.saturating_sub(1) };
+        if *c == 0
+            && let Some(e) = self.episode(n)
+        {
+            e.views_updated.get_or_insert(t);
+        }
+    }
+
+    fn observe(&mut self, t: SimTime, node: NodeId, o: Obs) {
+        match o {
+            Obs::Copy { instance, state } => {
+                let Some(s) = offset(&self.p.servers, node) else { return };
+                let before = self.copies[s].get(&instance).copied().unwrap_or(CopyState::Absent);
+                if state == CopyState::Absent {
+                    self.copies[s].remove(&instance);
+                } else {
+                    self.copies[s].insert(instance, state);
+                }
+                match (before == CopyState::Absent, state == CopyState::Absent) {
+                    (true, false) => self.copy_count(t, instance, true),
+                    (false, true) => self.copy_count(t, instance, false),
+                    _ => {}
+                }
+            }
+            Obs::View { instance, present } => {
+                let Some(c) = offset(&self.p.consumers, node) else { return };
+                let changed = if present { self.views[c].insert(instance) } else { self.views[c].remove(&instance) };
+                if changed {
+                    self.view_count(t, instance, present);
+                }
+            }
+            Obs::CallSent { instance } => {
+                if let Some(e) = self.episode(instance) {
+                    e.last_call = Some(t);
+                }
+            }
+            Obs::Request { kind, ok } => self.request(t, node, kind, ok),
+            Obs::MarkedUnhealthy { instance } => self.eviction(t, instance, Eviction::Unhealthy),
+            Obs::Deleted { instance } => self.eviction(t, instance, Eviction::Deleted),
+            Obs::Registered { instance } | Obs::MarkedHealthy { instance } => {
+                let Some(i) = offset(&self.p.instances, instance) else { return };
+                if matches!(o, Obs::Registered { .. }) {
+                    self.inst[i].listed = true;
+                    self.inst[i].known = true;
+                }
+                if std::mem::take(&mut self.inst[i].wrongly_out) {
+                    self.detection.flaps += 1;
+                }
+            }
+            Obs::Member { .. } | Obs::Reregistered => {}
+        }
+    }
+
+    fn eviction(&mut self, t: SimTime, instance: NodeId, eviction: Eviction) {
+        let Some(i) = offset(&self.p.instances, instance) else { return };
+        if eviction == Eviction::Deleted {
+            self.inst[i].listed = false;
+        }
+        match self.inst[i].episode {
+            Some(e) => {
+                let ep = &mut self.detection.episodes[e];
+                let slot = if eviction == Eviction::Unhealthy { &mut ep.unhealthy } else { &mut ep.deleted };
+                slot.get_or_insert(t);
+            }
+            None => {
+                self.inst[i].wrongly_out = true;
+                let cause = detection::cause(&self.history, &self.p, instance, t);
+                self.detection.false_positives.push(FalsePositive { time: t, instance, eviction, cause });
+            }
+        }
+    }
+
+    fn request(&mut self, _t: SimTime, node: NodeId, kind: RequestKind, ok: bool) {
+        let faulted = self.faulted;
+        let side = self.history.active.values().next().map(|p| match p.group_of(node) {
+            Some(g) => format!("group {g}"),
+            None => "unaffected".to_string(),
+        });
+        let a = &mut self.availability;
+        let add = |m: &mut ByKind| {
+            let e = m.entry(kind).or_default();
+            e.total += 1;
+            e.ok += u64::from(ok);
+        };
+        add(&mut a.overall);
+        add(if faulted { &mut a.during_faults } else { &mut a.outside_faults });
+        if let Some(side) = side {
+            add(a.by_side.entry(side).or_default());
+        }
+    }
+
+    /// Instances that count for ground truth: registered once, and running now.
+    fn alive(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let base = self.p.instances.start;
+        self.inst
+            .iter()
+            .enumerate()
+            .map(move |(k, s)| (NodeId(base + k as u32), s))
+            .filter(|(n, s)| s.known && self.history.running(*n))
+            .map(|(n, _)| n)
+    }
+
+    /// Ground truth for consumer `c`: the live instances it can reach both ways.
+    fn truth_for(&self, c: NodeId) -> BTreeSet<NodeId> {
+        self.alive().filter(|i| self.history.connected(c, *i)).collect()
+    }
+
+    fn sample(&mut self, t: SimTime) {
+        let consumers: Vec<NodeId> = self.p.consumers.clone().map(NodeId).collect();
+        let mut running = 0usize;
+        let mut wrong = 0usize;
+        let mut all_views_right = true;
+        for (k, c) in consumers.iter().enumerate() {
+            if !self.history.running(*c) {
+                self.wrong_since[k] = None;
+                continue;
+            }
+            running += 1;
+            let ok = self.views[k] == self.truth_for(*c);
+            if ok {
+                self.wrong_since[k] = None;
+            } else {
+                wrong += 1;
+                all_views_right = false;
+                let since = *self.wrong_since[k].get_or_insert(t);
+                self.staleness.worst_wrong = self.staleness.worst_wrong.max(t - since);
+            }
+        }
+        if running > 0 {
+            self.staleness.series.push((t, wrong as f64 / running as f64));
+        }
+        if all_views_right && self.convergence.iter().any(|c| c.converged_at.is_none()) && self.copies_right() {
+            self.convergence.iter_mut().filter(|c| c.converged_at.is_none()).for_each(|c| c.converged_at = Some(t));
+        }
+    }
+
+    /// Whether every running server lists exactly the running instances as healthy.
+    fn copies_right(&self) -> bool {
+        let alive: BTreeSet<NodeId> = self.alive().collect();
+        self.p.servers.clone().map(NodeId).enumerate().filter(|(_, s)| self.history.running(*s)).all(|(k, _)| {
+            let healthy: BTreeSet<NodeId> =
+                self.copies[k].iter().filter(|(_, st)| **st == CopyState::Healthy).map(|(n, _)| *n).collect();
+            healthy == alive
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! Ground truth reconstructed from fault records, as they stream in: which nodes were down,
+//! paused, cut off or skewed when, and which partitions were active. Intervals still open are
+//! treated as lasting forever, which is exact for questions about the past (cause
+//! attribution) and closed at the end of the run for questions about the future (invariants).
+
+use std::collections::BTreeMap;
+
+use crate::engine::{FaultRecord, NodeId, SimTime};
+use crate::fault::FaultAction;
+use crate::net::Partition;
+
+type Intervals = BTreeMap<NodeId, Vec<(SimTime, SimTime)>>;
+
+#[derive(Default)]
+pub struct History {
+    paused: Intervals,
+    cut: Intervals,
+    down: Intervals,
+    skewed: BTreeMap<NodeId, Vec<SimTime>>,
+    /// Per node: crashed (or not yet restarted) / paused right now.
+    pub is_down: BTreeMap<NodeId, bool>,
+    pub is_paused: BTreeMap<NodeId, bool>,
+    /// Active partitions by id.
+    pub active: BTreeMap<u32, Partition>,
+    /// (start, end) of every partition, for plots and convergence.
+    pub partition_spans: Vec<(SimTime, SimTime)>,
+    open_partition: BTreeMap<u32, usize>,
+    actions: Vec<FaultAction>,
+}
+
+fn open(map: &mut Intervals, n: NodeId, t: SimTime) {
+    map.entry(n).or_default().push((t, SimTime::MAX));
+}
+
+fn close(map: &mut Intervals, n: NodeId, t: SimTime) {
+    if let Some(last) = map.get_mut(&n).and_then(|v| v.last_mut())
+        && last.1 == SimTime::MAX
+    {
+        last.1 = t;
+    }
+}
+
+impl History {
+    pub fn new(actions: Vec<FaultAction>) -> Self {
+        History { actions, ..History::default() }
+    }
+
+    pub fn ingest(&mut self, t: SimTime, node: NodeId, f: FaultRecord) {
+        match f {
+            FaultRecord::Paused => {
+                open(&mut self.paused, node, t);
+                self.is_paused.insert(node, true);
+            }
+            FaultRecord::Resumed => {
+                close(&mut self.paused, node, t);
+                self.is_paused.insert(node, false);
+            }
+            FaultRecord::Crashed => {
+                open(&mut self.down, node, t);
+                self.is_down.insert(node, true);
+            }
+            FaultRecord::Restarted => {
+                close(&mut self.down, node, t);
+                self.is_down.insert(node, false);
+            }
+            FaultRecord::Partitioned(_) => open(&mut self.cut, node, t),
+            FaultRecord::Healed(_) => close(&mut self.cut, node, t),
+            FaultRecord::ClockSkewed { .. } => self.skewed.entry(node).or_default().push(t),
+            FaultRecord::Applied(idx) => match self.actions.get(idx as usize).cloned() {
+                Some(FaultAction::Partition { id, partition }) => {
+                    self.heal(t, Some(id));
+                    self.active.insert(id, partition);
+                    self.partition_spans.push((t, SimTime::MAX));
+                    self.open_partition.insert(id, self.partition_spans.len() - 1);
+                }
+                Some(FaultAction::Heal(id)) => self.heal(t, id),
+                _ => {}
+            },
+        }
+    }
+
+    fn heal(&mut self, t: SimTime, id: Option<u32>) {
+        let ids: Vec<u32> = self.active.keys().copied().filter(|k| id.is_none_or(|x| x == *k)).collect();
+        for k in ids {
+            self.active.remove(&k);
+            if let Some(i) = self.open_partition.remove(&k) {
+                self.partition_spans[i].1 = t;
+            }
+        }
+    }
+
+    /// Closes every open interval at `end`.
+    pub fn finish(&mut self, end: SimTime) {
+        for map in [&mut self.paused, &mut self.cut, &mut self.down] {
+            for v in map.values_mut() {
+                v.iter_mut().filter(|x| x.1 == SimTime::MAX).for_each(|x| x.1 = end);
+            }
+        }
+        self.partition_spans.iter_mut().filter(|x| x.1 == SimTime::MAX).for_each(|x| x.1 = end);
+    }
+
+    /// Whether `a` and `b` can exchange messages both ways under the active partitions.
+    pub fn connected(&self, a: NodeId, b: NodeId) -> bool {
+        self.active.values().all(|p| p.allows(a, b) && p.allows(b, a))
+    }
+
+    /// Whether `n` is running (not crashed, not paused) right now.
+    pub fn running(&self, n: NodeId) -> bool {
+        !self.is_down.get(&n).copied().unwrap_or(false) && !self.is_paused.get(&n).copied().unwrap_or(false)
+    }
+
+    fn overlaps(map: &Intervals, n: NodeId, from: SimTime, to: SimTime) -> bool {
+        map.get(&n).is_some_and(|v| v.iter().any(|(a, b)| *a <= to && *b >= from))
+    }
+
+    pub fn was_cut(&self, n: NodeId, from: SimTime, to: SimTime) -> bool {
+        Self::overlaps(&self.cut, n, from, to)
+    }
+    pub fn was_paused(&self, n: NodeId, from: SimTime, to: SimTime) -> bool {
+        Self::overlaps(&self.paused, n, from, to)
+    }
+    pub fn was_down(&self, n: NodeId, from: SimTime, to: SimTime) -> bool {
+        Self::overlaps(&self.down, n, from, to)
+    }
+    pub fn skewed_in(&self, n: NodeId, from: SimTime, to: SimTime) -> bool {
+        self.skewed.get(&n).is_some_and(|v| v.iter().any(|x| *x >= from && *x <= to))
+    }
+    pub fn ever_skewed_before(&self, n: NodeId, to: SimTime) -> bool {
+        self.skewed.get(&n).is_some_and(|v| v.iter().any(|x| *x <= to))
+    }
+}
