@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use regsim::run::run;
-use regsim_benches::heartbeat;
+use regsim_benches::{canonical, heartbeat};
 
 fn engine(c: &mut Criterion) {
     let mut group = c.benchmark_group("heartbeat");
@@ -14,6 +14,15 @@ fn engine(c: &mut Criterion) {
         let events = run(&s, s.seed).expect("runs").report.events;
         group.throughput(Throughput::Elements(events));
         group.bench_function(format!("{instances}_instances_600s"), |b| b.iter(|| run(&s, s.seed).expect("runs")));
+    }
+    group.finish();
+    let mut group = c.benchmark_group("ap_cluster");
+    group.sample_size(10);
+    for file in ["nacos-crash.toml", "nacos-partition.toml"] {
+        let s = canonical(file);
+        let events = run(&s, s.seed).expect("runs").report.events;
+        group.throughput(Throughput::Elements(events));
+        group.bench_function(file.trim_end_matches(".toml"), |b| b.iter(|| run(&s, s.seed).expect("runs")));
     }
     group.finish();
 }

@@ -10,3 +10,9 @@ pub fn heartbeat(instances: u32, duration: &str) -> Scenario {
     let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).expect("valid override")).collect();
     load(&path, &overrides).expect("heartbeat.toml loads")
 }
+
+/// A canonical scenario file from `scenarios/`, unchanged.
+pub fn canonical(file: &str) -> Scenario {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file);
+    load(&path, &[]).expect("scenario loads")
+}

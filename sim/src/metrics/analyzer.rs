@@ -40,7 +40,19 @@ pub struct Tally {
     pub total: u64,
 }
 
-pub type ByKind = BTreeMap<RequestKind, Tally>;
+/// Tallies indexed by `RequestKind` (a fixed array: this is on the per-request path).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ByKind(pub [Tally; 4]);
+
+impl ByKind {
+    pub const KINDS: [RequestKind; 4] =
+        [RequestKind::Register, RequestKind::Beat, RequestKind::Query, RequestKind::Call];
+
+    /// The kinds that had requests, with their tallies.
+    pub fn iter(&self) -> impl Iterator<Item = (RequestKind, Tally)> + '_ {
+        Self::KINDS.iter().zip(self.0.iter()).filter(|(_, t)| t.total > 0).map(|(k, t)| (*k, *t))
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub struct Availability {
@@ -271,10 +283,10 @@ impl Analyzer {
             None => "unaffected".to_string(),
         });
         let a = &mut self.availability;
+        let k = kind as usize;
         let add = |m: &mut ByKind| {
-            let e = m.entry(kind).or_default();
-            e.total += 1;
-            e.ok += u64::from(ok);
+            m.0[k].total += 1;
+            m.0[k].ok += u64::from(ok);
         };
         add(&mut a.overall);
         add(if faulted { &mut a.during_faults } else { &mut a.outside_faults });

@@ -180,10 +180,10 @@ pub enum Obs {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
-    Register,
-    Beat,
-    Query,
-    Call,
+    Register = 0,
+    Beat = 1,
+    Query = 2,
+    Call = 3,
 }
 
 pub type NodeCtx<'a> = Ctx<'a, Msg, Timer, Obs>;

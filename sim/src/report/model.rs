@@ -121,7 +121,7 @@ fn ratios(m: &ByKind) -> RatioByKind {
     m.iter()
         .map(|(k, t)| {
             let fraction = (t.total > 0).then(|| round_ns(t.ok as f64 / t.total as f64));
-            (*k, Ratio { ok: t.ok, total: t.total, fraction })
+            (k, Ratio { ok: t.ok, total: t.total, fraction })
         })
         .collect()
 }
