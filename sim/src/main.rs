@@ -28,6 +28,7 @@ enum Command {
     /// Validate a scenario (and overrides) without running it.
     Check(ScenarioArgs),
     /// Evaluate client-side balancers without a cluster: balance and disruption tables.
+    #[command(long_about = LB_ABOUT)]
     Lb(LbArgs),
 }
 
@@ -55,16 +56,18 @@ struct RunArgs {
     check_determinism: bool,
 }
 
-const LB_ABOUT: &str = "Evaluate client-side balancers on nodes named 0..n-1, without a cluster. \
-Keys: --keys probe keys placed once each (keyspace share), also used for disruption: per --churn step, the \
-fraction of probe keys whose node changed, beside the ideal (1/n for one leave, 1/(n+1) for one join). \
-Requests: --requests keys drawn from --dist in a closed loop with --window requests in flight (each held for \
-one 10 ms rtt, reported to load-aware balancers through on_start/on_finish). Limits: nodes <= 100000, keys <= \
-100000000 (4 bytes each), requests <= 100000000, ring points k x nodes <= 33554432, rendezvous nodes x lookups \
-<= 1e10.";
+const LB_ABOUT: &str = "Evaluate client-side balancers on nodes named 0..n-1, without a cluster.
+
+Keys: --keys probe keys, each placed once on an idle balancer (keyspace share); also used for disruption: per \
+--churn step, the fraction of probe keys whose node changed, beside the ideal (1/n for one leave, 1/(n+1) for \
+one join).
+Requests: --requests keys drawn from --dist in a closed loop with --window requests in flight, each held for one \
+10 ms rtt and reported to load-aware balancers (bounded, p2c, p2c-ewma) through on_start/on_finish.
+Limits: nodes <= 100000; keys <= 100000000 (4 bytes each); requests <= 100000000; ring points k x nodes <= \
+33554432; rendezvous nodes x lookups <= 1e10 (O(n) per lookup).";
 
 #[derive(Args)]
-#[command(args_conflicts_with_subcommands = true, long_about = LB_ABOUT)]
+#[command(args_conflicts_with_subcommands = true)]
 struct LbArgs {
     #[command(subcommand)]
     command: Option<LbCommand>,
@@ -80,8 +83,8 @@ struct LbArgs {
     algo: String,
     /// Churn steps in order, comma-separated: add:N (join at the end), remove:N (random nodes leave),
     /// remove-last:N (the last nodes leave).
-    #[arg(long, value_name = "STEPS", default_value = "")]
-    churn: String,
+    #[arg(long, value_name = "STEPS")]
+    churn: Option<String>,
     /// Request key distribution: unique (a new key per request), uniform:k=K, zipf:s=S:k=K (k <= 1e7).
     #[arg(long, value_name = "DIST", default_value = "unique")]
     dist: String,
@@ -248,7 +251,7 @@ fn lb_config(a: &LbArgs) -> Result<EvalConfig, ExitCode> {
         requests: a.requests,
         dist: a.dist.parse::<KeyDist>().map_err(|e| bad_arg("--dist", &e))?,
         window: a.window,
-        churn: parse_churn(&a.churn).map_err(|e| bad_arg("--churn", &e))?,
+        churn: parse_churn(a.churn.as_deref().unwrap_or_default()).map_err(|e| bad_arg("--churn", &e))?,
         seed: a.seed,
         algos: parse_spec(&a.algo).map_err(|e| bad_arg("--algo", &e))?,
     })
@@ -265,6 +268,7 @@ fn lb_command(a: &LbArgs) -> ExitCode {
     let started = Instant::now();
     let e = match eval::evaluate(&cfg) {
         Ok(e) => e,
+        Err(e @ BalanceError::Param { param, .. }) => return bad_arg(&format!("--{param}"), &e),
         Err(e) => return bad_arg("lb", &e),
     };
     eprintln!("evaluated {} balancers in {:.2} s wall", cfg.algos.len(), started.elapsed().as_secs_f64());
