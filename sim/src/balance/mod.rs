@@ -20,8 +20,11 @@
 use std::fmt;
 
 pub mod bounded;
+pub mod churn;
+pub mod eval;
 pub mod hash;
 pub mod jump;
+pub mod keys;
 pub mod maglev;
 pub mod p2c;
 pub mod rendezvous;
@@ -31,8 +34,11 @@ pub mod spec;
 pub mod stats;
 
 pub use bounded::BoundedLoad;
+pub use churn::{ChurnStep, parse_churn};
+pub use eval::{EvalConfig, EvalReport, Evaluation, evaluate};
 pub use hash::HashKind;
 pub use jump::{JumpBalancer, jump};
+pub use keys::{KeyDist, KeySampler};
 pub use maglev::Maglev;
 pub use p2c::{P2c, P2cPeakEwma, PeakEwma};
 pub use rendezvous::Rendezvous;

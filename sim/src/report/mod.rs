@@ -2,6 +2,8 @@
 //! them atomically (temporary files renamed into place, so an interrupted run leaves no half
 //! report).
 
+pub mod lb;
+pub mod lb_plot;
 pub mod markdown;
 pub mod model;
 pub mod plot;
