@@ -26,20 +26,21 @@ pub struct InstanceConfig {
 
 type Kind = Write;
 
-/// One request in flight: which kind, which server index we are on, how many tried.
+/// One request in flight: which kind, which server index we are on, how many tried
+/// (compact: an instance is touched on every beat, so it should fit one cache line).
 #[derive(Clone, Copy, Debug)]
 struct InFlight {
     req: u64,
     kind: Kind,
-    server_idx: usize,
-    tried: usize,
+    server_idx: u16,
+    tried: u16,
 }
 
 /// At most one register and one beat are in flight (a new register replaces an older one),
 /// so they are kept inline rather than in a heap-allocated list.
 #[derive(Clone, Debug)]
 pub struct ServiceInstance {
-    config: InstanceConfig,
+    config: std::sync::Arc<InstanceConfig>,
     next_req: u64,
     inflight: [Option<InFlight>; 2],
 }
@@ -59,7 +60,8 @@ fn slot(kind: Kind) -> usize {
 }
 
 impl ServiceInstance {
-    pub fn new(config: InstanceConfig) -> Self {
+    /// Instances of one service share their configuration.
+    pub fn new(config: std::sync::Arc<InstanceConfig>) -> Self {
         ServiceInstance { config, next_req: 0, inflight: [None; 2] }
     }
 
@@ -107,8 +109,8 @@ impl ServiceInstance {
         let Some(f) = self.take(req) else {
             return; // answered already
         };
-        if f.tried < self.config.servers.len() {
-            let idx = (f.server_idx + 1) % self.config.servers.len();
+        if usize::from(f.tried) < self.config.servers.len() {
+            let idx = (usize::from(f.server_idx) + 1) % self.config.servers.len();
             self.inflight[slot(f.kind)] = Some(self.send_to(ctx, f.req, f.kind, idx, f.tried + 1));
         } else {
             ctx.observe(Obs::Request { kind: request_kind(f.kind), ok: false });
@@ -136,11 +138,12 @@ impl ServiceInstance {
         self.inflight[slot(kind)] = Some(self.send_to(ctx, req, kind, start, 1));
     }
 
-    fn send_to(&self, ctx: &mut NodeCtx<'_>, req: u64, kind: Kind, server_idx: usize, tried: usize) -> InFlight {
+    fn send_to(&self, ctx: &mut NodeCtx<'_>, req: u64, kind: Kind, server_idx: usize, tried: u16) -> InFlight {
         let server = self.config.servers[server_idx];
         let service = self.config.service;
         ctx.send(server, Msg::Write { kind, service, req });
         ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req });
-        InFlight { req, kind, server_idx, tried }
+        // Server lists are limited to 1,000 (scenario limits), so the index fits.
+        InFlight { req, kind, server_idx: server_idx as u16, tried }
     }
 }

@@ -260,6 +260,11 @@ mod tests {
 
     #[test]
     fn messages_stay_small() {
+        assert!(
+            std::mem::size_of::<ServiceInstance>() <= 64,
+            "instance is {} bytes",
+            std::mem::size_of::<ServiceInstance>()
+        );
         assert!(std::mem::size_of::<Msg>() <= 32, "Msg is {} bytes", std::mem::size_of::<Msg>());
         assert!(std::mem::size_of::<Timer>() <= 24, "Timer is {} bytes", std::mem::size_of::<Timer>());
     }

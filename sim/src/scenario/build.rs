@@ -85,17 +85,21 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         let server = RegistryServer::new(server_cfg.clone(), NodeId(i));
         world.add_node(&format!("{SERVERS}/{i}"), Node::Server(Box::new(server)), SimTime::ZERO);
     }
-    let cfg = InstanceConfig {
+    let cfg = Arc::new(InstanceConfig {
         service: ServiceId(0),
         servers: Arc::clone(&servers),
         beat_interval: s.instances.beat_interval,
         request_timeout: s.instances.request_timeout,
-    };
+    });
     let mut workload = stream(seed, "workload");
     let spread = s.instances.start_spread.as_nanos();
     for i in 0..s.instances.count {
         let start = if spread == 0 { 0 } else { workload.random_range(0..spread) };
-        world.add_node(&format!("{INSTANCES}/{i}"), Node::Instance(ServiceInstance::new(cfg.clone())), SimTime(start));
+        world.add_node(
+            &format!("{INSTANCES}/{i}"),
+            Node::Instance(ServiceInstance::new(Arc::clone(&cfg))),
+            SimTime(start),
+        );
     }
     let c = &s.consumers;
     let default_poll = if s.registry.push.enabled { 10 } else { 3 };
