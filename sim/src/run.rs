@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::check::{self, Timing};
 use crate::engine::{FaultRecord, Outcome, SimDuration, SimTime, What};
+use crate::metrics::load::LoadAnalyzer;
 use crate::metrics::{Analyzer, DetectionParams};
 use crate::report::Report;
 use crate::report::model;
@@ -59,7 +60,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         sample_interval: scenario.metrics.sample_interval,
         end,
     };
-    let mut analyzer = Analyzer::new(params, built.world.fault_actions().to_vec());
+    let load = if params.traffic { Some(load_analyzer(scenario, seed)?) } else { None };
+    let mut analyzer = Analyzer::new(params, built.world.fault_actions().to_vec(), load);
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
     let world = &mut built.world;
     let outcome = loop {
@@ -97,10 +99,24 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         availability: model::AvailabilityReport::from(&analyzer.availability),
         staleness: model::StalenessReport::from(&analyzer.staleness, analyzer.params()),
         convergence: analyzer.convergence.iter().map(model::ConvergenceReport::from).collect(),
+        load: analyzer.load.as_ref().map(model::load_report),
         network: world.network().stats,
         invariants,
     };
     Ok(RunOutput { report, analyzer })
+}
+
+/// Groups consumers by balancer (consumer i uses `balancers[i % len]`, as the world does).
+fn load_analyzer(s: &Scenario, seed: u64) -> Result<LoadAnalyzer, String> {
+    let specs = crate::scenario::build::balancer_specs(s).map_err(|(p, m)| format!("{p}: {m}"))?;
+    let per_consumer = (0..s.consumers.count as usize).map(|i| {
+        let spec = specs[i % specs.len()].clone();
+        (spec.to_string(), spec)
+    });
+    let dist: crate::balance::keys::KeyDist =
+        s.consumers.keys.parse().map_err(|e: crate::balance::BalanceError| e.to_string())?;
+    let keys = crate::balance::keys::KeySampler::new(&dist, seed).map_err(|e| e.to_string())?;
+    Ok(LoadAnalyzer::new(per_consumer.collect(), &keys, seed))
 }
 
 fn count_faults(records: &[crate::engine::Record<crate::protocol::Obs>], out: &mut BTreeMap<String, u64>) {

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::detection::{self, Detection, DetectionParams, Episode, Eviction, FalsePositive};
 use super::history::History;
+use super::load::LoadAnalyzer;
 use crate::engine::{FaultRecord, NodeId, Record, SimTime, What};
 use crate::fault::FaultAction;
 use crate::protocol::{CopyState, Obs, RequestKind};
@@ -89,6 +90,9 @@ pub struct Analyzer {
     next_sample: SimTime,
     /// Inside a fault window right now (recomputed on every fault record).
     faulted: bool,
+    /// Per-balancer load measurements, when consumers send traffic.
+    pub load: Option<LoadAnalyzer>,
+    samples_taken: u64,
 }
 
 fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
@@ -96,7 +100,7 @@ fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
 }
 
 impl Analyzer {
-    pub fn new(p: DetectionParams, actions: Vec<FaultAction>) -> Self {
+    pub fn new(p: DetectionParams, actions: Vec<FaultAction>, load: Option<LoadAnalyzer>) -> Self {
         let size = |r: &std::ops::Range<u32>| (r.end - r.start) as usize;
         Analyzer {
             inst: vec![Inst::default(); size(&p.instances)],
@@ -110,6 +114,8 @@ impl Analyzer {
             convergence: Vec::new(),
             next_sample: SimTime::ZERO,
             faulted: false,
+            load,
+            samples_taken: 0,
             p,
         }
     }
@@ -123,6 +129,9 @@ impl Analyzer {
             while self.next_sample < r.time && self.next_sample <= self.p.end {
                 self.sample(self.next_sample);
                 self.next_sample += self.p.sample_interval;
+            }
+            if let Some(l) = &mut self.load {
+                l.advance(r.time, &self.views);
             }
             match r.what {
                 What::Fault(f) => self.fault(r.time, r.node, f),
@@ -139,6 +148,9 @@ impl Analyzer {
         }
         self.history.finish(self.p.end);
         self.detection.finish(self.p.traffic);
+        if let Some(l) = &mut self.load {
+            l.finish(&self.views);
+        }
     }
 
     fn fault(&mut self, t: SimTime, node: NodeId, f: FaultRecord) {
@@ -230,6 +242,9 @@ impl Analyzer {
             }
             Obs::View { instance, present } => {
                 let Some(c) = offset(&self.p.consumers, node) else { return };
+                if let Some(l) = &mut self.load {
+                    l.view_changing(c, t, &self.views[c]);
+                }
                 let changed = if present { self.views[c].insert(instance) } else { self.views[c].remove(&instance) };
                 if changed {
                     self.view_count(t, instance, present);
@@ -238,6 +253,15 @@ impl Analyzer {
             Obs::CallSent { instance } => {
                 if let Some(e) = self.episode(instance) {
                     e.last_call = Some(t);
+                }
+                let dead = self.history.is_down.get(&instance).copied().unwrap_or(false);
+                if let (Some(l), Some(c)) = (&mut self.load, offset(&self.p.consumers, node)) {
+                    l.sent(c, instance, dead);
+                }
+            }
+            Obs::CallDone { ok, latency } => {
+                if let (Some(l), Some(c)) = (&mut self.load, offset(&self.p.consumers, node)) {
+                    l.done(c, ok, latency);
                 }
             }
             Obs::Request { kind, ok } => self.request(t, node, kind, ok),
@@ -335,6 +359,14 @@ impl Analyzer {
         if running > 0 {
             self.staleness.series.push((t, wrong as f64 / running as f64));
         }
+        // Affinity splits cost balancer builds: sample them every fifth sample.
+        if self.samples_taken.is_multiple_of(5)
+            && let Some(l) = &mut self.load
+        {
+            let up: Vec<bool> = consumers.iter().map(|c| self.history.running(*c)).collect();
+            l.sample(&self.views, &up);
+        }
+        self.samples_taken += 1;
         if all_views_right && self.convergence.iter().any(|c| c.converged_at.is_none()) && self.copies_right() {
             self.convergence.iter_mut().filter(|c| c.converged_at.is_none()).for_each(|c| c.converged_at = Some(t));
         }

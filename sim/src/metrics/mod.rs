@@ -4,6 +4,7 @@
 pub mod analyzer;
 pub mod detection;
 pub mod history;
+pub mod load;
 pub mod stats;
 
 pub use analyzer::Analyzer;

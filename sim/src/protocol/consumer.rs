@@ -5,19 +5,34 @@
 //! poll's answer or failure, from a random server with round-robin failover; a failed poll
 //! backs off `interval << fail_count` (fail_count <= 6), capped at `backoff_max` (60 s).
 //! Servers also push changes over UDP; the consumer replaces its view and acks. Requests go
-//! out as a Poisson stream of `call_rate` per second to an instance drawn uniformly from the
-//! view, through a Go kit style retry middleware: each attempt has `call_timeout`, and a failed
-//! attempt (timeout or refused connection) retries on another instance up to `max_attempts`.
+//! out as a Poisson stream of `call_rate` per second, each with a key from the configured key
+//! distribution, to the instance the consumer's balancer picks from its view (`balance`; the
+//! balancer is rebuilt from the view's names `n<id>` on every view change, and load-aware ones
+//! get start/finish feedback), through a Go kit style retry middleware: each attempt has
+//! `call_timeout`, and a failed attempt (timeout or refused connection) retries up to
+//! `max_attempts`, on a random instance not tried yet if the balancer repeats itself (a hash
+//! balancer maps the key to the same node again).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rand::RngExt;
 
 use super::{Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer};
-use crate::engine::{NodeId, SimDuration};
+use crate::balance::hash::SplitMix64;
+use crate::balance::keys::KeySampler;
+use crate::balance::{Balancer, BalancerSpec};
+use crate::engine::{NodeId, SimDuration, SimTime};
 
-#[derive(Clone, Debug, PartialEq)]
+/// The name a balancer knows an instance by.
+pub fn instance_name(n: NodeId) -> String {
+    n.to_string()
+}
+
+#[derive(Clone, Debug)]
 pub struct ConsumerConfig {
+    pub balancer: BalancerSpec,
+    pub keys: Arc<KeySampler>,
     pub service: ServiceId,
     pub servers: ServerList,
     pub poll_interval: SimDuration,
@@ -41,11 +56,15 @@ struct Call {
     attempts: u32,
     tried: Vec<NodeId>,
     current: NodeId,
+    key: u64,
+    started: SimTime,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Consumer {
     config: ConsumerConfig,
+    balancer: Box<dyn Balancer>,
+    keygen: SplitMix64,
     view: Vec<NodeId>,
     fail_count: u32,
     query: Option<Query>,
@@ -54,8 +73,20 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub fn new(config: ConsumerConfig) -> Self {
-        Consumer { config, view: Vec::new(), fail_count: 0, query: None, calls: BTreeMap::new(), next_req: 0 }
+    /// `config.balancer` must build on an empty node list (specs are validated with the scenario).
+    pub fn new(config: ConsumerConfig) -> Result<Self, crate::balance::BalanceError> {
+        let mut balancer = config.balancer.build(&["seed".to_string()])?;
+        balancer.set_nodes(&[]);
+        Ok(Consumer {
+            config,
+            balancer,
+            keygen: SplitMix64::new(0),
+            view: Vec::new(),
+            fail_count: 0,
+            query: None,
+            calls: BTreeMap::new(),
+            next_req: 0,
+        })
     }
 
     pub fn view(&self) -> &[NodeId] {
@@ -63,6 +94,7 @@ impl Consumer {
     }
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
+        self.keygen = SplitMix64::new(ctx.rng().random());
         self.poll(ctx);
         self.schedule_call(ctx);
     }
@@ -121,7 +153,11 @@ impl Consumer {
                 (None, None) => break,
             }
         }
-        self.view = new.to_vec();
+        if self.view != new {
+            self.view = new.to_vec();
+            let names: Vec<String> = self.view.iter().map(|n| instance_name(*n)).collect();
+            self.balancer.set_nodes(&names);
+        }
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
@@ -137,8 +173,15 @@ impl Consumer {
                 self.set_view(ctx, &instances);
                 ctx.send(from, Msg::PushAck { push_id });
             }
-            Msg::CallOk { req } if self.calls.remove(&req).is_some() => {
-                ctx.observe(Obs::Request { kind: RequestKind::Call, ok: true });
+            Msg::CallOk { req } if self.calls.contains_key(&req) => {
+                if let Some(call) = self.calls.remove(&req) {
+                    let latency = ctx.now().saturating_since(call.started);
+                    if let Ok(i) = self.view.binary_search(&call.current) {
+                        self.balancer.on_finish(i as u32, latency.as_nanos(), ctx.now().as_nanos());
+                    }
+                    ctx.observe(Obs::Request { kind: RequestKind::Call, ok: true });
+                    ctx.observe(Obs::CallDone { ok: true, latency });
+                }
             }
             _ => {}
         }
@@ -151,7 +194,9 @@ impl Consumer {
             Timer::NextCall => {
                 self.schedule_call(ctx);
                 let req = self.next_req();
-                self.attempt(ctx, req, Call { attempts: 0, tried: Vec::new(), current: NodeId(u32::MAX) });
+                let key = self.config.keys.next_key(&mut self.keygen);
+                let call = Call { attempts: 0, tried: Vec::new(), current: NodeId(u32::MAX), key, started: ctx.now() };
+                self.attempt(ctx, req, call);
             }
             Timer::CallTimeout { req, attempt } if self.calls.get(&req).is_some_and(|c| c.attempts == attempt) => {
                 self.call_failed(ctx, req, None);
@@ -179,12 +224,23 @@ impl Consumer {
 
     /// Sends attempt `call.attempts + 1` to an instance of the view not tried yet.
     fn attempt(&mut self, ctx: &mut NodeCtx<'_>, req: u64, mut call: Call) {
-        let candidates: Vec<NodeId> = self.view.iter().copied().filter(|n| !call.tried.contains(n)).collect();
-        if candidates.is_empty() {
-            ctx.observe(Obs::Request { kind: RequestKind::Call, ok: false });
-            return;
+        let rand: u64 = ctx.rng().random();
+        let picked = self.balancer.pick(call.key, rand).and_then(|i| self.view.get(i as usize).copied());
+        let target = match picked {
+            Some(n) if !call.tried.contains(&n) => n,
+            _ => {
+                let untried: Vec<NodeId> = self.view.iter().copied().filter(|n| !call.tried.contains(n)).collect();
+                if untried.is_empty() {
+                    ctx.observe(Obs::Request { kind: RequestKind::Call, ok: false });
+                    ctx.observe(Obs::CallDone { ok: false, latency: ctx.now().saturating_since(call.started) });
+                    return;
+                }
+                untried[ctx.rng().random_range(0..untried.len())]
+            }
+        };
+        if let Ok(i) = self.view.binary_search(&target) {
+            self.balancer.on_start(i as u32);
         }
-        let target = candidates[ctx.rng().random_range(0..candidates.len())];
         call.attempts += 1;
         call.tried.push(target);
         call.current = target;
@@ -201,16 +257,23 @@ impl Consumer {
             return; // a refusal of an earlier attempt; its timeout already moved on
         }
         let Some(call) = self.calls.remove(&req) else { return };
+        if let Ok(i) = self.view.binary_search(&call.current) {
+            // A failed attempt releases its slot; it reports the timeout as its latency.
+            let took = ctx.now().saturating_since(call.started);
+            self.balancer.on_finish(i as u32, took.as_nanos(), ctx.now().as_nanos());
+        }
         if call.attempts < self.config.max_attempts {
             self.attempt(ctx, req, call);
         } else {
             ctx.observe(Obs::Request { kind: RequestKind::Call, ok: false });
+            ctx.observe(Obs::CallDone { ok: false, latency: ctx.now().saturating_since(call.started) });
         }
     }
 
     /// The cache and every request in flight are in memory only.
     pub fn crash(&mut self) {
         self.view.clear();
+        self.balancer.set_nodes(&[]);
         self.fail_count = 0;
         self.query = None;
         self.calls.clear();

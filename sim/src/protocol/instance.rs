@@ -22,6 +22,19 @@ pub struct InstanceConfig {
     pub servers: ServerList,
     pub beat_interval: SimDuration,
     pub request_timeout: SimDuration,
+    /// Time to serve one application call; `None`: answer at once.
+    pub service_time: Option<crate::net::Latency>,
+    /// Calls served at once (0: unlimited); the rest wait in FIFO order, up to `queue_max`.
+    pub concurrency: u32,
+    pub queue_max: u32,
+}
+
+/// Calls being served or waiting (allocated on the first call, so instances that only beat
+/// stay small).
+#[derive(Clone, Debug, Default)]
+struct Work {
+    busy: u32,
+    waiting: std::collections::VecDeque<(NodeId, u64)>,
 }
 
 type Kind = Write;
@@ -43,6 +56,7 @@ pub struct ServiceInstance {
     config: std::sync::Arc<InstanceConfig>,
     next_req: u64,
     inflight: [Option<InFlight>; 2],
+    work: Option<Box<Work>>,
 }
 
 fn request_kind(kind: Kind) -> RequestKind {
@@ -62,7 +76,7 @@ fn slot(kind: Kind) -> usize {
 impl ServiceInstance {
     /// Instances of one service share their configuration.
     pub fn new(config: std::sync::Arc<InstanceConfig>) -> Self {
-        ServiceInstance { config, next_req: 0, inflight: [None; 2] }
+        ServiceInstance { config, next_req: 0, inflight: [None; 2], work: None }
     }
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
@@ -73,7 +87,7 @@ impl ServiceInstance {
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         let (req, found) = match msg {
             Msg::WriteOk { req, found } => (req, found),
-            Msg::Call { req } => return ctx.send(from, Msg::CallOk { req }),
+            Msg::Call { req } => return self.call(ctx, from, req),
             _ => return,
         };
         let Some(done) = self.take(req) else {
@@ -93,6 +107,14 @@ impl ServiceInstance {
         match timer {
             Timer::Beat => self.request(ctx, Kind::Beat),
             Timer::RequestTimeout { req } => self.failed(ctx, req),
+            Timer::Served { client, req } => {
+                ctx.send(client, Msg::CallOk { req });
+                let work = self.work.get_or_insert_default();
+                work.busy = work.busy.saturating_sub(1);
+                if let Some((client, req)) = work.waiting.pop_front() {
+                    self.serve(ctx, client, req);
+                }
+            }
             _ => {}
         }
     }
@@ -120,9 +142,32 @@ impl ServiceInstance {
         }
     }
 
+    /// An application call: serve it now, queue it, or (queue full) drop it (the client times
+    /// out, as with a full accept backlog).
+    fn call(&mut self, ctx: &mut NodeCtx<'_>, client: NodeId, req: u64) {
+        if self.config.service_time.is_none() {
+            return ctx.send(client, Msg::CallOk { req });
+        }
+        let (limit, queue_max) = (self.config.concurrency, self.config.queue_max as usize);
+        let work = self.work.get_or_insert_default();
+        if limit == 0 || work.busy < limit {
+            self.serve(ctx, client, req);
+        } else if work.waiting.len() < queue_max {
+            work.waiting.push_back((client, req));
+        }
+    }
+
+    fn serve(&mut self, ctx: &mut NodeCtx<'_>, client: NodeId, req: u64) {
+        let Some(dist) = &self.config.service_time else { return };
+        let took = dist.sample(ctx.rng());
+        self.work.get_or_insert_default().busy += 1;
+        ctx.set_timer(took, Timer::Served { client, req });
+    }
+
     /// Everything is in memory; on restart `on_start` registers again.
     pub fn crash(&mut self) {
         self.inflight = [None; 2];
+        self.work = None;
     }
 
     /// Removes and returns the in-flight request `req`, if it still is.

@@ -129,19 +129,46 @@ pub enum Msg {
 pub enum Timer {
     HealthCheck,
     Beat,
-    RequestTimeout { req: u64 },
+    RequestTimeout {
+        req: u64,
+    },
     Report,
-    ReportTimeout { req: u64 },
-    SyncDelay { service: ServiceId },
-    SyncTimeout { peer: NodeId, service: ServiceId, seq: u64 },
-    SyncRetry { peer: NodeId, service: ServiceId },
+    ReportTimeout {
+        req: u64,
+    },
+    SyncDelay {
+        service: ServiceId,
+    },
+    SyncTimeout {
+        peer: NodeId,
+        service: ServiceId,
+        seq: u64,
+    },
+    SyncRetry {
+        peer: NodeId,
+        service: ServiceId,
+    },
     Verify,
-    PushDebounce { service: ServiceId },
-    PushTimeout { push_id: u64 },
+    PushDebounce {
+        service: ServiceId,
+    },
+    PushTimeout {
+        push_id: u64,
+    },
     Poll,
-    QueryTimeout { req: u64 },
+    QueryTimeout {
+        req: u64,
+    },
     NextCall,
-    CallTimeout { req: u64, attempt: u32 },
+    CallTimeout {
+        req: u64,
+        attempt: u32,
+    },
+    /// An instance finished serving call `req` of `client`.
+    Served {
+        client: NodeId,
+        req: u64,
+    },
 }
 
 /// A server's copy of one instance, as observations report it.
@@ -175,6 +202,8 @@ pub enum Obs {
     View { instance: NodeId, present: bool },
     /// A consumer sent an application request (attempt) to `instance`.
     CallSent { instance: NodeId },
+    /// A consumer's request (all attempts) finished after `latency`.
+    CallDone { ok: bool, latency: crate::engine::SimDuration },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -189,7 +218,7 @@ pub enum RequestKind {
 pub type NodeCtx<'a> = Ctx<'a, Msg, Timer, Obs>;
 
 /// Every role in the simulation.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Node {
     Server(Box<RegistryServer>),
     Instance(ServiceInstance),

@@ -65,6 +65,39 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
             st.worst_wrong_duration_s
         );
     }
+    if let Some(load) = &r.load {
+        let _ = writeln!(s, "## Load by balancer\n");
+        let _ = writeln!(
+            s,
+            "| balancer | consumers | requests | max/mean | CV | p99/mean | Gini | worst 60 s max/mean | p50 / p99 latency (ms) | sent to dead | keys moved per view change (ideal) | affinity split |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for (name, l) in load {
+            let b = |x: &Option<super::model::Balance>, f: fn(&super::model::Balance) -> f64| {
+                x.as_ref().map_or("–".to_string(), |b| format!("{:.3}", f(b)))
+            };
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {} ({:.2} %) | {} | {} |",
+                l.consumers,
+                l.requests,
+                b(&l.overall, |b| b.max_over_mean),
+                b(&l.overall, |b| b.cv),
+                b(&l.overall, |b| b.p99_over_mean),
+                b(&l.overall, |b| b.gini),
+                b(&l.worst_window, |b| b.max_over_mean),
+                l.latency.p50_s * 1e3,
+                l.latency.p99_s * 1e3,
+                l.sent_to_dead,
+                l.sent_to_dead_fraction * 100.0,
+                match (l.mean_moved, l.mean_ideal) {
+                    (Some(m), Some(i)) => format!("{m:.3} ({i:.3})"),
+                    _ => "–".to_string(),
+                },
+                l.affinity_split.map_or("–".to_string(), |x| format!("{x:.3}"))
+            );
+        }
+        let _ = writeln!(s);
+    }
     if !r.convergence.is_empty() {
         let _ = writeln!(s, "## Convergence after heals\n\n| healed at (s) | converged after (s) |\n|---|---|");
         for c in &r.convergence {

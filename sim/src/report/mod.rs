@@ -41,6 +41,14 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
         let title = format!("{}: consumer views differing from ground truth", report.scenario);
         plots.push(("staleness.svg".to_string(), plot::series_svg(&title, &series, &spans)?));
     }
+    if let Some(load) = &analyzer.load {
+        let loads: Vec<(String, Vec<u64>)> =
+            load.groups.iter().map(|g| (g.label.clone(), g.sent.values().copied().collect())).collect();
+        let lines: Vec<lb_plot::LoadLine<'_>> =
+            loads.iter().map(|(label, l)| lb_plot::LoadLine { label, loads: l }).collect();
+        let title = format!("{}: requests per instance, sorted", report.scenario);
+        plots.push(("load-sorted.svg".to_string(), lb_plot::sorted_load_svg(&title, "requests / mean", &lines)?));
+    }
     let names: Vec<String> = plots.iter().map(|(n, _)| n.clone()).collect();
     files.push(("report.md".to_string(), markdown(report, &names).into_bytes()));
     files.extend(plots.into_iter().map(|(n, svg)| (n, svg.into_bytes())));

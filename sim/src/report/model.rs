@@ -35,6 +35,9 @@ pub struct Report {
     pub staleness: Option<StalenessReport>,
     /// One entry per heal of the last active partition.
     pub convergence: Vec<ConvergenceReport>,
+    /// Per balancer (by canonical spec), when consumers send traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<BTreeMap<String, LoadReport>>,
     pub network: NetStats,
     pub invariants: Vec<Invariant>,
 }
@@ -210,4 +213,86 @@ impl FalsePositives {
             causes,
         }
     }
+}
+
+/// Balance statistics of per-instance request counts.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Balance {
+    pub instances: u64,
+    pub max_over_mean: f64,
+    pub cv: f64,
+    pub p99_over_mean: f64,
+    pub gini: f64,
+}
+
+impl Balance {
+    fn from(s: &crate::balance::stats::LoadStats) -> Self {
+        Balance {
+            instances: s.nodes as u64,
+            max_over_mean: round_ns(s.max_over_mean),
+            cv: round_ns(s.cv),
+            p99_over_mean: round_ns(s.p99_over_mean),
+            gini: round_ns(s.gini),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LoadReport {
+    pub consumers: u64,
+    /// Attempts sent (retries included).
+    pub requests: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overall: Option<Balance>,
+    /// The 60 s window with the highest max/mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worst_window: Option<Balance>,
+    /// Latency of successful requests, all attempts included.
+    pub latency: Summary,
+    pub sent_to_dead: u64,
+    pub sent_to_dead_fraction: f64,
+    /// View changes seen by this balancer's consumers, with (key-based balancers only) the
+    /// mean fraction of probe keys that moved and the mean ideal fraction.
+    pub view_changes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_moved: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_ideal: Option<f64>,
+    /// Key-based balancers: mean fraction of probe keys mapped differently by consumers whose
+    /// views differ (sampled every 5 samples).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub affinity_split: Option<f64>,
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { round_ns(sum / n as f64) }
+}
+
+pub fn load_report(l: &crate::metrics::load::LoadAnalyzer) -> BTreeMap<String, LoadReport> {
+    l.groups
+        .iter()
+        .map(|g| {
+            let requests: u64 = g.sent.values().sum();
+            let r = LoadReport {
+                consumers: g.consumers as u64,
+                requests,
+                overall: g.overall().as_ref().map(Balance::from),
+                worst_window: g.worst_window.as_ref().map(Balance::from),
+                latency: Summary::of(&g.latencies_s),
+                sent_to_dead: g.sent_to_dead,
+                sent_to_dead_fraction: if requests == 0 {
+                    0.0
+                } else {
+                    round_ns(g.sent_to_dead as f64 / requests as f64)
+                },
+                view_changes: g.moves.len() as u64,
+                mean_moved: g.key_based().then(|| mean(g.moves.iter().map(|m| m.0))),
+                mean_ideal: g.key_based().then(|| mean(g.moves.iter().map(|m| m.1))),
+                affinity_split: (g.key_based() && !g.split_samples.is_empty())
+                    .then(|| mean(g.split_samples.iter().copied())),
+            };
+            (g.label.clone(), r)
+        })
+        .collect()
 }

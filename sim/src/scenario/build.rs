@@ -9,6 +9,8 @@ use std::sync::Arc;
 use rand::RngExt;
 
 use super::schema::{LinkSpec, Scenario};
+use crate::balance::keys::{KeyDist, KeySampler};
+use crate::balance::{BalanceError, BalancerSpec, parse_spec};
 use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
 use crate::fault::{self, Topology};
 use crate::net::{LinkProfile, Network};
@@ -90,6 +92,15 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         servers: Arc::clone(&servers),
         beat_interval: s.instances.beat_interval,
         request_timeout: s.instances.request_timeout,
+        service_time: s
+            .instances
+            .service_time
+            .as_ref()
+            .map(|l| l.build())
+            .transpose()
+            .map_err(|(f, m)| (format!("instances.service_time.{f}"), m))?,
+        concurrency: s.instances.concurrency,
+        queue_max: s.instances.queue_max,
     });
     let mut workload = stream(seed, "workload");
     let spread = s.instances.start_spread.as_nanos();
@@ -103,7 +114,12 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     }
     let c = &s.consumers;
     let default_poll = if s.registry.push.enabled { 10 } else { 3 };
+    let specs = balancer_specs(s)?;
+    let dist: KeyDist = c.keys.parse().map_err(|e: BalanceError| ("consumers.keys".to_string(), e.to_string()))?;
+    let keys = Arc::new(KeySampler::new(&dist, seed).map_err(|e| ("consumers.keys".to_string(), e.to_string()))?);
     let consumer_cfg = ConsumerConfig {
+        balancer: specs[0].clone(),
+        keys,
         service: ServiceId(0),
         servers,
         poll_interval: c.poll_interval.unwrap_or(SimDuration::from_secs(default_poll)),
@@ -116,7 +132,8 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     let spread = c.start_spread.as_nanos();
     for i in 0..c.count {
         let start = if spread == 0 { 0 } else { workload.random_range(0..spread) };
-        let consumer = Consumer::new(consumer_cfg.clone());
+        let cfg = ConsumerConfig { balancer: specs[i as usize % specs.len()].clone(), ..consumer_cfg.clone() };
+        let consumer = Consumer::new(cfg).map_err(|e| ("consumers.balancers".to_string(), e.to_string()))?;
         world.add_node(&format!("{CONSUMERS}/{i}"), Node::Consumer(Box::new(consumer)), SimTime(start));
     }
     let mut fault_rng = stream(seed, "faults");
@@ -124,6 +141,16 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         world.schedule_fault(at, action);
     }
     Ok(Built { world, topology, seed })
+}
+
+/// The consumers' balancer specs, in scenario order.
+pub fn balancer_specs(s: &Scenario) -> Result<Vec<BalancerSpec>, BuildError> {
+    let mut out = Vec::new();
+    for (k, text) in s.consumers.balancers.iter().enumerate() {
+        let mut v = parse_spec(text).map_err(|e| (format!("consumers.balancers[{k}]"), e.to_string()))?;
+        out.push(v.pop().ok_or_else(|| (format!("consumers.balancers[{k}]"), "expected a balancer spec".to_string()))?);
+    }
+    Ok(out)
 }
 
 fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {

@@ -228,6 +228,20 @@ pub struct ConsumersSpec {
     pub max_attempts: u32,
     #[serde(default = "secs::<5>")]
     pub start_spread: SimDuration,
+    /// Balancer specs (see `regsim lb --help`), given to consumers round robin: consumer i
+    /// uses `balancers[i % len]`, so one run can compare several.
+    #[serde(default = "default_balancers")]
+    pub balancers: Vec<String>,
+    /// Request keys: `unique` (no affinity), `uniform:k=1000`, `zipf:s=1.1:k=1000`.
+    #[serde(default = "default_keys")]
+    pub keys: String,
+}
+
+fn default_balancers() -> Vec<String> {
+    vec!["random".into()]
+}
+fn default_keys() -> String {
+    "unique".into()
 }
 
 fn default_attempts() -> u32 {
@@ -245,6 +259,8 @@ impl Default for ConsumersSpec {
             call_timeout: secs::<1>(),
             max_attempts: 1,
             start_spread: secs::<5>(),
+            balancers: default_balancers(),
+            keys: default_keys(),
         }
     }
 }
@@ -316,6 +332,19 @@ pub struct InstancesSpec {
     /// Instances start at offsets uniform in `[0, start_spread)`.
     #[serde(default = "secs::<5>")]
     pub start_spread: SimDuration,
+    /// Time to serve one application call (a latency table like `network.latency`); absent:
+    /// calls are answered at once.
+    pub service_time: Option<LatencySpec>,
+    /// Calls served at once per instance (0: unlimited); the rest queue FIFO.
+    #[serde(default)]
+    pub concurrency: u32,
+    /// Calls that may wait; more are dropped (the client times out).
+    #[serde(default = "default_queue_max")]
+    pub queue_max: u32,
+}
+
+fn default_queue_max() -> u32 {
+    1000
 }
 
 fn default_service() -> String {
@@ -330,6 +359,9 @@ impl Default for InstancesSpec {
             beat_interval: secs::<5>(),
             request_timeout: secs::<3>(),
             start_spread: secs::<5>(),
+            service_time: None,
+            concurrency: 0,
+            queue_max: default_queue_max(),
         }
     }
 }
@@ -423,6 +455,25 @@ impl Scenario {
         }
         if c.max_attempts == 0 || c.max_attempts > 100 {
             return e("consumers.max_attempts", "expected 1..=100");
+        }
+        if c.balancers.is_empty() || c.balancers.len() > 32 {
+            return e("consumers.balancers", "expected 1 to 32 balancer specs");
+        }
+        for (k, spec) in c.balancers.iter().enumerate() {
+            let parsed = crate::balance::parse_spec(spec)
+                .map_err(|err| (format!("consumers.balancers[{k}]"), err.to_string()))?;
+            if parsed.len() != 1 {
+                return e(&format!("consumers.balancers[{k}]"), "expected one balancer spec per entry");
+            }
+        }
+        let dist: crate::balance::keys::KeyDist = c
+            .keys
+            .parse()
+            .map_err(|err: crate::balance::BalanceError| ("consumers.keys".to_string(), err.to_string()))?;
+        crate::balance::keys::KeySampler::new(&dist, 0)
+            .map_err(|err| ("consumers.keys".to_string(), err.to_string()))?;
+        if let Some(st) = &i.service_time {
+            st.build().map_err(|(f, m)| (format!("instances.service_time.{f}"), m))?;
         }
         if self.metrics.sample_interval < SimDuration::from_millis(10) {
             return e("metrics.sample_interval", "expected at least 10ms");
