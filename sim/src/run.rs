@@ -64,12 +64,14 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
     let mut analyzer = Analyzer::new(params, built.world.fault_actions().to_vec(), load);
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
     let world = &mut built.world;
+    let mut records = Vec::new();
     let outcome = loop {
         let stop = (world.now() + CHUNK).min(end);
         let outcome = world.run_until(stop, scenario.limits.max_events);
-        let records = world.drain_records();
+        world.take_records(&mut records);
         count_faults(&records, &mut faults);
         analyzer.ingest(&records);
+        records.clear();
         match outcome {
             Outcome::ReachedEnd if stop < end => continue,
             other => break other,

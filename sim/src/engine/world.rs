@@ -219,9 +219,11 @@ impl<A: Actor> World<A> {
     pub fn records(&self) -> &[Record<A::Obs>] {
         &self.records
     }
-    /// Takes the records logged so far (metrics consume them in chunks to bound memory).
-    pub fn drain_records(&mut self) -> Vec<Record<A::Obs>> {
-        std::mem::take(&mut self.records)
+    /// Swaps the records logged so far into `buf` (which must be empty; metrics consume the
+    /// log in chunks to bound memory, and passing the buffer back keeps its capacity).
+    pub fn take_records(&mut self, buf: &mut Vec<Record<A::Obs>>) {
+        debug_assert!(buf.is_empty(), "take_records: buffer not empty");
+        std::mem::swap(&mut self.records, buf);
     }
     /// The fault schedule, indexed as `FaultRecord::Applied` refers to it.
     pub fn fault_actions(&self) -> &[FaultAction] {
