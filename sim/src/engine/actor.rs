@@ -29,9 +29,10 @@ impl std::fmt::Display for NodeId {
     }
 }
 
-/// Identifies a timer set by one node (unique per node for the whole run).
+/// Identifies a timer set by one node: a per-node counter, 32 bits to keep queued events
+/// small (it wraps after 2^32 timers of one node, far beyond any pending timer's lifetime).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TimerId(pub u64);
+pub struct TimerId(pub u32);
 
 /// A protocol participant. `crash` models losing the process: the actor drops all in-memory
 /// state and keeps only what the real system persists (e.g. a Raft term and log).
@@ -70,7 +71,7 @@ pub struct Ctx<'a, M, T, O> {
     node: NodeId,
     local_now: SimTime,
     rng: &'a mut SimRng,
-    next_timer: &'a mut u64,
+    next_timer: &'a mut u32,
     effects: &'a mut Vec<Effect<M, T>>,
     observations: &'a mut Vec<O>,
 }
@@ -82,7 +83,7 @@ impl<'a, M, T, O> Ctx<'a, M, T, O> {
         node: NodeId,
         local_now: SimTime,
         rng: &'a mut SimRng,
-        next_timer: &'a mut u64,
+        next_timer: &'a mut u32,
         effects: &'a mut Vec<Effect<M, T>>,
         observations: &'a mut Vec<O>,
     ) -> Self {
@@ -111,7 +112,7 @@ impl<'a, M, T, O> Ctx<'a, M, T, O> {
     /// Fires `timer` after `delay` of local time.
     pub fn set_timer(&mut self, delay: SimDuration, timer: T) -> TimerId {
         let id = TimerId(*self.next_timer);
-        *self.next_timer += 1;
+        *self.next_timer = self.next_timer.wrapping_add(1);
         self.effects.push(Effect::SetTimer { id, delay, timer });
         id
     }

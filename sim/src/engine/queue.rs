@@ -21,9 +21,12 @@ use std::collections::BinaryHeap;
 
 use super::time::SimTime;
 
+/// The stored form of an event of type `E` (for size checks).
+pub type QueuedSize<E> = Key<E>;
+
 /// An event with its ordering key; ordered by `(time, seq)` only.
 #[derive(Debug)]
-struct Key<E> {
+pub struct Key<E> {
     time: SimTime,
     seq: u64,
     event: E,

@@ -89,6 +89,12 @@ pub struct Record<O> {
     pub what: What<O>,
 }
 
+/// Bytes one queued event of these message and timer types takes in the calendar (for size
+/// checks in protocol tests: the queue moves events, so they should stay small).
+pub fn queued_event_size<M, T>() -> usize {
+    std::mem::size_of::<super::queue::QueuedSize<Event<M, T>>>()
+}
+
 enum Event<M, T> {
     Start {
         node: NodeId,
@@ -126,7 +132,7 @@ struct Meta {
     incarnation: u32,
     /// Number of ids in this node's `cancelled` list (0 on the fast path).
     cancelled: u32,
-    next_timer: u64,
+    next_timer: u32,
     clock: LocalClock,
 }
 

@@ -55,10 +55,10 @@ pub struct Distro {
     /// Services with a delayed sync scheduled.
     delayed: BTreeSet<ServiceId>,
     /// Syncs awaiting an ack: (peer, service) -> seq.
-    outstanding: BTreeMap<(NodeId, ServiceId), u64>,
+    outstanding: BTreeMap<(NodeId, ServiceId), u32>,
     /// (peer, service) pairs with a retry timer scheduled.
     retrying: BTreeSet<(NodeId, ServiceId)>,
-    next_seq: u64,
+    next_seq: u32,
 }
 
 impl Distro {
@@ -94,20 +94,20 @@ impl Distro {
 
     fn send(&mut self, ctx: &mut NodeCtx<'_>, peer: NodeId, service: ServiceId, data: &Datum) {
         let seq = self.next_seq;
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.wrapping_add(1);
         self.outstanding.insert((peer, service), seq);
         ctx.send(peer, Msg::Sync { service, data: Arc::clone(data), seq });
         ctx.set_timer(self.config.sync_timeout, Timer::SyncTimeout { peer, service, seq });
     }
 
-    pub fn on_sync_ok(&mut self, peer: NodeId, service: ServiceId, seq: u64) {
+    pub fn on_sync_ok(&mut self, peer: NodeId, service: ServiceId, seq: u32) {
         if self.outstanding.get(&(peer, service)) == Some(&seq) {
             self.outstanding.remove(&(peer, service));
         }
     }
 
     /// A sync timed out (or was refused): retry later unless a newer one went out meanwhile.
-    pub fn on_sync_failed(&mut self, ctx: &mut NodeCtx<'_>, peer: NodeId, service: ServiceId, seq: Option<u64>) {
+    pub fn on_sync_failed(&mut self, ctx: &mut NodeCtx<'_>, peer: NodeId, service: ServiceId, seq: Option<u32>) {
         let current = self.outstanding.get(&(peer, service)).copied();
         if current.is_none() || (seq.is_some() && seq != current) {
             return;

@@ -78,11 +78,11 @@ pub enum Msg {
     Sync {
         service: ServiceId,
         data: Datum,
-        seq: u64,
+        seq: u32,
     },
     SyncOk {
         service: ServiceId,
-        seq: u64,
+        seq: u32,
     },
     /// Distro verify: checksums of the services the sender is responsible for.
     Verify {
@@ -142,7 +142,7 @@ pub enum Timer {
     SyncTimeout {
         peer: NodeId,
         service: ServiceId,
-        seq: u64,
+        seq: u32,
     },
     SyncRetry {
         peer: NodeId,
@@ -297,7 +297,8 @@ mod tests {
             std::mem::size_of::<ServiceInstance>()
         );
         assert!(std::mem::size_of::<Msg>() <= 32, "Msg is {} bytes", std::mem::size_of::<Msg>());
-        assert!(std::mem::size_of::<Timer>() <= 24, "Timer is {} bytes", std::mem::size_of::<Timer>());
+        assert!(std::mem::size_of::<Timer>() <= 16, "Timer is {} bytes", std::mem::size_of::<Timer>());
+        assert!(crate::engine::world::queued_event_size::<Msg, Timer>() <= 56, "queued event too large");
         assert_eq!(std::mem::size_of::<Node>(), 64, "a node should fill exactly one cache line");
     }
 

@@ -137,7 +137,7 @@ impl RegistryServer {
             Msg::Verify { checksums } => self.on_verify(ctx, from, &checksums),
             Msg::Pull { service } => {
                 if let Some(t) = self.table(service) {
-                    ctx.send(from, Msg::Sync { service, data: t.snapshot(), seq: u64::MAX });
+                    ctx.send(from, Msg::Sync { service, data: t.snapshot(), seq: u32::MAX });
                 }
             }
             Msg::Report { req } => {
