@@ -85,7 +85,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         latency_max,
         lossless,
     };
-    let invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
+    let mut invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
+    if scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp {
+        invariants.push(check::one_leader_per_term(&analyzer.elections));
+    }
     let report = Report {
         scenario: scenario.name.clone(),
         seed,
@@ -102,6 +105,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         staleness: model::StalenessReport::from(&analyzer.staleness, analyzer.params()),
         convergence: analyzer.convergence.iter().map(model::ConvergenceReport::from).collect(),
         load: analyzer.load.as_ref().map(model::load_report),
+        elections: model::ElectionsReport::from(&analyzer.elections),
         network: world.network().stats,
         invariants,
     };

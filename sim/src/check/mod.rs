@@ -106,3 +106,22 @@ fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
     };
     Invariant { name, holds, detail, first_violation_s: bad.first().map(|f| f.time.as_secs_f64()) }
 }
+
+/// Raft election safety (CP runs): at most one leader per term.
+pub fn one_leader_per_term(e: &crate::metrics::elections::Elections) -> Invariant {
+    let name = "one_leader_per_term";
+    match e.two_leaders.first() {
+        None => Invariant {
+            name,
+            holds: true,
+            detail: format!("{} leaders elected, terms up to {}", e.leaders_elected, e.max_term),
+            first_violation_s: None,
+        },
+        Some((t, term, a, b)) => Invariant {
+            name,
+            holds: false,
+            detail: format!("{} terms with two leaders; first: term {term} won by {a} and {b}", e.two_leaders.len()),
+            first_violation_s: Some(t.as_secs_f64()),
+        },
+    }
+}

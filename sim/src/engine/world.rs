@@ -443,6 +443,24 @@ impl<A: Actor> World<A> {
                     nodes.into_iter().for_each(|n| self.record(n, FaultRecord::Healed(pid)));
                 }
             }
+            FaultAction::OnLeader { pause, undo_after } => {
+                let leader = (0..self.meta.len())
+                    .filter(|i| self.meta[*i].status == Status::Up && self.meta[*i].started)
+                    .filter_map(|i| self.actors[i].leader_term().map(|t| (t, i)))
+                    .max();
+                if let Some((_, i)) = leader {
+                    let n = NodeId(i as u32);
+                    if *pause {
+                        self.pause(n)
+                    } else {
+                        self.crash(n)
+                    }
+                    if let Some(d) = undo_after {
+                        let undo = if *pause { FaultAction::Resume(vec![n]) } else { FaultAction::Restart(vec![n]) };
+                        self.schedule_fault(self.now + *d, undo);
+                    }
+                }
+            }
             FaultAction::Skew { nodes, offset_ns, drift_ppm } => {
                 for n in nodes {
                     self.meta[n.index()].clock.set_skew(self.now, *offset_ns, *drift_ppm);

@@ -4,7 +4,9 @@
 //! (`crash`/`restart`, `pause`/`resume`, `partition`/`heal`, `skew`) and a `target`. A
 //! `duration` schedules the paired verb on the *same* resolved nodes (`crash` + `duration`
 //! restarts them; `pause` resumes; `partition` heals; `skew` resets the clock). Targets are
-//! resolved once, when the schedule is built, from the fault stream (see `target`).
+//! resolved once, when the schedule is built, from the fault stream (see `target`), except
+//! `target = "leader"`, resolved when the fault fires. `every` repeats a fault (and its paired
+//! verb) until the end of the run, each repetition delayed by a random `[0, jitter)`.
 
 pub mod target;
 
@@ -32,6 +34,12 @@ pub enum FaultAction {
         nodes: Vec<NodeId>,
         offset_ns: i64,
         drift_ppm: i64,
+    },
+    /// Crash (or pause) the current leader, found when the fault fires (the running node with
+    /// the highest leader term); restart (resume) it after `undo_after`. No leader: no-op.
+    OnLeader {
+        pause: bool,
+        undo_after: Option<SimDuration>,
     },
 }
 
@@ -72,6 +80,10 @@ pub struct FaultSpec {
     pub name: Option<String>,
     pub offset: Option<SignedDuration>,
     pub drift_ppm: Option<i64>,
+    /// Repeat this fault (with its paired verb) every this long until the end of the run.
+    pub every: Option<SimDuration>,
+    /// With `every`: delay each repetition by a random amount in `[0, jitter)`.
+    pub jitter: Option<SimDuration>,
 }
 
 /// One selector or a list of selectors.
@@ -118,6 +130,9 @@ impl<'de> Deserialize<'de> for SignedDuration {
     }
 }
 
+/// Upper bound on faults after expanding `every`.
+pub const MAX_EXPANDED: usize = 100_000;
+
 /// A resolution error: (key path below `faults[i]`, message).
 pub type FaultError = (String, String);
 
@@ -126,10 +141,31 @@ pub fn resolve(
     specs: &[FaultSpec],
     topology: &Topology,
     rng: &mut SimRng,
+    end: SimTime,
 ) -> Result<Vec<(SimTime, FaultAction)>, FaultError> {
+    let mut expanded: Vec<(usize, FaultSpec)> = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let Some(every) = spec.every else {
+            expanded.push((i, spec.clone()));
+            continue;
+        };
+        if every.0 == 0 {
+            return Err((format!("faults[{i}].every"), "expected a duration above 0".into()));
+        }
+        let jitter = spec.jitter.map_or(0, |j| j.0);
+        let mut at = spec.at;
+        while at.0 <= end.0 {
+            let extra = if jitter == 0 { 0 } else { rand::RngExt::random_range(rng, 0..jitter) };
+            expanded.push((i, FaultSpec { at: at + SimDuration(extra), every: None, jitter: None, ..spec.clone() }));
+            if expanded.len() > MAX_EXPANDED {
+                return Err((format!("faults[{i}].every"), format!("expands to more than {MAX_EXPANDED} faults")));
+            }
+            at = at + every;
+        }
+    }
     let mut out = Vec::new();
     let mut names: Vec<String> = Vec::new();
-    for (i, spec) in specs.iter().enumerate() {
+    for (i, spec) in expanded.iter().map(|(i, s)| (*i, s)) {
         let path = |key: &str| format!("faults[{i}].{key}");
         let err = |key: &str, msg: String| (path(key), msg);
         check_fields(spec).map_err(|(k, m)| err(k, m))?;
@@ -146,6 +182,17 @@ pub fn resolve(
                 out.push((at + d, a));
             }
         };
+        let leader = spec.target.as_ref().is_some_and(|t| t.0.len() == 1 && t.0[0].trim() == "leader");
+        if leader {
+            if !matches!(spec.action, ActionKind::Crash | ActionKind::Pause) {
+                return Err(err("target", "\"leader\" is a target for crash and pause only".into()));
+            }
+            out.push((
+                at,
+                FaultAction::OnLeader { pause: spec.action == ActionKind::Pause, undo_after: spec.duration },
+            ));
+            continue;
+        }
         match spec.action {
             ActionKind::Crash => {
                 let n = nodes(rng)?;
@@ -226,6 +273,7 @@ fn check_fields(spec: &FaultSpec) -> Result<(), (&'static str, String)> {
     used("name", spec.name.is_some(), matches!(a, Partition | Heal))?;
     used("offset", spec.offset.is_some(), a == Skew)?;
     used("drift_ppm", spec.drift_ppm.is_some(), a == Skew)?;
+    used("jitter", spec.jitter.is_some(), spec.every.is_some())?;
     Ok(())
 }
 

@@ -93,6 +93,7 @@ pub struct Analyzer {
     /// Per-balancer load measurements, when consumers send traffic.
     pub load: Option<LoadAnalyzer>,
     samples_taken: u64,
+    pub elections: super::elections::Elections,
 }
 
 fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
@@ -116,6 +117,7 @@ impl Analyzer {
             faulted: false,
             load,
             samples_taken: 0,
+            elections: Default::default(),
             p,
         }
     }
@@ -148,6 +150,7 @@ impl Analyzer {
         }
         self.history.finish(self.p.end);
         self.detection.finish(self.p.traffic);
+        self.elections.finish();
         if let Some(l) = &mut self.load {
             l.finish(&self.views);
         }
@@ -161,6 +164,9 @@ impl Analyzer {
         }
         let h = &self.history;
         self.faulted = !h.active.is_empty() || self.p.servers.clone().map(NodeId).any(|s| !h.running(s));
+        if matches!(f, FaultRecord::Crashed | FaultRecord::Paused) {
+            self.elections.down(t, node);
+        }
         match f {
             FaultRecord::Crashed => {
                 if let Some(i) = offset(&self.p.instances, node) {
@@ -277,7 +283,9 @@ impl Analyzer {
                     self.detection.flaps += 1;
                 }
             }
-            Obs::Member { .. } | Obs::Reregistered => {}
+            Obs::LeaderElected { term } => self.elections.leader_elected(t, node, term),
+            Obs::Campaign { term } => self.elections.campaign(term),
+            Obs::Member { .. } | Obs::Reregistered | Obs::SteppedDown { .. } => {}
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod analyzer;
 pub mod detection;
+pub mod elections;
 pub mod history;
 pub mod load;
 pub mod stats;

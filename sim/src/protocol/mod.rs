@@ -13,6 +13,7 @@ pub mod distro;
 pub mod instance;
 pub mod membership;
 pub mod push;
+pub mod raft;
 pub mod server;
 pub mod table;
 
@@ -123,6 +124,23 @@ pub enum Msg {
     CallOk {
         req: u64,
     },
+    /// Raft: a (pre-)vote request for `term`, its answer, and leader heartbeats.
+    RequestVote {
+        term: u64,
+        pre: bool,
+    },
+    Vote {
+        term: u64,
+        pre: bool,
+        granted: bool,
+    },
+    AppendEntries {
+        term: u64,
+    },
+    AppendOk {
+        term: u64,
+        ok: bool,
+    },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -169,6 +187,16 @@ pub enum Timer {
         client: NodeId,
         req: u64,
     },
+    /// Raft timers; stale ones (older epoch or term) are ignored.
+    Election {
+        epoch: u32,
+    },
+    Heartbeat {
+        term: u64,
+    },
+    CheckQuorum {
+        term: u64,
+    },
 }
 
 /// A server's copy of one instance, as observations report it.
@@ -183,27 +211,62 @@ pub enum CopyState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Obs {
     /// The responsible server added `instance` to its table.
-    Registered { instance: NodeId },
+    Registered {
+        instance: NodeId,
+    },
     /// The responsible server's health check marked `instance` unhealthy.
-    MarkedUnhealthy { instance: NodeId },
+    MarkedUnhealthy {
+        instance: NodeId,
+    },
     /// A beat made an unhealthy `instance` healthy again.
-    MarkedHealthy { instance: NodeId },
+    MarkedHealthy {
+        instance: NodeId,
+    },
     /// The responsible server removed `instance` (no beat for `delete_after`).
-    Deleted { instance: NodeId },
+    Deleted {
+        instance: NodeId,
+    },
     /// This server's copy of `instance` changed (by its own decision or by Distro).
-    Copy { instance: NodeId, state: CopyState },
+    Copy {
+        instance: NodeId,
+        state: CopyState,
+    },
     /// This server now sees `peer` in `state`.
-    Member { peer: NodeId, state: membership::MemberState },
+    Member {
+        peer: NodeId,
+        state: membership::MemberState,
+    },
     /// An instance re-registered because a beat was answered "not found".
     Reregistered,
     /// A client request finished: which kind, and whether it succeeded.
-    Request { kind: RequestKind, ok: bool },
+    Request {
+        kind: RequestKind,
+        ok: bool,
+    },
     /// A consumer's view (cache of healthy instances) gained or lost `instance`.
-    View { instance: NodeId, present: bool },
+    View {
+        instance: NodeId,
+        present: bool,
+    },
     /// A consumer sent an application request (attempt) to `instance`.
-    CallSent { instance: NodeId },
+    CallSent {
+        instance: NodeId,
+    },
     /// A consumer's request (all attempts) finished after `latency`.
-    CallDone { ok: bool, latency: crate::engine::SimDuration },
+    CallDone {
+        ok: bool,
+        latency: crate::engine::SimDuration,
+    },
+    /// Raft: this server started an election for `term`, won it, or stepped down as leader.
+    Campaign {
+        term: u64,
+    },
+    LeaderElected {
+        term: u64,
+    },
+    SteppedDown {
+        term: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -225,6 +288,8 @@ pub enum Node {
     Server(Box<RegistryServer>),
     Instance(ServiceInstance),
     Consumer(Box<Consumer>),
+    /// A registry server in CP mode (Raft).
+    Raft(Box<raft::RaftNode>),
 }
 
 impl Actor for Node {
@@ -237,6 +302,7 @@ impl Actor for Node {
             Node::Server(s) => s.on_start(ctx),
             Node::Instance(i) => i.on_start(ctx),
             Node::Consumer(c) => c.on_start(ctx),
+            Node::Raft(r) => r.on_start(ctx),
         }
     }
 
@@ -245,6 +311,7 @@ impl Actor for Node {
             Node::Server(s) => s.on_message(ctx, from, msg),
             Node::Instance(i) => i.on_message(ctx, from, msg),
             Node::Consumer(c) => c.on_message(ctx, from, msg),
+            Node::Raft(r) => r.on_message(ctx, from, msg),
         }
     }
 
@@ -253,6 +320,7 @@ impl Actor for Node {
             Node::Server(s) => s.on_timer(ctx, timer),
             Node::Instance(i) => i.on_timer(ctx, timer),
             Node::Consumer(c) => c.on_timer(ctx, timer),
+            Node::Raft(r) => r.on_timer(ctx, timer),
         }
     }
 
@@ -261,6 +329,14 @@ impl Actor for Node {
             Node::Server(s) => s.on_refused(ctx, to, msg),
             Node::Instance(i) => i.on_refused(ctx, to, msg),
             Node::Consumer(c) => c.on_refused(ctx, to, msg),
+            Node::Raft(_) => {}
+        }
+    }
+
+    fn leader_term(&self) -> Option<u64> {
+        match self {
+            Node::Raft(r) if r.role() == raft::Role::Leader => Some(r.term()),
+            _ => None,
         }
     }
 
@@ -269,6 +345,7 @@ impl Actor for Node {
             Node::Server(s) => s.crash(),
             Node::Instance(i) => i.crash(),
             Node::Consumer(c) => c.crash(),
+            Node::Raft(r) => r.crash(),
         }
     }
 }

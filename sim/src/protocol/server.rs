@@ -146,18 +146,14 @@ impl RegistryServer {
                 }
                 ctx.send(from, Msg::ReportOk { req });
             }
-            Msg::ReportOk { req } => {
-                if self.membership.on_report_ok(ctx, from, req) {
-                    self.membership_changed();
-                }
-            }
+            Msg::ReportOk { req } if self.membership.on_report_ok(ctx, from, req) => self.membership_changed(),
             Msg::Query { service, req } => {
                 self.push.subscribe(ctx, service, from);
                 let instances = self.table(service).map(Table::healthy).unwrap_or_default();
                 ctx.send(from, Msg::QueryOk { req, instances });
             }
             Msg::PushAck { push_id } => self.push.on_ack(push_id),
-            Msg::WriteOk { .. } | Msg::QueryOk { .. } | Msg::Push { .. } | Msg::Call { .. } | Msg::CallOk { .. } => {}
+            _ => {}
         }
     }
 

@@ -65,6 +65,26 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
             st.worst_wrong_duration_s
         );
     }
+    if let Some(e) = &r.elections {
+        let d = &e.downtime;
+        let _ = writeln!(s, "## Leader elections\n");
+        let _ = writeln!(
+            s,
+            "{} leader failures; time to a new leader (s): min {:.3}, p50 {:.3}, p90 {:.3}, p99 {:.3}, max {:.3}, mean {:.3}. \
+             Terms per incident: mean {:.2}, max {}; {} elections without a winner (split votes); {} unresolved at the end.\n",
+            e.incidents,
+            d.min_s,
+            d.p50_s,
+            d.p90_s,
+            d.p99_s,
+            d.max_s,
+            d.mean_s,
+            e.terms_mean,
+            e.terms_max,
+            e.split_votes,
+            e.unresolved
+        );
+    }
     if let Some(load) = &r.load {
         let _ = writeln!(s, "## Load by balancer\n");
         let _ = writeln!(
@@ -199,6 +219,28 @@ pub fn summary(r: &Report) -> String {
         causes(r)
     );
     let _ = writeln!(s, "availability     {}", ratio_cells(&r.availability.overall));
+    if let Some(e) = &r.elections {
+        let d = &e.downtime;
+        if e.leaders_elected == 0 {
+            let _ = writeln!(
+                s,
+                "elections        no leader was ever elected (terms up to {}: every election split)",
+                e.max_term
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "elections        {} leader failures: new leader after p50 {:.3} s, p99 {:.3} s, max {:.3} s; {} split votes, max {} terms{}",
+                e.incidents,
+                d.p50_s,
+                d.p99_s,
+                d.max_s,
+                e.split_votes,
+                e.terms_max,
+                if e.unresolved > 0 { "; the last one unresolved at the end" } else { "" }
+            );
+        }
+    }
     if let Some(st) = &r.staleness {
         let _ = writeln!(
             s,

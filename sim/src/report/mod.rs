@@ -33,13 +33,26 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
         lines.push(plot::CdfLine { label: "traffic_stopped", samples: &d.traffic_stopped.latencies_s });
     }
     let title = format!("{}: detection latency from the crash", report.scenario);
-    let mut plots = vec![("detection-cdf.svg".to_string(), plot::cdf_svg(&title, "seconds from the crash", &lines)?)];
+    let mut plots = Vec::new();
+    if report.topology.get("instances").is_some_and(|n| *n > 0) {
+        let svg = plot::cdf_svg(&title, "seconds from the crash", "fraction of crashed instances", &lines)?;
+        plots.push(("detection-cdf.svg".to_string(), svg));
+    }
     if report.staleness.is_some() {
         let spans: Vec<(f64, f64)> =
             analyzer.history.partition_spans.iter().map(|(a, b)| (a.as_secs_f64(), b.as_secs_f64())).collect();
         let series: Vec<(f64, f64)> = analyzer.staleness.series.iter().map(|(t, f)| (t.as_secs_f64(), *f)).collect();
         let title = format!("{}: consumer views differing from ground truth", report.scenario);
         plots.push(("staleness.svg".to_string(), plot::series_svg(&title, &series, &spans)?));
+    }
+    if report.elections.is_some() {
+        let downtimes: Vec<f64> = analyzer.elections.incidents.iter().map(|x| x.0).collect();
+        let title = format!("{}: time to elect a new leader", report.scenario);
+        let lines = [plot::CdfLine { label: "new leader", samples: &downtimes }];
+        plots.push((
+            "elections-cdf.svg".to_string(),
+            plot::cdf_svg(&title, "seconds from the leader's crash", "fraction of leader failures", &lines)?,
+        ));
     }
     if let Some(load) = &analyzer.load {
         let loads: Vec<(String, Vec<u64>)> =

@@ -35,6 +35,9 @@ pub struct Report {
     pub staleness: Option<StalenessReport>,
     /// One entry per heal of the last active partition.
     pub convergence: Vec<ConvergenceReport>,
+    /// CP mode: leader elections after leader crashes or pauses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elections: Option<ElectionsReport>,
     /// Per balancer (by canonical spec), when consumers send traffic.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<BTreeMap<String, LoadReport>>,
@@ -295,4 +298,40 @@ pub fn load_report(l: &crate::metrics::load::LoadAnalyzer) -> BTreeMap<String, L
             (g.label.clone(), r)
         })
         .collect()
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ElectionsReport {
+    /// Leader crashes or pauses followed by a new leader.
+    pub incidents: u64,
+    /// Seconds from the leader's crash to the next leader elected.
+    pub downtime: Summary,
+    /// Terms an incident used (1 = the first election won).
+    pub terms_mean: f64,
+    pub terms_max: u64,
+    /// Elections that produced no leader (terms used beyond the first), over all incidents.
+    pub split_votes: u64,
+    /// Incidents with no leader at the end of the run.
+    pub unresolved: u64,
+    pub leaders_elected: u64,
+    pub max_term: u64,
+}
+
+impl ElectionsReport {
+    pub fn from(e: &crate::metrics::elections::Elections) -> Option<Self> {
+        if e.leaders_elected == 0 && e.max_term == 0 {
+            return None;
+        }
+        let downtimes: Vec<f64> = e.incidents.iter().map(|x| x.0).collect();
+        Some(ElectionsReport {
+            incidents: e.incidents.len() as u64,
+            downtime: Summary::of(&downtimes),
+            terms_mean: mean(e.incidents.iter().map(|x| x.1 as f64)),
+            terms_max: e.incidents.iter().map(|x| x.1).max().unwrap_or(0),
+            split_votes: e.incidents.iter().map(|x| x.1.saturating_sub(1)).sum(),
+            unresolved: e.unresolved,
+            leaders_elected: e.leaders_elected,
+            max_term: e.max_term,
+        })
+    }
 }

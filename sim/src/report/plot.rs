@@ -17,7 +17,7 @@ const COLORS: [RGBColor; 5] = [
 ];
 
 /// An empirical CDF per line, as an SVG document. Lines without samples are left out.
-pub fn cdf_svg(title: &str, x_label: &str, lines: &[CdfLine<'_>]) -> Result<String, String> {
+pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>]) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (820, 480)).into_drawing_area();
@@ -31,12 +31,7 @@ pub fn cdf_svg(title: &str, x_label: &str, lines: &[CdfLine<'_>]) -> Result<Stri
             .y_label_area_size(56)
             .build_cartesian_2d(0.0..x_max, 0.0..1.0)
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc("fraction of crashed instances")
-            .draw()
-            .map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| e.to_string())?;
         for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.samples.is_empty()) {
             let color = COLORS[i % COLORS.len()];
             let mut v = line.samples.to_vec();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::schema::{LinkSpec, Scenario};
+use super::schema::{LinkSpec, RegistryMode, Scenario};
 use crate::balance::keys::{KeyDist, KeySampler};
 use crate::balance::{BalanceError, BalancerSpec, parse_spec};
 use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
@@ -17,6 +17,7 @@ use crate::net::{LinkProfile, Network};
 use crate::protocol::distro::DistroConfig;
 use crate::protocol::membership::MembershipConfig;
 use crate::protocol::push::PushConfig;
+use crate::protocol::raft::{RaftConfig, RaftNode};
 use crate::protocol::{
     Consumer, ConsumerConfig, InstanceConfig, Node, RegistryServer, ServerConfig, ServiceId, ServiceInstance, java_hash,
 };
@@ -67,7 +68,7 @@ pub fn check(s: &Scenario) -> Result<(), BuildError> {
     for (k, l) in s.network.links.iter().enumerate() {
         add_link(&mut net, &topology, k, l, s)?;
     }
-    fault::resolve(&s.faults, &topology, &mut stream(s.seed, "faults"))?;
+    fault::resolve(&s.faults, &topology, &mut stream(s.seed, "faults"), SimTime(s.duration.as_nanos()))?;
     Ok(())
 }
 
@@ -84,8 +85,21 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     let servers: Arc<[NodeId]> = (0..s.registry.servers).map(NodeId).collect();
     let server_cfg = server_config(s, Arc::clone(&servers));
     for i in 0..s.registry.servers {
-        let server = RegistryServer::new(server_cfg.clone(), NodeId(i));
-        world.add_node(&format!("{SERVERS}/{i}"), Node::Server(Box::new(server)), SimTime::ZERO);
+        let node = match s.registry.mode {
+            RegistryMode::Ap => Node::Server(Box::new(RegistryServer::new(server_cfg.clone(), NodeId(i)))),
+            RegistryMode::Cp => {
+                let r = &s.registry.raft;
+                let cfg = RaftConfig {
+                    election_timeout: r.election_timeout,
+                    election_jitter: r.election_jitter,
+                    heartbeat_interval: r.heartbeat_interval,
+                    pre_vote: r.pre_vote,
+                    check_quorum: r.check_quorum,
+                };
+                Node::Raft(Box::new(RaftNode::new(cfg, NodeId(i), Arc::clone(&servers))))
+            }
+        };
+        world.add_node(&format!("{SERVERS}/{i}"), node, SimTime::ZERO);
     }
     let cfg = Arc::new(InstanceConfig {
         service: ServiceId(0),
@@ -137,7 +151,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         world.add_node(&format!("{CONSUMERS}/{i}"), Node::Consumer(Box::new(consumer)), SimTime(start));
     }
     let mut fault_rng = stream(seed, "faults");
-    for (at, action) in fault::resolve(&s.faults, &topology, &mut fault_rng)? {
+    for (at, action) in fault::resolve(&s.faults, &topology, &mut fault_rng, SimTime(s.duration.as_nanos()))? {
         world.schedule_fault(at, action);
     }
     Ok(Built { world, topology, seed })

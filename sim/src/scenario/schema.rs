@@ -112,8 +112,13 @@ pub struct LinkSpec {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RegistrySpec {
+    /// `ap`: Nacos Distro for ephemeral instances; `cp`: Raft among the servers.
+    #[serde(default)]
+    pub mode: RegistryMode,
     #[serde(default = "default_servers")]
     pub servers: u32,
+    #[serde(default)]
+    pub raft: RaftSpec,
     #[serde(default)]
     pub health: HealthSpec,
     #[serde(default)]
@@ -122,6 +127,48 @@ pub struct RegistrySpec {
     pub membership: MembershipSpec,
     #[serde(default)]
     pub push: PushSpec,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistryMode {
+    #[default]
+    Ap,
+    Cp,
+}
+
+/// Raft timing (defaults: JRaft in Nacos; etcd: 1s + jitter 1s, heartbeat 100ms; the Raft
+/// paper: 150ms + jitter 150ms, heartbeat 75ms).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaftSpec {
+    #[serde(default = "secs::<5>")]
+    pub election_timeout: SimDuration,
+    /// Each election timeout is drawn from `[election_timeout, election_timeout + jitter)`.
+    #[serde(default = "secs::<1>")]
+    pub election_jitter: SimDuration,
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_interval: SimDuration,
+    #[serde(default = "default_true")]
+    pub pre_vote: bool,
+    #[serde(default = "default_true")]
+    pub check_quorum: bool,
+}
+
+fn default_heartbeat() -> SimDuration {
+    SimDuration::from_millis(500)
+}
+
+impl Default for RaftSpec {
+    fn default() -> Self {
+        RaftSpec {
+            election_timeout: secs::<5>(),
+            election_jitter: secs::<1>(),
+            heartbeat_interval: default_heartbeat(),
+            pre_vote: true,
+            check_quorum: true,
+        }
+    }
 }
 
 /// Distro replication timing (Nacos 1.x: sync 2 s after a change, retry 5 s, verify 5 s).
@@ -286,6 +333,8 @@ fn default_servers() -> u32 {
 impl Default for RegistrySpec {
     fn default() -> Self {
         RegistrySpec {
+            mode: RegistryMode::Ap,
+            raft: RaftSpec::default(),
             servers: default_servers(),
             health: HealthSpec::default(),
             distro: DistroSpec::default(),
@@ -425,6 +474,21 @@ impl Scenario {
         ] {
             if d.0 == 0 {
                 return e(&format!("registry.{key}"), "expected a duration above 0");
+            }
+        }
+        if r.mode == RegistryMode::Cp {
+            if self.instances.count > 0 || self.consumers.count > 0 {
+                return e(
+                    "registry.mode",
+                    "\"cp\" runs Raft elections among the servers only so far: persistent instances and consumers in CP mode are not implemented yet (set instances.count and consumers.count to 0)",
+                );
+            }
+            for (key, d) in
+                [("election_timeout", r.raft.election_timeout), ("heartbeat_interval", r.raft.heartbeat_interval)]
+            {
+                if d.0 == 0 {
+                    return e(&format!("registry.raft.{key}"), "expected a duration above 0");
+                }
             }
         }
         if r.membership.down_after_failures == 0 {

@@ -1,0 +1,73 @@
+//! Leader elections (CP mode): after the leader crashes, how long until a new leader is
+//! elected, and how many elections (terms) that took.
+//!
+//! An *incident* opens when the current leader (the node that announced `LeaderElected` with
+//! the highest term so far) crashes or is paused, and closes at the next `LeaderElected` with
+//! a higher term; a leader is elected only with a majority of votes, so it is followed by a
+//! majority at that point. Downtime is measured from the ground-truth fault. Each term the
+//! incident used beyond the first is an election that produced no leader (a split vote or a
+//! lost race).
+
+use crate::engine::{NodeId, SimTime};
+
+#[derive(Clone, Debug, Default)]
+pub struct Elections {
+    leader: Option<(NodeId, u64)>,
+    open: Option<(SimTime, u64, u64)>,
+    /// Per closed incident: (downtime in seconds, terms used, campaigns started).
+    pub incidents: Vec<(f64, u64, u64)>,
+    /// Incidents still without a leader at the end.
+    pub unresolved: u64,
+    /// Leaders elected in total, and the highest term seen.
+    pub leaders_elected: u64,
+    pub max_term: u64,
+    /// Who won each term; a second winner of a term is a safety violation.
+    winners: std::collections::BTreeMap<u64, NodeId>,
+    /// (time, term, first winner, second winner) of every violation.
+    pub two_leaders: Vec<(SimTime, u64, NodeId, NodeId)>,
+}
+
+impl Elections {
+    pub fn leader_elected(&mut self, t: SimTime, node: NodeId, term: u64) {
+        self.leaders_elected += 1;
+        self.max_term = self.max_term.max(term);
+        match self.winners.get(&term) {
+            Some(first) if *first != node => self.two_leaders.push((t, term, *first, node)),
+            Some(_) => {}
+            None => {
+                self.winners.insert(term, node);
+            }
+        }
+        if let Some((at, old_term, campaigns)) = self.open
+            && term > old_term
+        {
+            self.incidents.push(((t - at).as_secs_f64(), term - old_term, campaigns));
+            self.open = None;
+        }
+        if self.leader.is_none_or(|(_, lt)| term >= lt) {
+            self.leader = Some((node, term));
+        }
+    }
+
+    pub fn campaign(&mut self, term: u64) {
+        self.max_term = self.max_term.max(term);
+        if let Some((_, _, c)) = &mut self.open {
+            *c += 1;
+        }
+    }
+
+    /// `node` crashed or was paused at `t`.
+    pub fn down(&mut self, t: SimTime, node: NodeId) {
+        if let Some((l, term)) = self.leader
+            && l == node
+            && self.open.is_none()
+        {
+            self.open = Some((t, term, 0));
+            self.leader = None;
+        }
+    }
+
+    pub fn finish(&mut self) {
+        self.unresolved = u64::from(self.open.is_some());
+    }
+}

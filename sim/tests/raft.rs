@@ -1,0 +1,43 @@
+//! The Raft paper's Figure 16 (§9.3), qualitatively, from `scenarios/raft-election-timing.toml`
+//! at 200 leader crashes per timeout range (400 s).
+
+use regsim::report::model::ElectionsReport;
+use regsim::run::run;
+use regsim::scenario::{Override, load};
+
+fn elections(sets: &[&str]) -> ElectionsReport {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/raft-election-timing.toml");
+    let mut all = vec!["duration=400s"];
+    all.extend_from_slice(sets);
+    let overrides: Vec<Override> = all.iter().map(|s| Override::parse(s).expect("override")).collect();
+    let s = load(&path, &overrides).expect("loads");
+    let out = run(&s, s.seed).expect("runs");
+    assert!(out.failed_invariants().next().is_none(), "{:?}", out.report.invariants);
+    out.report.elections.expect("elections family")
+}
+
+/// Without randomness, elections split again and again: with identical timeouts and perfect
+/// simulated clocks no leader is ever elected; with 1 ms of randomness elections take many
+/// rounds (the paper: over 10 s in the worst case for 150-151 ms).
+#[test]
+fn no_randomness_means_repeated_split_votes() {
+    let none = elections(&["registry.raft.election_jitter=0ms"]);
+    assert_eq!(none.leaders_elected, 0);
+    assert!(none.max_term > 100, "{none:?}");
+    let tiny = elections(&["registry.raft.election_jitter=1ms"]);
+    assert!(tiny.terms_max >= 10 && tiny.downtime.max_s > 10.0, "{tiny:?}");
+}
+
+/// More randomness shortens the worst case (p99 falls from 150-155 to 150-175 to 150-300 ms),
+/// and with 150-300 ms every leader crash is followed by a new leader. The minimum downtime is
+/// about half the minimum timeout (the crash falls anywhere in the 75 ms heartbeat interval)
+/// plus a broadcast: 75 ms + 5-20 ms; we allow [75, 150] ms.
+#[test]
+fn randomness_shortens_elections_and_the_floor_is_half_the_timeout() {
+    let p99 = |j: &str| elections(&[&format!("registry.raft.election_jitter={j}")]);
+    let (a, b, c) = (p99("5ms"), p99("25ms"), p99("150ms"));
+    assert!(a.downtime.p99_s > b.downtime.p99_s && b.downtime.p99_s > c.downtime.p99_s, "{a:?} {b:?} {c:?}");
+    assert!(c.incidents >= 195 && c.unresolved == 0, "{c:?}");
+    assert!(c.downtime.max_s < 0.6, "150-300 ms worst case {}", c.downtime.max_s);
+    assert!((0.075..=0.15).contains(&c.downtime.min_s), "min downtime {}", c.downtime.min_s);
+}
