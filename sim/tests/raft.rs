@@ -41,3 +41,35 @@ fn randomness_shortens_elections_and_the_floor_is_half_the_timeout() {
     assert!(c.downtime.max_s < 0.6, "150-300 ms worst case {}", c.downtime.max_s);
     assert!((0.075..=0.15).contains(&c.downtime.min_s), "min downtime {}", c.downtime.min_s);
 }
+
+fn isolation(sets: &[&str]) -> regsim::report::model::IsolationReport {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/raft-leader-isolation.toml");
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).expect("override")).collect();
+    let s = load(&path, &overrides).expect("loads");
+    let out = run(&s, s.seed).expect("runs");
+    assert!(out.failed_invariants().next().is_none(), "{:?}", out.report.invariants);
+    let mut e = out.report.elections.expect("elections").isolations;
+    assert_eq!(e.len(), 1);
+    e.remove(0)
+}
+
+/// With CheckQuorum the cut-off leader steps down within an election timeout (5 s) plus a
+/// heartbeat (0.5 s) and network slack (0.1 s); with PreVote its term does not grow while it
+/// is cut off, and after the heal it rejoins without forcing an election. Without PreVote its
+/// term grows and the rejoin disrupts the leader; without CheckQuorum it never steps down.
+#[test]
+fn leader_isolation_with_and_without_prevote_and_checkquorum() {
+    let both = isolation(&[]);
+    let down = both.stepped_down_after_s.expect("stepped down");
+    assert!((5.0..=5.6).contains(&down), "stepped down after {down} s");
+    assert_eq!(both.term_growth_while_cut, 0);
+    assert_eq!(both.elected_while_cut, 1, "the majority elects a new leader");
+    assert_eq!(both.elected_after_heal, 0, "the rejoin disrupted the leader");
+
+    let no_prevote = isolation(&["registry.raft.pre_vote=false"]);
+    assert!(no_prevote.term_growth_while_cut >= 5, "{no_prevote:?}");
+    assert!(no_prevote.elected_after_heal >= 1, "{no_prevote:?}");
+
+    let no_cq = isolation(&["registry.raft.check_quorum=false"]);
+    assert_eq!(no_cq.stepped_down_after_s, None, "{no_cq:?}");
+}

@@ -23,8 +23,9 @@ use super::digest::Digest;
 use super::queue::EventQueue;
 use super::rng::{SimRng, stream};
 use super::time::SimTime;
-use crate::fault::FaultAction;
+use crate::fault::{FaultAction, LeaderFault};
 use crate::net::{Delivery, Network};
+use crate::net::{Partition, Shape};
 
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -443,20 +444,30 @@ impl<A: Actor> World<A> {
                     nodes.into_iter().for_each(|n| self.record(n, FaultRecord::Healed(pid)));
                 }
             }
-            FaultAction::OnLeader { pause, undo_after } => {
+            FaultAction::OnLeader { what, undo_after } => {
                 let leader = (0..self.meta.len())
                     .filter(|i| self.meta[*i].status == Status::Up && self.meta[*i].started)
                     .filter_map(|i| self.actors[i].leader_term().map(|t| (t, i)))
                     .max();
                 if let Some((_, i)) = leader {
                     let n = NodeId(i as u32);
-                    if *pause {
-                        self.pause(n)
-                    } else {
-                        self.crash(n)
-                    }
+                    let undo = match what {
+                        LeaderFault::Crash => {
+                            self.crash(n);
+                            FaultAction::Restart(vec![n])
+                        }
+                        LeaderFault::Pause => {
+                            self.pause(n);
+                            FaultAction::Resume(vec![n])
+                        }
+                        LeaderFault::Isolate(id) => {
+                            let p = Partition::build(&Shape::Isolate(vec![n]), self.meta.len(), false)
+                                .expect("isolating one existing node is a valid partition");
+                            self.apply_fault(&FaultAction::Partition { id: *id, partition: p });
+                            FaultAction::Heal(Some(*id))
+                        }
+                    };
                     if let Some(d) = undo_after {
-                        let undo = if *pause { FaultAction::Resume(vec![n]) } else { FaultAction::Restart(vec![n]) };
                         self.schedule_fault(self.now + *d, undo);
                     }
                 }

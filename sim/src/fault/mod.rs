@@ -35,10 +35,11 @@ pub enum FaultAction {
         offset_ns: i64,
         drift_ppm: i64,
     },
-    /// Crash (or pause) the current leader, found when the fault fires (the running node with
-    /// the highest leader term); restart (resume) it after `undo_after`. No leader: no-op.
+    /// Crash, pause or isolate the current leader, found when the fault fires (the running
+    /// node with the highest leader term); undo it (restart, resume, heal) after `undo_after`.
+    /// No leader: no-op.
     OnLeader {
-        pause: bool,
+        what: LeaderFault,
         undo_after: Option<SimDuration>,
     },
 }
@@ -63,6 +64,14 @@ pub enum ShapeKind {
     MajoritiesRing,
     Bridge,
     Groups,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaderFault {
+    Crash,
+    Pause,
+    /// Cut off from every other node (a partition with id `.0`).
+    Isolate(u32),
 }
 
 /// One `[[faults]]` entry as written in a scenario.
@@ -184,13 +193,18 @@ pub fn resolve(
         };
         let leader = spec.target.as_ref().is_some_and(|t| t.0.len() == 1 && t.0[0].trim() == "leader");
         if leader {
-            if !matches!(spec.action, ActionKind::Crash | ActionKind::Pause) {
-                return Err(err("target", "\"leader\" is a target for crash and pause only".into()));
-            }
-            out.push((
-                at,
-                FaultAction::OnLeader { pause: spec.action == ActionKind::Pause, undo_after: spec.duration },
-            ));
+            let what = match (spec.action, spec.shape) {
+                (ActionKind::Crash, _) => LeaderFault::Crash,
+                (ActionKind::Pause, _) => LeaderFault::Pause,
+                (ActionKind::Partition, Some(ShapeKind::Isolate)) => {
+                    LeaderFault::Isolate(intern(&mut names, spec.name.as_deref().unwrap_or(&format!("#{i}"))))
+                }
+                _ => {
+                    let msg = "\"leader\" is a target for crash, pause and partition with shape = \"isolate\"";
+                    return Err(err("target", msg.into()));
+                }
+            };
+            out.push((at, FaultAction::OnLeader { what, undo_after: spec.duration }));
             continue;
         }
         match spec.action {

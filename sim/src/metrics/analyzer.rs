@@ -164,8 +164,11 @@ impl Analyzer {
         }
         let h = &self.history;
         self.faulted = !h.active.is_empty() || self.p.servers.clone().map(NodeId).any(|s| !h.running(s));
-        if matches!(f, FaultRecord::Crashed | FaultRecord::Paused) {
-            self.elections.down(t, node);
+        match f {
+            FaultRecord::Crashed | FaultRecord::Paused => self.elections.down(t, node),
+            FaultRecord::Partitioned(_) => self.elections.cut(t, node),
+            FaultRecord::Healed(_) => self.elections.healed(t),
+            _ => {}
         }
         match f {
             FaultRecord::Crashed => {
@@ -284,8 +287,9 @@ impl Analyzer {
                 }
             }
             Obs::LeaderElected { term } => self.elections.leader_elected(t, node, term),
-            Obs::Campaign { term } => self.elections.campaign(term),
-            Obs::Member { .. } | Obs::Reregistered | Obs::SteppedDown { .. } => {}
+            Obs::Campaign { term } => self.elections.campaign(node, term),
+            Obs::SteppedDown { .. } => self.elections.stepped_down(t, node),
+            Obs::Member { .. } | Obs::Reregistered => {}
         }
     }
 

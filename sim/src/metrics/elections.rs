@@ -25,10 +25,66 @@ pub struct Elections {
     winners: std::collections::BTreeMap<u64, NodeId>,
     /// (time, term, first winner, second winner) of every violation.
     pub two_leaders: Vec<(SimTime, u64, NodeId, NodeId)>,
+    /// Leader isolations (a partition cutting off the current leader), in order.
+    pub isolations: Vec<Isolation>,
+}
+
+/// What happened when the leader was cut off, and after the heal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Isolation {
+    pub leader: NodeId,
+    pub term: u64,
+    pub cut_at: SimTime,
+    pub healed_at: Option<SimTime>,
+    /// When the cut-off leader stepped down (CheckQuorum), if it did.
+    pub stepped_down_at: Option<SimTime>,
+    /// Elections the cut-off node started while cut off, and the highest term it reached.
+    pub campaigns_while_cut: u64,
+    pub max_term_while_cut: u64,
+    /// Leaders elected by the rest while the old leader was cut off, and after the heal.
+    pub elected_while_cut: u64,
+    pub elected_after_heal: u64,
 }
 
 impl Elections {
+    /// A partition cut `node` off at `t`: an isolation if it was the leader.
+    pub fn cut(&mut self, t: SimTime, node: NodeId) {
+        if self.leader.is_some_and(|(l, _)| l == node) && self.isolations.last().is_none_or(|i| i.healed_at.is_some()) {
+            let term = self.leader.map_or(0, |(_, term)| term);
+            self.isolations.push(Isolation {
+                leader: node,
+                term,
+                cut_at: t,
+                healed_at: None,
+                stepped_down_at: None,
+                campaigns_while_cut: 0,
+                max_term_while_cut: term,
+                elected_while_cut: 0,
+                elected_after_heal: 0,
+            });
+        }
+    }
+
+    pub fn healed(&mut self, t: SimTime) {
+        if let Some(i) = self.isolations.last_mut().filter(|i| i.healed_at.is_none()) {
+            i.healed_at = Some(t);
+        }
+    }
+
+    pub fn stepped_down(&mut self, t: SimTime, node: NodeId) {
+        if let Some(i) = self.isolations.last_mut().filter(|i| i.leader == node && i.healed_at.is_none()) {
+            i.stepped_down_at.get_or_insert(t);
+        }
+    }
+
     pub fn leader_elected(&mut self, t: SimTime, node: NodeId, term: u64) {
+        if let Some(i) = self.isolations.last_mut() {
+            match i.healed_at {
+                None if node != i.leader => i.elected_while_cut += 1,
+                Some(_) => i.elected_after_heal += 1,
+                None => {}
+            }
+        }
         self.leaders_elected += 1;
         self.max_term = self.max_term.max(term);
         match self.winners.get(&term) {
@@ -49,8 +105,12 @@ impl Elections {
         }
     }
 
-    pub fn campaign(&mut self, term: u64) {
+    pub fn campaign(&mut self, node: NodeId, term: u64) {
         self.max_term = self.max_term.max(term);
+        if let Some(i) = self.isolations.last_mut().filter(|i| i.leader == node && i.healed_at.is_none()) {
+            i.campaigns_while_cut += 1;
+            i.max_term_while_cut = i.max_term_while_cut.max(term);
+        }
         if let Some((_, _, c)) = &mut self.open {
             *c += 1;
         }

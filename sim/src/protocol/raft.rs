@@ -8,7 +8,9 @@
 //! - **PreVote** (Ongaro's thesis §9.6): before a real election a node asks whether peers
 //!   would vote for it, without raising its term; peers that heard a leader recently refuse, so
 //!   a node cut off and rejoining does not disrupt a working leader;
-//! - **CheckQuorum**: a leader that hears from no majority within an election timeout steps down.
+//! - **CheckQuorum**: a leader that has not heard from a majority (itself included) within the
+//!   last election timeout steps down; it checks at every heartbeat, so it steps down within an
+//!   election timeout plus a heartbeat interval of losing its majority.
 //!
 //! Defaults follow JRaft in Nacos (election 5 s + random [0, 1 s), heartbeat 500 ms); the
 //! etcd settings (100 ms ticks: 1 s + [0, 1 s), 100 ms heartbeat) and the Raft paper's
@@ -64,8 +66,8 @@ pub struct RaftNode {
     votes: Vec<NodeId>,
     /// Bumped whenever the election timer is reset; a timer with an older epoch is stale.
     epoch: u32,
-    /// Leader: peers heard from since the last CheckQuorum round.
-    heard: Vec<NodeId>,
+    /// Leader: when each peer last acknowledged a heartbeat (local time).
+    acked: Vec<(NodeId, SimTime)>,
     /// Local time of the last message from a current leader (for PreVote/CheckQuorum).
     last_contact: Option<SimTime>,
 }
@@ -81,7 +83,7 @@ impl RaftNode {
             role: Role::Follower,
             votes: Vec::new(),
             epoch: 0,
-            heard: Vec::new(),
+            acked: Vec::new(),
             last_contact: None,
         }
     }
@@ -110,7 +112,7 @@ impl RaftNode {
     pub fn crash(&mut self) {
         self.role = Role::Follower;
         self.votes.clear();
-        self.heard.clear();
+        self.acked.clear();
         self.last_contact = None;
     }
 
@@ -178,14 +180,20 @@ impl RaftNode {
             self.campaign(ctx);
         } else {
             self.role = Role::Leader;
-            self.heard = vec![self.me];
+            let now = ctx.now();
+            // The votes just received count as contact.
+            self.acked = self.peers().map(|p| (p, now)).collect();
             ctx.observe(Obs::LeaderElected { term: self.term });
             self.send_heartbeats(ctx);
             ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term: self.term });
-            if self.config.check_quorum {
-                ctx.set_timer(self.config.election_timeout, Timer::CheckQuorum { term: self.term });
-            }
         }
+    }
+
+    /// Whether a majority (this leader included) was heard within the last election timeout.
+    fn quorum_active(&self, ctx: &NodeCtx<'_>) -> bool {
+        let now = ctx.now();
+        let recent = self.acked.iter().filter(|(_, t)| now.saturating_since(*t) < self.config.election_timeout).count();
+        recent + 1 >= self.majority()
     }
 
     fn send_heartbeats(&mut self, ctx: &mut NodeCtx<'_>) {
@@ -219,8 +227,11 @@ impl RaftNode {
             Msg::AppendOk { term, .. } => {
                 if term > self.term {
                     self.become_follower(ctx, term);
-                } else if self.role == Role::Leader && !self.heard.contains(&from) {
-                    self.heard.push(from);
+                } else if self.role == Role::Leader {
+                    let now = ctx.now();
+                    if let Some(a) = self.acked.iter_mut().find(|a| a.0 == from) {
+                        a.1 = now;
+                    }
                 }
             }
             _ => {}
@@ -254,16 +265,12 @@ impl RaftNode {
         match timer {
             Timer::Election { epoch } if epoch == self.epoch => self.on_election_timeout(ctx),
             Timer::Heartbeat { term } if term == self.term && self.role == Role::Leader => {
+                if self.config.check_quorum && !self.quorum_active(ctx) {
+                    self.become_follower(ctx, self.term);
+                    return;
+                }
                 self.send_heartbeats(ctx);
                 ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term });
-            }
-            Timer::CheckQuorum { term } if term == self.term && self.role == Role::Leader => {
-                if self.heard.len() < self.majority() {
-                    self.become_follower(ctx, self.term);
-                } else {
-                    self.heard = vec![self.me];
-                    ctx.set_timer(self.config.election_timeout, Timer::CheckQuorum { term });
-                }
             }
             _ => {}
         }

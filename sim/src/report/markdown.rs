@@ -85,6 +85,20 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
             e.unresolved
         );
     }
+    for i in r.elections.iter().flat_map(|e| &e.isolations) {
+        let down =
+            i.stepped_down_after_s.map_or("never stepped down".to_string(), |x| format!("stepped down after {x:.3} s"));
+        let _ = writeln!(
+            s,
+            "Leader {} was cut off at {:.1} s: it {down}; while cut off it started {} elections (term +{}), the others elected {} leader(s); after the heal {} election(s) followed.\n",
+            i.leader,
+            i.cut_at_s,
+            i.campaigns_while_cut,
+            i.term_growth_while_cut,
+            i.elected_while_cut,
+            i.elected_after_heal
+        );
+    }
     if let Some(load) = &r.load {
         let _ = writeln!(s, "## Load by balancer\n");
         let _ = writeln!(
@@ -252,6 +266,15 @@ pub fn summary(r: &Report) -> String {
     for c in &r.convergence {
         let after = c.converged_after_s.map_or("did not converge".to_string(), |x| format!("converged {x:.1} s later"));
         let _ = writeln!(s, "convergence      healed at {:.1} s, {after}", c.healed_at_s);
+    }
+    for i in r.elections.iter().flat_map(|e| &e.isolations) {
+        let down =
+            i.stepped_down_after_s.map_or("never stepped down".to_string(), |x| format!("stepped down after {x:.3} s"));
+        let _ = writeln!(
+            s,
+            "isolation        leader {} cut off at {:.1} s: {down}; its term grew by {} while cut off; {} election(s) after the heal",
+            i.leader, i.cut_at_s, i.term_growth_while_cut, i.elected_after_heal
+        );
     }
     let held = r.invariants.iter().filter(|i| i.holds).count();
     let _ = writeln!(s, "invariants       {held} of {} hold", r.invariants.len());

@@ -315,6 +315,26 @@ pub struct ElectionsReport {
     pub unresolved: u64,
     pub leaders_elected: u64,
     pub max_term: u64,
+    /// Leader isolations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub isolations: Vec<IsolationReport>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct IsolationReport {
+    pub leader: String,
+    pub cut_at_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healed_at_s: Option<f64>,
+    /// Seconds from the cut until the old leader stepped down (CheckQuorum); absent: it never did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stepped_down_after_s: Option<f64>,
+    pub campaigns_while_cut: u64,
+    /// How far the cut-off node's term grew while cut off.
+    pub term_growth_while_cut: u64,
+    pub elected_while_cut: u64,
+    /// Leaders elected after the heal (0: the rejoin disrupted nothing).
+    pub elected_after_heal: u64,
 }
 
 impl ElectionsReport {
@@ -332,6 +352,20 @@ impl ElectionsReport {
             unresolved: e.unresolved,
             leaders_elected: e.leaders_elected,
             max_term: e.max_term,
+            isolations: e
+                .isolations
+                .iter()
+                .map(|i| IsolationReport {
+                    leader: i.leader.to_string(),
+                    cut_at_s: i.cut_at.as_secs_f64(),
+                    healed_at_s: i.healed_at.map(|t| t.as_secs_f64()),
+                    stepped_down_after_s: i.stepped_down_at.map(|t| (t - i.cut_at).as_secs_f64()),
+                    campaigns_while_cut: i.campaigns_while_cut,
+                    term_growth_while_cut: i.max_term_while_cut - i.term,
+                    elected_while_cut: i.elected_while_cut,
+                    elected_after_heal: i.elected_after_heal,
+                })
+                .collect(),
         })
     }
 }
