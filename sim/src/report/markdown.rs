@@ -241,6 +241,8 @@ pub fn summary(r: &Report) -> String {
                 "elections        no leader was ever elected (terms up to {}: every election split)",
                 e.max_term
             );
+        } else if e.incidents == 0 {
+            let _ = writeln!(s, "elections        {} leaders elected, terms up to {}", e.leaders_elected, e.max_term);
         } else {
             let _ = writeln!(
                 s,
