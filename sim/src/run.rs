@@ -88,6 +88,15 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
     let mut invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
     if scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp {
         invariants.push(check::one_leader_per_term(&analyzer.elections));
+        let servers = role(SERVERS);
+        let logs: Vec<Vec<u64>> = servers
+            .map(crate::engine::NodeId)
+            .filter_map(|n| match world.actor(n) {
+                crate::protocol::Node::Raft(r) => Some(r.log().to_vec()),
+                _ => None,
+            })
+            .collect();
+        invariants.extend(check::raft_logs(&logs, &analyzer.elections.committed));
     }
     let report = Report {
         scenario: scenario.name.clone(),

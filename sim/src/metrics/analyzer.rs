@@ -288,6 +288,7 @@ impl Analyzer {
             }
             Obs::LeaderElected { term } => self.elections.leader_elected(t, node, term),
             Obs::Campaign { term } => self.elections.campaign(node, term),
+            Obs::Committed { index, term } => self.elections.committed.push((index, term)),
             Obs::SteppedDown { .. } => self.elections.stepped_down(t, node),
             Obs::Member { .. } | Obs::Reregistered => {}
         }

@@ -27,6 +27,8 @@ pub struct Elections {
     pub two_leaders: Vec<(SimTime, u64, NodeId, NodeId)>,
     /// Leader isolations (a partition cutting off the current leader), in order.
     pub isolations: Vec<Isolation>,
+    /// Every (index, term) a leader reported committed.
+    pub committed: Vec<(u32, u64)>,
 }
 
 /// What happened when the leader was cut off, and after the heal.

@@ -124,10 +124,13 @@ pub enum Msg {
     CallOk {
         req: u64,
     },
-    /// Raft: a (pre-)vote request for `term`, its answer, and leader heartbeats.
+    /// Raft: a (pre-)vote request for `term` with the candidate's last log entry (32-bit
+    /// index and term keep the message small), its answer, log replication and its answer.
     RequestVote {
         term: u64,
         pre: bool,
+        last_index: u32,
+        last_term: u32,
     },
     Vote {
         term: u64,
@@ -136,10 +139,13 @@ pub enum Msg {
     },
     AppendEntries {
         term: u64,
+        body: Arc<raft::Append>,
     },
     AppendOk {
         term: u64,
         ok: bool,
+        /// On success the follower's last matching index; on failure a hint where to retry.
+        index: u32,
     },
 }
 
@@ -256,6 +262,11 @@ pub enum Obs {
     CallDone {
         ok: bool,
         latency: crate::engine::SimDuration,
+    },
+    /// Raft: the leader committed log entries up to `index` (the entry there has `term`).
+    Committed {
+        index: u32,
+        term: u64,
     },
     /// Raft: this server started an election for `term`, won it, or stepped down as leader.
     Campaign {

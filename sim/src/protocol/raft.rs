@@ -1,22 +1,27 @@
-//! Raft leader election among the registry servers (CP mode), sans-IO.
+//! Raft among the registry servers (CP mode), sans-IO: leader election and log replication.
 //!
-//! Follows the Raft paper (§5.2, §9.3) with the etcd/raft-rs extensions as switches:
+//! Follows the Raft paper (§5, §9.3) with the etcd/raft-rs extensions as switches:
 //! - a follower that hears no leader for its *election timeout* — drawn per election from
 //!   `[election_timeout, election_timeout + election_jitter)` — becomes a candidate: new term,
-//!   votes for itself, asks every peer for a vote; a majority makes it leader, which then sends
-//!   heartbeats (empty AppendEntries) every `heartbeat_interval`;
+//!   votes for itself, asks every peer for a vote; a peer grants at most one vote per term and
+//!   only to a candidate whose log is at least as up to date as its own (§5.4.1); a majority
+//!   makes it leader, which appends a no-op entry for its term (§8) and replicates its log
+//!   with AppendEntries, also sent empty every `heartbeat_interval` as heartbeats;
+//! - the leader commits an entry of its own term once a majority stores it (§5.4.2), and
+//!   reports `Obs::Committed`; followers learn the commit index from AppendEntries;
 //! - **PreVote** (Ongaro's thesis §9.6): before a real election a node asks whether peers
-//!   would vote for it, without raising its term; peers that heard a leader recently refuse, so
-//!   a node cut off and rejoining does not disrupt a working leader;
+//!   would vote for it, without raising its term; peers that heard a leader within the election
+//!   timeout refuse, so a node cut off and rejoining does not disrupt a working leader;
 //! - **CheckQuorum**: a leader that has not heard from a majority (itself included) within the
 //!   last election timeout steps down; it checks at every heartbeat, so it steps down within an
 //!   election timeout plus a heartbeat interval of losing its majority.
 //!
 //! Defaults follow JRaft in Nacos (election 5 s + random [0, 1 s), heartbeat 500 ms); the
-//! etcd settings (100 ms ticks: 1 s + [0, 1 s), 100 ms heartbeat) and the Raft paper's
-//! (150–300 ms) are expressible. Log replication is not modelled yet: every log is empty, so
-//! the up-to-date check of a vote always passes. The term and the vote are persistent state
-//! and survive a crash.
+//! etcd settings and the Raft paper's (150–300 ms) are expressible. Term, vote and log are
+//! persistent and survive a crash; the commit index is volatile, as in the paper. Client
+//! commands (the CP registry's writes) are not modelled yet: the log holds the no-op entries.
+
+use std::sync::Arc;
 
 use rand::RngExt;
 
@@ -53,6 +58,26 @@ pub enum Role {
     Leader,
 }
 
+/// The body of an AppendEntries (behind an `Arc`, so the message stays small).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Append {
+    pub prev_index: u32,
+    pub prev_term: u64,
+    /// Terms of the entries after `prev_index`.
+    pub entries: Vec<u64>,
+    pub commit: u32,
+}
+
+/// Leader's view of one follower.
+#[derive(Clone, Copy, Debug)]
+struct Progress {
+    peer: NodeId,
+    next: u32,
+    matched: u32,
+    /// Last acknowledgement (local time), for CheckQuorum.
+    acked: SimTime,
+}
+
 #[derive(Debug)]
 pub struct RaftNode {
     config: RaftConfig,
@@ -61,13 +86,15 @@ pub struct RaftNode {
     // Persistent state (kept across a crash).
     term: u64,
     voted_for: Option<NodeId>,
+    /// `log[i]` is the term of entry `i + 1`.
+    log: Vec<u64>,
     // Volatile state.
+    commit: u32,
     role: Role,
     votes: Vec<NodeId>,
     /// Bumped whenever the election timer is reset; a timer with an older epoch is stale.
     epoch: u32,
-    /// Leader: when each peer last acknowledged a heartbeat (local time).
-    acked: Vec<(NodeId, SimTime)>,
+    progress: Vec<Progress>,
     /// Local time of the last message from a current leader (for PreVote/CheckQuorum).
     last_contact: Option<SimTime>,
 }
@@ -80,10 +107,12 @@ impl RaftNode {
             servers,
             term: 0,
             voted_for: None,
+            log: Vec::new(),
+            commit: 0,
             role: Role::Follower,
             votes: Vec::new(),
             epoch: 0,
-            acked: Vec::new(),
+            progress: Vec::new(),
             last_contact: None,
         }
     }
@@ -96,23 +125,40 @@ impl RaftNode {
         self.role
     }
 
+    /// Terms of the log's entries (entry `i + 1` at `[i]`).
+    pub fn log(&self) -> &[u64] {
+        &self.log
+    }
+
+    fn last(&self) -> (u32, u64) {
+        (self.log.len() as u32, self.log.last().copied().unwrap_or(0))
+    }
+
+    fn term_at(&self, index: u32) -> Option<u64> {
+        match index {
+            0 => Some(0),
+            i => self.log.get(i as usize - 1).copied(),
+        }
+    }
+
     fn majority(&self) -> usize {
         self.servers.len() / 2 + 1
     }
 
-    fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.servers.iter().copied().filter(move |s| *s != self.me)
+    fn peers(&self) -> Vec<NodeId> {
+        self.servers.iter().copied().filter(|s| *s != self.me).collect()
     }
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
         self.become_follower(ctx, self.term);
     }
 
-    /// A crash loses the volatile state; term and vote are on disk.
+    /// A crash loses the volatile state; term, vote and log are on disk.
     pub fn crash(&mut self) {
         self.role = Role::Follower;
+        self.commit = 0;
         self.votes.clear();
-        self.acked.clear();
+        self.progress.clear();
         self.last_contact = None;
     }
 
@@ -141,6 +187,13 @@ impl RaftNode {
         self.reset_election_timer(ctx);
     }
 
+    fn request_votes(&mut self, ctx: &mut NodeCtx<'_>, term: u64, pre: bool) {
+        let (last_index, last_term) = self.last();
+        for p in self.peers() {
+            ctx.send(p, Msg::RequestVote { term, pre, last_index, last_term: last_term as u32 });
+        }
+    }
+
     /// The election timer fired: campaign (with a pre-vote round first if enabled).
     fn on_election_timeout(&mut self, ctx: &mut NodeCtx<'_>) {
         if self.role == Role::Leader {
@@ -149,9 +202,7 @@ impl RaftNode {
         if self.config.pre_vote {
             self.role = Role::PreCandidate;
             self.votes = vec![self.me];
-            for p in self.peers().collect::<Vec<_>>() {
-                ctx.send(p, Msg::RequestVote { term: self.term + 1, pre: true });
-            }
+            self.request_votes(ctx, self.term + 1, true);
             self.reset_election_timer(ctx);
             self.check_votes(ctx, true);
         } else {
@@ -165,9 +216,7 @@ impl RaftNode {
         self.voted_for = Some(self.me);
         self.votes = vec![self.me];
         ctx.observe(Obs::Campaign { term: self.term });
-        for p in self.peers().collect::<Vec<_>>() {
-            ctx.send(p, Msg::RequestVote { term: self.term, pre: false });
-        }
+        self.request_votes(ctx, self.term, false);
         self.reset_election_timer(ctx);
         self.check_votes(ctx, false);
     }
@@ -178,33 +227,53 @@ impl RaftNode {
         }
         if pre {
             self.campaign(ctx);
-        } else {
-            self.role = Role::Leader;
-            let now = ctx.now();
-            // The votes just received count as contact.
-            self.acked = self.peers().map(|p| (p, now)).collect();
-            ctx.observe(Obs::LeaderElected { term: self.term });
-            self.send_heartbeats(ctx);
-            ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term: self.term });
+            return;
+        }
+        self.role = Role::Leader;
+        self.log.push(self.term); // the no-op entry of the new term
+        let now = ctx.now();
+        let next = self.log.len() as u32;
+        // The votes just received count as contact.
+        self.progress = self.peers().into_iter().map(|peer| Progress { peer, next, matched: 0, acked: now }).collect();
+        ctx.observe(Obs::LeaderElected { term: self.term });
+        self.replicate_all(ctx);
+        ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term: self.term });
+        self.advance_commit(ctx);
+    }
+
+    fn replicate_all(&mut self, ctx: &mut NodeCtx<'_>) {
+        for k in 0..self.progress.len() {
+            self.replicate(ctx, k);
         }
     }
 
-    /// Whether a majority (this leader included) was heard within the last election timeout.
-    fn quorum_active(&self, ctx: &NodeCtx<'_>) -> bool {
-        let now = ctx.now();
-        let recent = self.acked.iter().filter(|(_, t)| now.saturating_since(*t) < self.config.election_timeout).count();
-        recent + 1 >= self.majority()
+    /// Sends follower `k` the entries from its `next` index (none: a heartbeat).
+    fn replicate(&mut self, ctx: &mut NodeCtx<'_>, k: usize) {
+        let p = self.progress[k];
+        let prev_index = p.next.saturating_sub(1);
+        let prev_term = self.term_at(prev_index).unwrap_or(0);
+        let entries = self.log[prev_index as usize..].to_vec();
+        let body = Arc::new(Append { prev_index, prev_term, entries, commit: self.commit });
+        ctx.send(p.peer, Msg::AppendEntries { term: self.term, body });
     }
 
-    fn send_heartbeats(&mut self, ctx: &mut NodeCtx<'_>) {
-        for p in self.peers().collect::<Vec<_>>() {
-            ctx.send(p, Msg::AppendEntries { term: self.term });
+    /// Commits the highest index of the current term stored on a majority.
+    fn advance_commit(&mut self, ctx: &mut NodeCtx<'_>) {
+        let mut matched: Vec<u32> = self.progress.iter().map(|p| p.matched).collect();
+        matched.push(self.log.len() as u32);
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[self.majority() - 1];
+        if candidate > self.commit && self.term_at(candidate) == Some(self.term) {
+            self.commit = candidate;
+            ctx.observe(Obs::Committed { index: candidate, term: self.term });
         }
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::RequestVote { term, pre } => self.on_request_vote(ctx, from, term, pre),
+            Msg::RequestVote { term, pre, last_index, last_term } => {
+                self.on_request_vote(ctx, from, term, pre, (last_index, u64::from(last_term)));
+            }
             Msg::Vote { term, pre, granted } => {
                 let waiting = if pre { Role::PreCandidate } else { Role::Candidate };
                 let current = if pre { self.term + 1 } else { self.term };
@@ -215,33 +284,67 @@ impl RaftNode {
                     self.check_votes(ctx, pre);
                 }
             }
-            Msg::AppendEntries { term } => {
-                if term < self.term {
-                    ctx.send(from, Msg::AppendOk { term: self.term, ok: false });
-                    return;
-                }
-                self.last_contact = Some(ctx.now());
-                self.become_follower(ctx, term);
-                ctx.send(from, Msg::AppendOk { term: self.term, ok: true });
-            }
-            Msg::AppendOk { term, .. } => {
+            Msg::AppendEntries { term, body } => self.on_append(ctx, from, term, &body),
+            Msg::AppendOk { term, ok, index } => {
                 if term > self.term {
                     self.become_follower(ctx, term);
-                } else if self.role == Role::Leader {
-                    let now = ctx.now();
-                    if let Some(a) = self.acked.iter_mut().find(|a| a.0 == from) {
-                        a.1 = now;
-                    }
+                    return;
+                }
+                if self.role != Role::Leader || term != self.term {
+                    return;
+                }
+                let now = ctx.now();
+                let Some(k) = self.progress.iter().position(|p| p.peer == from) else { return };
+                let p = &mut self.progress[k];
+                p.acked = now;
+                if ok {
+                    p.matched = p.matched.max(index);
+                    p.next = p.matched + 1;
+                    self.advance_commit(ctx);
+                } else {
+                    // Back up to the follower's hint and retry at once.
+                    p.next = (index + 1).min(p.next.saturating_sub(1)).max(1);
+                    self.replicate(ctx, k);
                 }
             }
             _ => {}
         }
     }
 
-    fn on_request_vote(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, term: u64, pre: bool) {
+    fn on_append(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, term: u64, a: &Append) {
+        if term < self.term {
+            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: 0 });
+            return;
+        }
+        self.last_contact = Some(ctx.now());
+        self.become_follower(ctx, term);
+        if self.term_at(a.prev_index) != Some(a.prev_term) {
+            let hint = (self.log.len() as u32).min(a.prev_index.saturating_sub(1));
+            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: hint });
+            return;
+        }
+        for (k, t) in a.entries.iter().enumerate() {
+            let index = a.prev_index as usize + k + 1;
+            match self.log.get(index - 1) {
+                Some(existing) if existing == t => {}
+                Some(_) => {
+                    self.log.truncate(index - 1);
+                    self.log.push(*t);
+                }
+                None => self.log.push(*t),
+            }
+        }
+        let last_new = a.prev_index + a.entries.len() as u32;
+        self.commit = self.commit.max(a.commit.min(last_new));
+        ctx.send(from, Msg::AppendOk { term: self.term, ok: true, index: last_new });
+    }
+
+    fn on_request_vote(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, term: u64, pre: bool, last: (u32, u64)) {
+        let (my_index, my_term) = self.last();
+        let up_to_date = last.1 > my_term || (last.1 == my_term && last.0 >= my_index);
         if pre {
             // Grant a pre-vote if the term would be newer and we have not heard a leader lately.
-            let granted = term > self.term && !self.leader_recent(ctx);
+            let granted = term > self.term && up_to_date && !self.leader_recent(ctx);
             ctx.send(from, Msg::Vote { term, pre: true, granted });
             return;
         }
@@ -253,7 +356,7 @@ impl RaftNode {
             }
             self.become_follower(ctx, term);
         }
-        let granted = term == self.term && self.voted_for.is_none_or(|v| v == from);
+        let granted = term == self.term && up_to_date && self.voted_for.is_none_or(|v| v == from);
         if granted {
             self.voted_for = Some(from);
             self.reset_election_timer(ctx);
@@ -269,10 +372,18 @@ impl RaftNode {
                     self.become_follower(ctx, self.term);
                     return;
                 }
-                self.send_heartbeats(ctx);
+                self.replicate_all(ctx);
                 ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term });
             }
             _ => {}
         }
+    }
+
+    /// Whether a majority (this leader included) was heard within the last election timeout.
+    fn quorum_active(&self, ctx: &NodeCtx<'_>) -> bool {
+        let now = ctx.now();
+        let recent =
+            self.progress.iter().filter(|p| now.saturating_since(p.acked) < self.config.election_timeout).count();
+        recent + 1 >= self.majority()
     }
 }
