@@ -12,6 +12,8 @@
 //!   every false positive must have a fault as its cause (none with cause `loss`/`other`).
 //!   When that condition does not hold the invariant is reported as not applicable.
 
+pub mod linearizability;
+
 use serde::Serialize;
 
 use crate::engine::{SimDuration, SimTime};
