@@ -42,7 +42,7 @@ struct Shrinker {
 impl Shrinker {
     fn fails(&mut self, items: &[Item<'_>], init: Init) -> bool {
         self.searches += 1;
-        search(items, init, self.budget).0 == Verdict::NotLinearizable
+        search(items, init, self.budget).verdict == Verdict::NotLinearizable
     }
 }
 
@@ -63,7 +63,8 @@ fn window<'a>(items: &[Item<'a>], s: u64) -> Vec<Item<'a>> {
 }
 
 /// Shrinks `items`, a service history known to be non-linearizable from the empty registry.
-pub(crate) fn minimize(items: &[Item<'_>], budget: u64) -> Minimized {
+/// `frontier`: the failed search's latest backtracking time, a likely smallest cut.
+pub(crate) fn minimize(items: &[Item<'_>], frontier: u64, budget: u64) -> Minimized {
     let mut sh = Shrinker { budget, searches: 0 };
     let mut times: Vec<u64> = items.iter().filter_map(|it| it.complete).collect();
     times.sort_unstable();
@@ -77,8 +78,16 @@ pub(crate) fn minimize(items: &[Item<'_>], budget: u64) -> Minimized {
         ops.sort_unstable();
         return Minimized { ops, init: Init::Empty, searches: sh.searches };
     }
-    // Smallest failing cut (the last one is known to fail).
+    // Smallest failing cut (the last one is known to fail). Try the frontier first: usually
+    // it fails and the time before it does not, which saves a binary search over long prefixes.
     let (mut lo, mut hi) = (0, times.len() - 1);
+    let guess = times.partition_point(|&t| t < frontier).min(hi);
+    if guess < hi && sh.fails(&cut(items, times[guess]), Init::Empty) {
+        hi = guess;
+    }
+    if hi > 0 && hi == guess {
+        lo = if sh.fails(&cut(items, times[hi - 1]), Init::Empty) { 0 } else { hi };
+    }
     while lo < hi {
         let mid = (lo + hi) / 2;
         if sh.fails(&cut(items, times[mid]), Init::Empty) {
@@ -95,7 +104,19 @@ pub(crate) fn minimize(items: &[Item<'_>], budget: u64) -> Minimized {
         0 => (prefix.clone(), Init::Empty),
         _ => (window(&prefix, starts[k - 1]), Init::Unknown),
     };
+    // Gallop back from the end (small windows are cheap), then binary search.
     let (mut good, mut bad) = (0, starts.len() + 1);
+    let mut step = 1;
+    while step < bad {
+        let k = bad - step;
+        let (w, init) = candidate(k);
+        if sh.fails(&w, init) {
+            good = k;
+            break;
+        }
+        bad = k;
+        step *= 2;
+    }
     while bad - good > 1 {
         let mid = (good + bad) / 2;
         let (w, init) = candidate(mid);

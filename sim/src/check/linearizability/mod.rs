@@ -212,7 +212,8 @@ pub fn check(history: &[Op], limits: &Limits) -> Result<Report, InvalidHistory> 
 
 fn check_service(service: u32, items: &[Item<'_>], limits: &Limits) -> ServiceReport {
     let budget = limits.max_states_per_service;
-    let (verdict, explored) = search::search(items, Init::Empty, budget);
+    let searched = search::search(items, Init::Empty, budget);
+    let explored = searched.explored;
     let mut report = ServiceReport {
         service,
         ops: items.len(),
@@ -220,11 +221,11 @@ fn check_service(service: u32, items: &[Item<'_>], limits: &Limits) -> ServiceRe
         minimize_searches: 0,
         outcome: Outcome::Linearizable,
     };
-    match verdict {
+    match searched.verdict {
         Verdict::Linearizable => {}
         Verdict::BudgetExceeded => report.outcome = Outcome::Unknown { service, explored },
         Verdict::NotLinearizable => {
-            let m = minimize::minimize(items, budget);
+            let m = minimize::minimize(items, searched.frontier, budget);
             report.minimize_searches = m.searches;
             report.outcome = Outcome::Violation { service, ops: m.ops, from_empty: m.init == Init::Empty };
         }

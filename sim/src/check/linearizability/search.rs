@@ -264,9 +264,19 @@ impl Entries {
     }
 }
 
-/// Searches `items` (one service; never-completed lists already removed or harmless) from
-/// `init`. Returns the verdict and the number of states explored (cache insertions).
-pub(crate) fn search(items: &[Item<'_>], init: Init, budget: u64) -> (Verdict, u64) {
+/// What one search found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Searched {
+    pub verdict: Verdict,
+    /// States explored (cache insertions).
+    pub explored: u64,
+    /// Latest completion time at which the search had to backtrack (0 if never): a failed
+    /// search fails already on the history cut there, which the minimizer tries first.
+    pub frontier: u64,
+}
+
+/// Searches `items` (one service) from `init`.
+pub(crate) fn search(items: &[Item<'_>], init: Init, budget: u64) -> Searched {
     // A never-completed list constrains nothing: leave it out.
     let items: Vec<Item<'_>> =
         items.iter().filter(|it| it.complete.is_some() || !matches!(it.kind, Kind::List(_))).copied().collect();
@@ -276,6 +286,8 @@ pub(crate) fn search(items: &[Item<'_>], init: Init, budget: u64) -> (Verdict, u
     let mut state = State::new(init);
     let mut calls: Vec<(usize, usize, State)> = Vec::new();
     let mut explored = 0u64;
+    let mut frontier = 0u64;
+    let done = |verdict, explored, frontier| Searched { verdict, explored, frontier };
     let head = entries.head;
     let mut e = entries.next[head];
     while entries.next[head] != head {
@@ -283,7 +295,10 @@ pub(crate) fn search(items: &[Item<'_>], init: Init, budget: u64) -> (Verdict, u
         let op = entries.op[e];
         let Some(ret) = entries.ret[e] else {
             // A completion whose operation is not linearized yet: undo the latest choice.
-            let Some((call, ret, previous)) = calls.pop() else { return (Verdict::NotLinearizable, explored) };
+            frontier = frontier.max(items[op].complete.unwrap_or(u64::MAX));
+            let Some((call, ret, previous)) = calls.pop() else {
+                return done(Verdict::NotLinearizable, explored, frontier);
+            };
             entries.unlift(call, ret);
             lin.flip(entries.op[call]);
             state = previous;
@@ -298,7 +313,7 @@ pub(crate) fn search(items: &[Item<'_>], init: Init, budget: u64) -> (Verdict, u
         if cache.insert(&mut lin, &next_state) {
             explored += 1;
             if explored > budget {
-                return (Verdict::BudgetExceeded, explored);
+                return done(Verdict::BudgetExceeded, explored, frontier);
             }
             calls.push((e, ret, std::mem::replace(&mut state, next_state)));
             entries.lift(e, ret);
@@ -308,5 +323,5 @@ pub(crate) fn search(items: &[Item<'_>], init: Init, budget: u64) -> (Verdict, u
             e = entries.next[e];
         }
     }
-    (Verdict::Linearizable, explored)
+    done(Verdict::Linearizable, explored, frontier)
 }
