@@ -168,7 +168,9 @@ impl Linearized {
 }
 
 /// Lowe's cache: configurations already explored, keyed by combined hash, each kept in full as
-/// one slice (encoded set, then the state) so a collision is told apart by comparison.
+/// one slice (encoded set, then the state) so a collision is told apart by comparison. The maps
+/// are only looked up, never iterated, and the pass-through hasher is unkeyed, so nothing here
+/// depends on hash-map order (DESIGN.md's determinism rule).
 #[derive(Default)]
 struct Cache {
     slots: HashMap<u64, Box<[u32]>, BuildHasherDefault<PassThrough>>,
