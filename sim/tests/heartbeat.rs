@@ -1,15 +1,15 @@
 //! The heartbeat scenario's expected outcome (issue 2, ANCHORS.md), at 2,000 instances so the
 //! test stays quick, plus determinism of the whole report.
 
+mod common;
+
 use regsim::run::run;
-use regsim::scenario::{Override, Scenario, load};
+use regsim::scenario::Scenario;
 
 fn scenario(extra: &[&str]) -> Scenario {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/heartbeat.toml");
     let mut sets = vec!["instances.count=2000", "duration=700s"];
     sets.extend_from_slice(extra);
-    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).expect("valid override")).collect();
-    load(&path, &overrides).expect("heartbeat.toml loads")
+    common::scenario("heartbeat.toml", &sets)
 }
 
 /// Expected: exactly the 20 crashed instances (1 %) are marked unhealthy, each 10-20 s after

@@ -1,16 +1,12 @@
 //! The lb-churn scenario (issue 4): balancers compared in one cluster run with churn.
 
+mod common;
+
 use regsim::report::model::LoadReport;
-use regsim::run::run;
-use regsim::scenario::load;
 use std::collections::BTreeMap;
 
 fn loads() -> BTreeMap<String, LoadReport> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/lb-churn.toml");
-    let s = load(&path, &[]).expect("loads");
-    let out = run(&s, s.seed).expect("runs");
-    assert!(out.failed_invariants().next().is_none(), "{:?}", out.report.invariants);
-    out.report.load.expect("load family")
+    common::run_ok("lb-churn.toml", &[]).report.load.expect("load family")
 }
 
 fn get<'a>(l: &'a BTreeMap<String, LoadReport>, prefix: &str) -> &'a LoadReport {

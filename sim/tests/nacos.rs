@@ -1,19 +1,12 @@
 //! Validation of the AP cluster (issue 3) against ANCHORS.md and the protocol's own bounds.
 
-use regsim::run::{RunOutput, run};
-use regsim::scenario::{Override, Scenario, load};
+mod common;
 
-fn scenario(file: &str, sets: &[&str]) -> Scenario {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(file);
-    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).expect("valid override")).collect();
-    load(&path, &overrides).expect("scenario loads")
-}
+use common::scenario;
+use regsim::run::{RunOutput, run};
 
 fn go(file: &str, sets: &[&str]) -> RunOutput {
-    let s = scenario(file, sets);
-    let out = run(&s, s.seed).expect("runs");
-    assert!(out.failed_invariants().next().is_none(), "{:?}", out.report.invariants);
-    out
+    common::run_ok(file, sets)
 }
 
 /// ANCHORS: unhealthy 10-20 s and deleted 25-35 s after the crash (15-20 / 30-35 s after the

@@ -1,19 +1,14 @@
 //! The Raft paper's Figure 16 (§9.3), qualitatively, from `scenarios/raft-election-timing.toml`
 //! at 200 leader crashes per timeout range (400 s).
 
+mod common;
+
 use regsim::report::model::ElectionsReport;
-use regsim::run::run;
-use regsim::scenario::{Override, load};
 
 fn elections(sets: &[&str]) -> ElectionsReport {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/raft-election-timing.toml");
     let mut all = vec!["duration=400s"];
     all.extend_from_slice(sets);
-    let overrides: Vec<Override> = all.iter().map(|s| Override::parse(s).expect("override")).collect();
-    let s = load(&path, &overrides).expect("loads");
-    let out = run(&s, s.seed).expect("runs");
-    assert!(out.failed_invariants().next().is_none(), "{:?}", out.report.invariants);
-    out.report.elections.expect("elections family")
+    common::run_ok("raft-election-timing.toml", &all).report.elections.expect("elections family")
 }
 
 /// Without randomness, elections split again and again: with identical timeouts and perfect
@@ -43,11 +38,7 @@ fn randomness_shortens_elections_and_the_floor_is_half_the_timeout() {
 }
 
 fn isolation(sets: &[&str]) -> regsim::report::model::IsolationReport {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/raft-leader-isolation.toml");
-    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).expect("override")).collect();
-    let s = load(&path, &overrides).expect("loads");
-    let out = run(&s, s.seed).expect("runs");
-    assert!(out.failed_invariants().next().is_none(), "{:?}", out.report.invariants);
+    let out = common::run_ok("raft-leader-isolation.toml", sets);
     let mut e = out.report.elections.expect("elections").isolations;
     assert_eq!(e.len(), 1);
     e.remove(0)
