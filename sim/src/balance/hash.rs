@@ -170,6 +170,38 @@ pub(super) fn owners<'a>(b: &mut dyn super::Balancer, nodes: &'a [String], keys:
     keys.iter().map(|&k| b.pick(k, 0).map(|i| nodes[i as usize].as_str())).collect()
 }
 
+/// Minimal disruption, checked exactly: `b` was built on the first ten names of `all` (eleven);
+/// removing `all[removed]` must move only that node's keys, and then joining `all[10]` only
+/// keys to the new node. Returns (keys moved by the removal, keys moved by the join).
+#[cfg(test)]
+pub(super) fn removal_and_join_moves(
+    b: &mut dyn super::Balancer,
+    all: &[String],
+    removed: usize,
+    keys: &[u64],
+) -> (usize, usize) {
+    let (ten, gone) = (&all[..10], &all[removed]);
+    let fewer: Vec<String> = ten.iter().filter(|n| *n != gone).cloned().collect();
+    let before = owners(b, ten, keys);
+    b.set_nodes(&fewer);
+    let after_remove = owners(b, &fewer, keys);
+    b.set_nodes(all);
+    let after_join = owners(b, all, keys);
+    let (mut removed_keys, mut joined_keys) = (0, 0);
+    for i in 0..keys.len() {
+        if before[i] == Some(gone.as_str()) {
+            removed_keys += 1;
+        } else {
+            assert_eq!(before[i], after_remove[i], "{}: a key not on the removed node moved", b.name());
+        }
+        if after_join[i] != before[i] {
+            assert_eq!(after_join[i], Some(all[10].as_str()), "{}: the join moved a key elsewhere", b.name());
+            joined_keys += 1;
+        }
+    }
+    (removed_keys, joined_keys)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,22 +11,10 @@
 
 use plotters::prelude::*;
 
+use super::plot::COLORS;
+
 /// Most points drawn per sorted-load line.
 pub const MAX_POINTS: usize = 1000;
-
-/// A categorical palette (matplotlib's tab10).
-const COLORS: [RGBColor; 10] = [
-    RGBColor(0x1f, 0x77, 0xb4),
-    RGBColor(0xff, 0x7f, 0x0e),
-    RGBColor(0x2c, 0xa0, 0x2c),
-    RGBColor(0xd6, 0x27, 0x28),
-    RGBColor(0x94, 0x67, 0xbd),
-    RGBColor(0x8c, 0x56, 0x4b),
-    RGBColor(0xe3, 0x77, 0xc2),
-    RGBColor(0x7f, 0x7f, 0x7f),
-    RGBColor(0xbc, 0xbd, 0x22),
-    RGBColor(0x17, 0xbe, 0xcf),
-];
 
 fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
