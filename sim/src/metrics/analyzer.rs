@@ -23,6 +23,12 @@ use crate::engine::{FaultRecord, NodeId, Record, SimTime, What};
 use crate::fault::FaultAction;
 use crate::protocol::{CopyState, Obs, RequestKind};
 
+#[derive(Clone, Copy)]
+enum Count {
+    Copies,
+    Views,
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Inst {
     episode: Option<usize>,
@@ -60,7 +66,8 @@ pub struct Availability {
     pub overall: ByKind,
     pub during_faults: ByKind,
     pub outside_faults: ByKind,
-    pub by_side: BTreeMap<String, ByKind>,
+    /// By the requester's group in the first active partition (`None`: not in any group).
+    pub by_side: BTreeMap<Option<u16>, ByKind>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -189,11 +196,11 @@ impl Analyzer {
                     self.inst[i].episode = Some(self.detection.episodes.len() - 1);
                 } else if let Some(s) = offset(&self.p.servers, node) {
                     for (n, _) in std::mem::take(&mut self.copies[s]) {
-                        self.copy_count(t, n, false);
+                        self.count(Count::Copies, t, n, false);
                     }
                 } else if let Some(c) = offset(&self.p.consumers, node) {
                     for n in std::mem::take(&mut self.views[c]) {
-                        self.view_count(t, n, false);
+                        self.count(Count::Views, t, n, false);
                     }
                 }
             }
@@ -211,25 +218,23 @@ impl Analyzer {
         self.detection.episodes.get_mut(e)
     }
 
-    fn copy_count(&mut self, t: SimTime, n: NodeId, present: bool) {
+    /// A server copy (`Count::Copies`) or consumer view (`Count::Views`) gained or lost instance
+    /// `n`; when none is left during a crash episode, that stage is reached.
+    fn count(&mut self, which: Count, t: SimTime, n: NodeId, present: bool) {
         let Some(i) = offset(&self.p.instances, n) else { return };
-        let c = &mut self.inst[i].copies;
+        let c = match which {
+            Count::Copies => &mut self.inst[i].copies,
+            Count::Views => &mut self.inst[i].views,
+        };
         *c = if present { *c + 1 } else { c.saturating_sub(1) };
         if *c == 0
             && let Some(e) = self.episode(n)
         {
-            e.replicated.get_or_insert(t);
-        }
-    }
-
-    fn view_count(&mut self, t: SimTime, n: NodeId, present: bool) {
-        let Some(i) = offset(&self.p.instances, n) else { return };
-        let c = &mut self.inst[i].views;
-        *c = if present { *c + 1 } else { c.saturating_sub(1) };
-        if *c == 0
-            && let Some(e) = self.episode(n)
-        {
-            e.views_updated.get_or_insert(t);
+            let stage = match which {
+                Count::Copies => &mut e.replicated,
+                Count::Views => &mut e.views_updated,
+            };
+            stage.get_or_insert(t);
         }
     }
 
@@ -244,8 +249,8 @@ impl Analyzer {
                     self.copies[s].insert(instance, state);
                 }
                 match (before == CopyState::Absent, state == CopyState::Absent) {
-                    (true, false) => self.copy_count(t, instance, true),
-                    (false, true) => self.copy_count(t, instance, false),
+                    (true, false) => self.count(Count::Copies, t, instance, true),
+                    (false, true) => self.count(Count::Copies, t, instance, false),
                     _ => {}
                 }
             }
@@ -256,7 +261,7 @@ impl Analyzer {
                 }
                 let changed = if present { self.views[c].insert(instance) } else { self.views[c].remove(&instance) };
                 if changed {
-                    self.view_count(t, instance, present);
+                    self.count(Count::Views, t, instance, present);
                 }
             }
             Obs::CallSent { instance } => {
@@ -315,10 +320,7 @@ impl Analyzer {
 
     fn request(&mut self, _t: SimTime, node: NodeId, kind: RequestKind, ok: bool) {
         let faulted = self.faulted;
-        let side = self.history.active.values().next().map(|p| match p.group_of(node) {
-            Some(g) => format!("group {g}"),
-            None => "unaffected".to_string(),
-        });
+        let side = self.history.active.values().next().map(|p| p.group_of(node));
         let a = &mut self.availability;
         let k = kind as usize;
         let add = |m: &mut ByKind| {

@@ -148,7 +148,11 @@ impl AvailabilityReport {
             overall: ratios(&a.overall),
             during_faults: ratios(&a.during_faults),
             outside_faults: ratios(&a.outside_faults),
-            by_side: a.by_side.iter().map(|(k, v)| (k.clone(), ratios(v))).collect(),
+            by_side: a
+                .by_side
+                .iter()
+                .map(|(g, v)| (g.map_or("unaffected".to_string(), |g| format!("group {g}")), ratios(v)))
+                .collect(),
         }
     }
 }
