@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::check::{self, Timing};
 use crate::engine::{FaultRecord, Outcome, SimDuration, SimTime, What};
+use crate::metrics::consistency::HistoryLog;
 use crate::metrics::load::LoadAnalyzer;
 use crate::metrics::{Analyzer, DetectionParams};
 use crate::report::Report;
@@ -61,7 +62,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         end,
     };
     let load = if params.traffic { Some(load_analyzer(scenario, seed)?) } else { None };
-    let mut analyzer = Analyzer::new(params, built.world.fault_actions().to_vec(), load);
+    let cp = scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp;
+    let ops = HistoryLog::new(scenario.metrics.max_history_ops as usize, !cp);
+    let mut analyzer = Analyzer::new(params, built.world.fault_actions().to_vec(), load, ops);
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
     let world = &mut built.world;
     let mut records = Vec::new();
@@ -92,11 +95,17 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         let logs: Vec<Vec<u64>> = servers
             .map(crate::engine::NodeId)
             .filter_map(|n| match world.actor(n) {
-                crate::protocol::Node::Raft(r) => Some(r.log().to_vec()),
+                crate::protocol::Node::Raft(r) => Some(r.raft().log_terms()),
                 _ => None,
             })
             .collect();
         invariants.extend(check::raft_logs(&logs, &analyzer.elections.committed));
+        invariants.push(check::acknowledged_writes_kept(&analyzer.elections));
+    }
+    let m = &scenario.metrics;
+    let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
+    if cp && consistency.verdict != "not_checked" {
+        invariants.push(check::linearizable(&consistency));
     }
     let report = Report {
         scenario: scenario.name.clone(),
@@ -115,6 +124,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         convergence: analyzer.convergence.iter().map(model::ConvergenceReport::from).collect(),
         load: analyzer.load.as_ref().map(model::load_report),
         elections: model::ElectionsReport::from(&analyzer.elections),
+        consistency,
         network: world.network().stats,
         invariants,
     };
@@ -145,7 +155,7 @@ fn count_faults(records: &[crate::engine::Record<crate::protocol::Obs>], out: &m
             FaultRecord::Partitioned(_) => "partitioned",
             FaultRecord::Healed(_) => "healed",
             FaultRecord::ClockSkewed { .. } => "clock_skewed",
-            FaultRecord::Applied(_) => continue,
+            FaultRecord::Applied(_) | FaultRecord::IsolatedLeader(_) => continue,
         };
         *out.entry(key.to_string()).or_insert(0) += 1;
     }

@@ -174,6 +174,41 @@ pub fn raft_logs(logs: &[Vec<u64>], committed: &[(u32, u64)]) -> Vec<Invariant> 
     vec![matching, durable]
 }
 
+/// Raft (CP runs): every write a leader acknowledged to a client is in the log of every leader
+/// elected after the acknowledgement (leader completeness, as the client sees it).
+pub fn acknowledged_writes_kept(e: &crate::metrics::elections::Elections) -> Invariant {
+    let name = "acknowledged_writes_kept";
+    match e.lost_acks.first() {
+        None => Invariant {
+            name,
+            holds: true,
+            detail: format!("{} acknowledged writes checked against every later leader's log", e.acked.len()),
+            first_violation_s: None,
+        },
+        Some((t, leader_term, index, term)) => Invariant {
+            name,
+            holds: false,
+            detail: format!(
+                "{} acknowledged writes missing from a later leader's log; first: index {index} of term {term}, missing when the leader of term {leader_term} won",
+                e.lost_acks.len()
+            ),
+            first_violation_s: Some(t.as_secs_f64()),
+        },
+    }
+}
+
+/// CP runs: the client-visible history is linearizable (the CP registry promises it).
+pub fn linearizable(c: &crate::report::model::ConsistencyReport) -> Invariant {
+    let first =
+        c.violation.iter().filter_map(|o| o.complete_s).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    Invariant {
+        name: "linearizable",
+        holds: c.verdict != "violation",
+        detail: c.detail.clone(),
+        first_violation_s: if c.verdict == "violation" { first } else { None },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

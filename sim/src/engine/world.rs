@@ -74,6 +74,9 @@ pub enum FaultRecord {
     /// Fault action number `.0` of the schedule (`World::fault_actions`) was applied; recorded
     /// once per action (node `NodeId(u32::MAX)`), before its per-node records.
     Applied(u32),
+    /// A `leader` target resolved to this node, which partition `id` now isolates from every
+    /// other node (recorded before the partition's per-node records).
+    IsolatedLeader(u32),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -461,6 +464,7 @@ impl<A: Actor> World<A> {
                             FaultAction::Resume(vec![n])
                         }
                         LeaderFault::Isolate(id) => {
+                            self.record(n, FaultRecord::IsolatedLeader(*id));
                             let p = Partition::build(&Shape::Isolate(vec![n]), self.meta.len(), false)
                                 .expect("isolating one existing node is a valid partition");
                             self.apply_fault(&FaultAction::Partition { id: *id, partition: p });

@@ -101,6 +101,8 @@ pub struct Analyzer {
     pub load: Option<LoadAnalyzer>,
     samples_taken: u64,
     pub elections: super::elections::Elections,
+    /// Client-visible registry operations, for the linearizability checker.
+    pub ops: super::consistency::HistoryLog,
 }
 
 fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
@@ -108,14 +110,19 @@ fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
 }
 
 impl Analyzer {
-    pub fn new(p: DetectionParams, actions: Vec<FaultAction>, load: Option<LoadAnalyzer>) -> Self {
+    pub fn new(
+        p: DetectionParams,
+        actions: Vec<FaultAction>,
+        load: Option<LoadAnalyzer>,
+        ops: super::consistency::HistoryLog,
+    ) -> Self {
         let size = |r: &std::ops::Range<u32>| (r.end - r.start) as usize;
         Analyzer {
             inst: vec![Inst::default(); size(&p.instances)],
             copies: vec![BTreeMap::new(); size(&p.servers)],
             views: vec![BTreeSet::new(); size(&p.consumers)],
             wrong_since: vec![None; size(&p.consumers)],
-            history: History::new(actions),
+            history: History::new(actions, p.servers.end.max(p.instances.end).max(p.consumers.end) as usize),
             detection: Detection::default(),
             availability: Availability::default(),
             staleness: Staleness::default(),
@@ -125,6 +132,7 @@ impl Analyzer {
             load,
             samples_taken: 0,
             elections: Default::default(),
+            ops,
             p,
         }
     }
@@ -142,8 +150,8 @@ impl Analyzer {
             if let Some(l) = &mut self.load {
                 l.advance(r.time, &self.views);
             }
-            match r.what {
-                What::Fault(f) => self.fault(r.time, r.node, f),
+            match &r.what {
+                What::Fault(f) => self.fault(r.time, r.node, *f),
                 What::Actor(o) => self.observe(r.time, r.node, o),
             }
         }
@@ -173,7 +181,10 @@ impl Analyzer {
         self.faulted = !h.active.is_empty() || self.p.servers.clone().map(NodeId).any(|s| !h.running(s));
         match f {
             FaultRecord::Crashed | FaultRecord::Paused => self.elections.down(t, node),
-            FaultRecord::Partitioned(_) => self.elections.cut(t, node),
+            // The leader is cut off only when it can no longer reach a majority of servers.
+            FaultRecord::Partitioned(_) if self.reachable_servers(node) <= self.p.servers.len() / 2 => {
+                self.elections.cut(t, node);
+            }
             FaultRecord::Healed(_) => self.elections.healed(t),
             _ => {}
         }
@@ -194,6 +205,7 @@ impl Analyzer {
                         last_call: None,
                     });
                     self.inst[i].episode = Some(self.detection.episodes.len() - 1);
+                    self.ops.instance_crashed(t, node, &[0]);
                 } else if let Some(s) = offset(&self.p.servers, node) {
                     for (n, _) in std::mem::take(&mut self.copies[s]) {
                         self.count(Count::Copies, t, n, false);
@@ -205,12 +217,18 @@ impl Analyzer {
                 }
             }
             FaultRecord::Restarted => {
+                self.ops.instance_restarted(t, node);
                 if let Some(e) = offset(&self.p.instances, node).and_then(|i| self.inst[i].episode.take()) {
                     self.detection.episodes[e].ended = t;
                 }
             }
             _ => {}
         }
+    }
+
+    /// Servers `node` can reach both ways now (itself included).
+    fn reachable_servers(&self, node: NodeId) -> usize {
+        self.p.servers.clone().map(NodeId).filter(|s| *s == node || self.history.connected(node, *s)).count()
     }
 
     fn episode(&mut self, n: NodeId) -> Option<&mut Episode> {
@@ -238,8 +256,8 @@ impl Analyzer {
         }
     }
 
-    fn observe(&mut self, t: SimTime, node: NodeId, o: Obs) {
-        match o {
+    fn observe(&mut self, t: SimTime, node: NodeId, o: &Obs) {
+        match *o {
             Obs::Copy { instance, state } => {
                 let Some(s) = offset(&self.p.servers, node) else { return };
                 let before = self.copies[s].get(&instance).copied().unwrap_or(CopyState::Absent);
@@ -291,7 +309,10 @@ impl Analyzer {
                     self.detection.flaps += 1;
                 }
             }
-            Obs::LeaderElected { term } => self.elections.leader_elected(t, node, term),
+            Obs::LeaderElected { term, ref log } => self.elections.leader_elected(t, node, term, log),
+            Obs::Acked { index, term } => self.elections.acked.push((t, index, term)),
+            Obs::OpStart { req, op } => self.ops.start(t, node, req, op),
+            Obs::OpDone { req, ref result } => self.ops.done(t, node, req, result.as_ref()),
             Obs::Campaign { term } => self.elections.campaign(node, term),
             Obs::Committed { index, term } => self.elections.committed.push((index, term)),
             Obs::SteppedDown { .. } => self.elections.stepped_down(t, node),

@@ -29,6 +29,11 @@ pub struct Elections {
     pub isolations: Vec<Isolation>,
     /// Every (index, term) a leader reported committed.
     pub committed: Vec<(u32, u64)>,
+    /// Every client write a leader acknowledged: (time, index, term).
+    pub acked: Vec<(SimTime, u32, u64)>,
+    /// Acknowledged writes missing from a later leader's log when it won:
+    /// (election time, leader term, index, term of the write).
+    pub lost_acks: Vec<(SimTime, u64, u32, u64)>,
 }
 
 /// What happened when the leader was cut off, and after the heal.
@@ -79,7 +84,13 @@ impl Elections {
         }
     }
 
-    pub fn leader_elected(&mut self, t: SimTime, node: NodeId, term: u64) {
+    /// `log`: the terms of the winner's log entries when it won.
+    pub fn leader_elected(&mut self, t: SimTime, node: NodeId, term: u64, log: &[u64]) {
+        for &(_, index, wterm) in self.acked.iter().filter(|a| a.0 < t) {
+            if log.get(index as usize - 1) != Some(&wterm) {
+                self.lost_acks.push((t, term, index, wterm));
+            }
+        }
         if let Some(i) = self.isolations.last_mut() {
             match i.healed_at {
                 None if node != i.leader => i.elected_while_cut += 1,

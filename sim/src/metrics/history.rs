@@ -26,6 +26,8 @@ pub struct History {
     pub partition_spans: Vec<(SimTime, SimTime)>,
     open_partition: BTreeMap<u32, usize>,
     actions: Vec<FaultAction>,
+    /// Nodes in the world (to build partitions resolved at run time).
+    nodes: usize,
 }
 
 fn open(map: &mut Intervals, n: NodeId, t: SimTime) {
@@ -41,8 +43,15 @@ fn close(map: &mut Intervals, n: NodeId, t: SimTime) {
 }
 
 impl History {
-    pub fn new(actions: Vec<FaultAction>) -> Self {
-        History { actions, ..History::default() }
+    pub fn new(actions: Vec<FaultAction>, nodes: usize) -> Self {
+        History { actions, nodes, ..History::default() }
+    }
+
+    fn activate(&mut self, t: SimTime, id: u32, partition: Partition) {
+        self.heal(t, Some(id));
+        self.active.insert(id, partition);
+        self.partition_spans.push((t, SimTime::MAX));
+        self.open_partition.insert(id, self.partition_spans.len() - 1);
     }
 
     pub fn ingest(&mut self, t: SimTime, node: NodeId, f: FaultRecord) {
@@ -66,13 +75,13 @@ impl History {
             FaultRecord::Partitioned(_) => open(&mut self.cut, node, t),
             FaultRecord::Healed(_) => close(&mut self.cut, node, t),
             FaultRecord::ClockSkewed { .. } => self.skewed.entry(node).or_default().push(t),
-            FaultRecord::Applied(idx) => match self.actions.get(idx as usize).cloned() {
-                Some(FaultAction::Partition { id, partition }) => {
-                    self.heal(t, Some(id));
-                    self.active.insert(id, partition);
-                    self.partition_spans.push((t, SimTime::MAX));
-                    self.open_partition.insert(id, self.partition_spans.len() - 1);
+            FaultRecord::IsolatedLeader(id) => {
+                if let Ok(p) = Partition::build(&crate::net::Shape::Isolate(vec![node]), self.nodes, false) {
+                    self.activate(t, id, p);
                 }
+            }
+            FaultRecord::Applied(idx) => match self.actions.get(idx as usize).cloned() {
+                Some(FaultAction::Partition { id, partition }) => self.activate(t, id, partition),
                 Some(FaultAction::Heal(id)) => self.heal(t, id),
                 _ => {}
             },

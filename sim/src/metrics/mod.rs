@@ -2,6 +2,7 @@
 //! ground-truth fault records (streamed, see `analyzer`); a protocol never grades itself.
 
 pub mod analyzer;
+pub mod consistency;
 pub mod detection;
 pub mod elections;
 pub mod history;

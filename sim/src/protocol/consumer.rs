@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::{Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer};
+use super::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer};
 use crate::balance::hash::SplitMix64;
 use crate::balance::keys::KeySampler;
 use crate::balance::{Balancer, BalancerSpec};
@@ -108,20 +108,23 @@ impl Consumer {
         let n = self.config.servers.len();
         let start = if n > 1 { ctx.rng().random_range(0..n) } else { 0 };
         let req = self.next_req();
+        ctx.observe(Obs::OpStart { req, op: ClientOp::List(self.config.service) });
         self.query_server(ctx, Query { req, server_idx: start, tried: 1 });
     }
 
     fn query_server(&mut self, ctx: &mut NodeCtx<'_>, q: Query) {
         let server = self.config.servers[q.server_idx];
         ctx.send(server, Msg::Query { service: self.config.service, req: q.req });
-        ctx.set_timer(self.config.query_timeout, Timer::QueryTimeout { req: q.req });
+        // Server lists are limited to 1,000 (scenario limits), so the attempt fits.
+        ctx.set_timer(self.config.query_timeout, Timer::QueryTimeout { req: q.req, attempt: q.tried as u16 });
         self.query = Some(q);
     }
 
-    fn query_failed(&mut self, ctx: &mut NodeCtx<'_>, req: u64) {
+    /// The query failed on its server: try server `to` (a redirect's leader) or the next one.
+    fn query_failed(&mut self, ctx: &mut NodeCtx<'_>, req: u64, to: Option<usize>) {
         let Some(q) = self.query.filter(|q| q.req == req) else { return };
         if q.tried < self.config.servers.len() {
-            let server_idx = (q.server_idx + 1) % self.config.servers.len();
+            let server_idx = to.unwrap_or((q.server_idx + 1) % self.config.servers.len());
             self.query_server(ctx, Query { req, server_idx, tried: q.tried + 1 });
             return;
         }
@@ -162,12 +165,17 @@ impl Consumer {
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::QueryOk { req, instances } if self.query.is_some_and(|q| q.req == req) => {
+            Msg::QueryOk { req, answer } if self.query.is_some_and(|q| q.req == req) => {
                 self.query = None;
                 self.fail_count = 0;
                 ctx.observe(Obs::Request { kind: RequestKind::Query, ok: true });
-                self.set_view(ctx, &instances);
+                ctx.observe(Obs::OpDone { req, result: Some(Arc::clone(&answer.registered)) });
+                self.set_view(ctx, &answer.instances);
                 ctx.set_timer(self.config.poll_interval, Timer::Poll);
+            }
+            Msg::Redirect { req, leader } => {
+                let to = leader.and_then(|l| self.config.servers.iter().position(|s| *s == l));
+                self.query_failed(ctx, req, to);
             }
             Msg::Push { instances, push_id, .. } => {
                 self.set_view(ctx, &instances);
@@ -190,7 +198,9 @@ impl Consumer {
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
             Timer::Poll => self.poll(ctx),
-            Timer::QueryTimeout { req } => self.query_failed(ctx, req),
+            Timer::QueryTimeout { req, attempt } if self.query.is_some_and(|q| q.tried == usize::from(attempt)) => {
+                self.query_failed(ctx, req, None);
+            }
             Timer::NextCall => {
                 self.schedule_call(ctx);
                 let req = self.next_req();
@@ -207,7 +217,7 @@ impl Consumer {
 
     pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
         match msg {
-            Msg::Query { req, .. } => self.query_failed(ctx, req),
+            Msg::Query { req, .. } => self.query_failed(ctx, req, None),
             Msg::Call { req } => self.call_failed(ctx, req, Some(to)),
             _ => {}
         }

@@ -10,10 +10,16 @@
 //! time is the balancer issue's model).
 //! A request's timeout timer is not cancelled when the answer comes: it fires later, finds the
 //! request no longer in flight and does nothing (cheaper than cancelling on this hot path).
+//!
+//! A *persistent* instance (CP mode) registers once and does not beat: the servers probe it
+//! (`Probe`, answered at once while it runs). A `Redirect` from a follower sends the request
+//! to the leader it names (or the next server); a registration that failed on every server is
+//! tried again after `beat_interval`. Registrations are reported as client operations
+//! (`OpStart`/`OpDone`) for the linearizability checker.
 
 use rand::RngExt;
 
-use super::{Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer, Write};
+use super::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer, Write};
 use crate::engine::{NodeId, SimDuration};
 
 #[derive(Clone, Debug)]
@@ -27,6 +33,8 @@ pub struct InstanceConfig {
     /// Calls served at once (0: unlimited); the rest wait in FIFO order, up to `queue_max`.
     pub concurrency: u32,
     pub queue_max: u32,
+    /// Registered through Raft and probed by the servers instead of beating (CP mode).
+    pub persistent: bool,
 }
 
 /// Calls being served or waiting (allocated on the first call, so instances that only beat
@@ -81,19 +89,29 @@ impl ServiceInstance {
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
         self.request(ctx, Kind::Register);
-        ctx.set_timer(self.config.beat_interval, Timer::Beat);
+        if !self.config.persistent {
+            ctx.set_timer(self.config.beat_interval, Timer::Beat);
+        }
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         let (req, found) = match msg {
             Msg::WriteOk { req, found } => (req, found),
             Msg::Call { req } => return self.call(ctx, from, req),
+            Msg::Probe { round } => return ctx.send(from, Msg::ProbeOk { round }),
+            Msg::Redirect { req, leader } => {
+                let to = leader.and_then(|l| self.config.servers.iter().position(|s| *s == l));
+                return self.failed(ctx, req, to);
+            }
             _ => return,
         };
         let Some(done) = self.take(req) else {
             return; // a late or duplicated answer
         };
         ctx.observe(Obs::Request { kind: request_kind(done.kind), ok: true });
+        if done.kind == Kind::Register {
+            ctx.observe(Obs::OpDone { req, result: None });
+        }
         if done.kind == Kind::Beat {
             if !found {
                 ctx.observe(Obs::Reregistered);
@@ -105,8 +123,13 @@ impl ServiceInstance {
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
+            Timer::Beat if self.config.persistent => self.request(ctx, Kind::Register),
             Timer::Beat => self.request(ctx, Kind::Beat),
-            Timer::RequestTimeout { req } => self.failed(ctx, req),
+            Timer::RequestTimeout { req, attempt }
+                if self.inflight.iter().any(|f| f.is_some_and(|f| f.req == req && f.tried == attempt)) =>
+            {
+                self.failed(ctx, req, None);
+            }
             Timer::Served { client, req } => {
                 ctx.send(client, Msg::CallOk { req });
                 let work = self.work.get_or_insert_default();
@@ -122,21 +145,22 @@ impl ServiceInstance {
     /// The server did not run: fail over to the next one now.
     pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, _to: NodeId, msg: Msg) {
         if let Msg::Write { req, .. } = msg {
-            self.failed(ctx, req);
+            self.failed(ctx, req, None);
         }
     }
 
-    /// Request `req` failed on its current server: try the next, or give up.
-    fn failed(&mut self, ctx: &mut NodeCtx<'_>, req: u64) {
+    /// Request `req` failed on its current server: try server `to` (a redirect's leader) or
+    /// the next one, or give up once every server was tried.
+    fn failed(&mut self, ctx: &mut NodeCtx<'_>, req: u64, to: Option<usize>) {
         let Some(f) = self.take(req) else {
             return; // answered already
         };
         if usize::from(f.tried) < self.config.servers.len() {
-            let idx = (usize::from(f.server_idx) + 1) % self.config.servers.len();
+            let idx = to.unwrap_or((usize::from(f.server_idx) + 1) % self.config.servers.len());
             self.inflight[slot(f.kind)] = Some(self.send_to(ctx, f.req, f.kind, idx, f.tried + 1));
         } else {
             ctx.observe(Obs::Request { kind: request_kind(f.kind), ok: false });
-            if f.kind == Kind::Beat {
+            if f.kind == Kind::Beat || self.config.persistent {
                 ctx.set_timer(self.config.beat_interval, Timer::Beat);
             }
         }
@@ -180,6 +204,9 @@ impl ServiceInstance {
         self.next_req += 1;
         let n = self.config.servers.len();
         let start = if n > 1 { ctx.rng().random_range(0..n) } else { 0 };
+        if kind == Kind::Register {
+            ctx.observe(Obs::OpStart { req, op: ClientOp::Register(self.config.service) });
+        }
         self.inflight[slot(kind)] = Some(self.send_to(ctx, req, kind, start, 1));
     }
 
@@ -187,7 +214,7 @@ impl ServiceInstance {
         let server = self.config.servers[server_idx];
         let service = self.config.service;
         ctx.send(server, Msg::Write { kind, service, req });
-        ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req });
+        ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req, attempt: tried });
         // Server lists are limited to 1,000 (scenario limits), so the index fits.
         InFlight { req, kind, server_idx: server_idx as u16, tried }
     }

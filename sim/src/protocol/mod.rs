@@ -9,6 +9,7 @@
 //! ../shared/ANCHORS.md.
 
 pub mod consumer;
+pub mod cp;
 pub mod distro;
 pub mod instance;
 pub mod membership;
@@ -42,6 +43,15 @@ pub type Datum = Arc<Vec<InstRec>>;
 
 /// The healthy instances of a service, as pushed or returned to consumers (sorted).
 pub type InstanceList = Arc<Vec<NodeId>>;
+
+/// A server's answer to a list query: the healthy instances (what the consumer's cache keeps)
+/// and every registered instance, healthy or not (Nacos returns all hosts with a health flag
+/// and the client filters). Behind one `Arc` so messages stay small.
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq)]
+pub struct QueryAnswer {
+    pub instances: InstanceList,
+    pub registered: InstanceList,
+}
 
 /// Which client write a forwarded request carries.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -106,7 +116,19 @@ pub enum Msg {
     },
     QueryOk {
         req: u64,
-        instances: InstanceList,
+        answer: Arc<QueryAnswer>,
+    },
+    /// CP mode: this server is not the leader; retry at `leader` if it knows one.
+    Redirect {
+        req: u64,
+        leader: Option<NodeId>,
+    },
+    /// CP mode: the leader's health check of a persistent instance (a TCP connect) and its answer.
+    Probe {
+        round: u32,
+    },
+    ProbeOk {
+        round: u32,
     },
     /// Server -> consumer: UDP push of the healthy instance list; the consumer acks it.
     Push {
@@ -146,6 +168,8 @@ pub enum Msg {
         ok: bool,
         /// On success the follower's last matching index; on failure a hint where to retry.
         index: u32,
+        /// The leader's broadcast round this answers (for read-index confirmation).
+        round: u32,
     },
 }
 
@@ -153,8 +177,10 @@ pub enum Msg {
 pub enum Timer {
     HealthCheck,
     Beat,
+    /// Attempt `attempt` of a request timed out (a later attempt's timer is another one).
     RequestTimeout {
         req: u64,
+        attempt: u16,
     },
     Report,
     ReportTimeout {
@@ -182,6 +208,7 @@ pub enum Timer {
     Poll,
     QueryTimeout {
         req: u64,
+        attempt: u16,
     },
     NextCall,
     CallTimeout {
@@ -200,8 +227,12 @@ pub enum Timer {
     Heartbeat {
         term: u64,
     },
-    CheckQuorum {
+    /// CP mode: the leader's next health-check round, and the end of round `round`.
+    ProbeRound {
         term: u64,
+    },
+    ProbeTimeout {
+        round: u32,
     },
 }
 
@@ -213,8 +244,17 @@ pub enum CopyState {
     Unhealthy,
 }
 
-/// What actors report; the metrics grade these against ground truth.
+/// A client-visible registry operation, for the linearizability checker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientOp {
+    /// The instance registers itself.
+    Register(ServiceId),
+    /// A consumer lists the service's instances.
+    List(ServiceId),
+}
+
+/// What actors report; the metrics grade these against ground truth.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Obs {
     /// The responsible server added `instance` to its table.
     Registered {
@@ -272,11 +312,30 @@ pub enum Obs {
     Campaign {
         term: u64,
     },
+    /// `log`: the terms of the new leader's log entries when it won (for the check that every
+    /// acknowledged write is in every later leader's log).
     LeaderElected {
         term: u64,
+        log: Arc<Vec<u64>>,
     },
     SteppedDown {
         term: u64,
+    },
+    /// CP: the leader acknowledged a client write stored at `index` in `term`.
+    Acked {
+        index: u32,
+        term: u64,
+    },
+    /// A client invoked registry operation `op` (request `req`; failovers keep the id).
+    OpStart {
+        req: u64,
+        op: ClientOp,
+    },
+    /// Operation `req` completed; a list carries every registered instance it returned.
+    /// An operation given up on never completes (it may or may not have taken effect).
+    OpDone {
+        req: u64,
+        result: Option<InstanceList>,
     },
 }
 
@@ -300,7 +359,7 @@ pub enum Node {
     Instance(ServiceInstance),
     Consumer(Box<Consumer>),
     /// A registry server in CP mode (Raft).
-    Raft(Box<raft::RaftNode>),
+    Raft(Box<cp::CpServer>),
 }
 
 impl Actor for Node {
@@ -340,13 +399,13 @@ impl Actor for Node {
             Node::Server(s) => s.on_refused(ctx, to, msg),
             Node::Instance(i) => i.on_refused(ctx, to, msg),
             Node::Consumer(c) => c.on_refused(ctx, to, msg),
-            Node::Raft(_) => {}
+            Node::Raft(r) => r.on_refused(ctx, to, msg),
         }
     }
 
     fn leader_term(&self) -> Option<u64> {
         match self {
-            Node::Raft(r) if r.role() == raft::Role::Leader => Some(r.term()),
+            Node::Raft(r) if r.raft().role() == raft::Role::Leader => Some(r.raft().term()),
             _ => None,
         }
     }

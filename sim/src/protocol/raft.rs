@@ -18,14 +18,20 @@
 //!
 //! Defaults follow JRaft in Nacos (election 5 s + random [0, 1 s), heartbeat 500 ms); the
 //! etcd settings and the Raft paper's (150–300 ms) are expressible. Term, vote and log are
-//! persistent and survive a crash; the commit index is volatile, as in the paper. Client
-//! commands (the CP registry's writes) are not modelled yet: the log holds the no-op entries.
+//! persistent and survive a crash; the commit index is volatile, as in the paper.
+//!
+//! The log holds the CP registry's commands ([`Cmd`]); `cp.rs` proposes them on the leader and
+//! applies committed ones. For linearizable reads the leader offers two confirmations:
+//! *read index* (each [`RaftNode::broadcast`] opens a round; a read waits until a majority
+//! answered a round opened after it arrived, Raft thesis §6.4) and a *lease*
+//! ([`RaftNode::lease_valid`]: a majority acknowledged within the election timeout, which with
+//! CheckQuorum followers honour by refusing votes; safe only while clocks run at the same rate).
 
 use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::{Msg, NodeCtx, Obs, ServerList, Timer};
+use super::{Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
 use crate::engine::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,14 +64,33 @@ pub enum Role {
     Leader,
 }
 
+/// A command of the CP registry's state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cmd {
+    /// The entry a new leader appends for its term (§8).
+    Noop,
+    /// A persistent instance registers (healthy).
+    Register { service: ServiceId, instance: NodeId },
+    /// The leader's health check changed an instance's status.
+    Health { service: ServiceId, instance: NodeId, healthy: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Entry {
+    pub term: u64,
+    pub cmd: Cmd,
+}
+
 /// The body of an AppendEntries (behind an `Arc`, so the message stays small).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Append {
     pub prev_index: u32,
     pub prev_term: u64,
-    /// Terms of the entries after `prev_index`.
-    pub entries: Vec<u64>,
+    /// The entries after `prev_index`.
+    pub entries: Vec<Entry>,
     pub commit: u32,
+    /// The leader's broadcast round, echoed in the answer.
+    pub round: u32,
 }
 
 /// Leader's view of one follower.
@@ -76,6 +101,8 @@ struct Progress {
     matched: u32,
     /// Last acknowledgement (local time), for CheckQuorum.
     acked: SimTime,
+    /// Highest broadcast round acknowledged.
+    round: u32,
 }
 
 #[derive(Debug)]
@@ -86,8 +113,8 @@ pub struct RaftNode {
     // Persistent state (kept across a crash).
     term: u64,
     voted_for: Option<NodeId>,
-    /// `log[i]` is the term of entry `i + 1`.
-    log: Vec<u64>,
+    /// `log[i]` is entry `i + 1`.
+    log: Vec<Entry>,
     // Volatile state.
     commit: u32,
     role: Role,
@@ -97,6 +124,11 @@ pub struct RaftNode {
     progress: Vec<Progress>,
     /// Local time of the last message from a current leader (for PreVote/CheckQuorum).
     last_contact: Option<SimTime>,
+    /// The leader of the current term, if known (for redirects).
+    leader: Option<NodeId>,
+    /// As leader: the index of this term's no-op, and the current broadcast round.
+    term_start: u32,
+    round: u32,
 }
 
 impl RaftNode {
@@ -114,6 +146,9 @@ impl RaftNode {
             epoch: 0,
             progress: Vec::new(),
             last_contact: None,
+            leader: None,
+            term_start: 0,
+            round: 0,
         }
     }
 
@@ -126,18 +161,43 @@ impl RaftNode {
     }
 
     /// Terms of the log's entries (entry `i + 1` at `[i]`).
-    pub fn log(&self) -> &[u64] {
-        &self.log
+    pub fn log_terms(&self) -> Vec<u64> {
+        self.log.iter().map(|e| e.term).collect()
+    }
+
+    /// Entry `index` (1-based).
+    pub fn entry(&self, index: u32) -> Option<&Entry> {
+        index.checked_sub(1).and_then(|i| self.log.get(i as usize))
+    }
+
+    pub fn commit(&self) -> u32 {
+        self.commit
+    }
+
+    /// The leader of the current term as far as this node knows (itself when leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    /// Leader only: whether an entry of the current term is committed (§8: before that the
+    /// leader's commit index may lag behind what earlier leaders committed).
+    pub fn term_committed(&self) -> bool {
+        self.role == Role::Leader && self.commit >= self.term_start
+    }
+
+    /// Leader only: the index of this term's no-op entry.
+    pub fn term_start(&self) -> u32 {
+        self.term_start
     }
 
     fn last(&self) -> (u32, u64) {
-        (self.log.len() as u32, self.log.last().copied().unwrap_or(0))
+        (self.log.len() as u32, self.log.last().map_or(0, |e| e.term))
     }
 
     fn term_at(&self, index: u32) -> Option<u64> {
         match index {
             0 => Some(0),
-            i => self.log.get(i as usize - 1).copied(),
+            i => self.log.get(i as usize - 1).map(|e| e.term),
         }
     }
 
@@ -160,6 +220,7 @@ impl RaftNode {
         self.votes.clear();
         self.progress.clear();
         self.last_contact = None;
+        self.leader = None;
     }
 
     /// Whether a leader was heard within the (base) election timeout, as etcd checks.
@@ -179,8 +240,10 @@ impl RaftNode {
         if term > self.term {
             self.term = term;
             self.voted_for = None;
+            self.leader = None;
         }
         if self.role == Role::Leader {
+            self.leader = None;
             ctx.observe(Obs::SteppedDown { term: self.term });
         }
         self.role = Role::Follower;
@@ -230,12 +293,15 @@ impl RaftNode {
             return;
         }
         self.role = Role::Leader;
-        self.log.push(self.term); // the no-op entry of the new term
+        self.leader = Some(self.me);
+        ctx.observe(Obs::LeaderElected { term: self.term, log: Arc::new(self.log_terms()) });
+        self.log.push(Entry { term: self.term, cmd: Cmd::Noop });
+        self.term_start = self.log.len() as u32;
         let now = ctx.now();
         let next = self.log.len() as u32;
         // The votes just received count as contact.
-        self.progress = self.peers().into_iter().map(|peer| Progress { peer, next, matched: 0, acked: now }).collect();
-        ctx.observe(Obs::LeaderElected { term: self.term });
+        self.progress =
+            self.peers().into_iter().map(|peer| Progress { peer, next, matched: 0, acked: now, round: 0 }).collect();
         self.replicate_all(ctx);
         ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term: self.term });
         self.advance_commit(ctx);
@@ -247,13 +313,43 @@ impl RaftNode {
         }
     }
 
+    /// Leader only: appends `cmd` and sends it to every follower; returns its index.
+    pub fn propose(&mut self, ctx: &mut NodeCtx<'_>, cmd: Cmd) -> Option<u32> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        self.log.push(Entry { term: self.term, cmd });
+        self.replicate_all(ctx);
+        self.advance_commit(ctx);
+        Some(self.log.len() as u32)
+    }
+
+    /// Leader only: opens a new round and sends every follower an AppendEntries in it; a read
+    /// that arrived before is confirmed once a majority answered this round.
+    pub fn broadcast(&mut self, ctx: &mut NodeCtx<'_>) -> u32 {
+        self.round += 1;
+        self.replicate_all(ctx);
+        self.round
+    }
+
+    /// Whether a majority (this leader included) answered round `round` or a later one.
+    pub fn round_confirmed(&self, round: u32) -> bool {
+        self.role == Role::Leader && self.progress.iter().filter(|p| p.round >= round).count() + 1 >= self.majority()
+    }
+
+    /// Leader lease: a majority acknowledged within the election timeout, so (with CheckQuorum
+    /// on every follower) no other leader can have been elected meanwhile.
+    pub fn lease_valid(&self, ctx: &NodeCtx<'_>) -> bool {
+        self.role == Role::Leader && self.quorum_active(ctx)
+    }
+
     /// Sends follower `k` the entries from its `next` index (none: a heartbeat).
     fn replicate(&mut self, ctx: &mut NodeCtx<'_>, k: usize) {
         let p = self.progress[k];
         let prev_index = p.next.saturating_sub(1);
         let prev_term = self.term_at(prev_index).unwrap_or(0);
         let entries = self.log[prev_index as usize..].to_vec();
-        let body = Arc::new(Append { prev_index, prev_term, entries, commit: self.commit });
+        let body = Arc::new(Append { prev_index, prev_term, entries, commit: self.commit, round: self.round });
         ctx.send(p.peer, Msg::AppendEntries { term: self.term, body });
     }
 
@@ -285,7 +381,7 @@ impl RaftNode {
                 }
             }
             Msg::AppendEntries { term, body } => self.on_append(ctx, from, term, &body),
-            Msg::AppendOk { term, ok, index } => {
+            Msg::AppendOk { term, ok, index, round } => {
                 if term > self.term {
                     self.become_follower(ctx, term);
                     return;
@@ -297,6 +393,7 @@ impl RaftNode {
                 let Some(k) = self.progress.iter().position(|p| p.peer == from) else { return };
                 let p = &mut self.progress[k];
                 p.acked = now;
+                p.round = p.round.max(round);
                 if ok {
                     p.matched = p.matched.max(index);
                     p.next = p.matched + 1;
@@ -313,30 +410,31 @@ impl RaftNode {
 
     fn on_append(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, term: u64, a: &Append) {
         if term < self.term {
-            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: 0 });
+            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: 0, round: a.round });
             return;
         }
         self.last_contact = Some(ctx.now());
         self.become_follower(ctx, term);
+        self.leader = Some(from);
         if self.term_at(a.prev_index) != Some(a.prev_term) {
             let hint = (self.log.len() as u32).min(a.prev_index.saturating_sub(1));
-            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: hint });
+            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: hint, round: a.round });
             return;
         }
-        for (k, t) in a.entries.iter().enumerate() {
+        for (k, e) in a.entries.iter().enumerate() {
             let index = a.prev_index as usize + k + 1;
             match self.log.get(index - 1) {
-                Some(existing) if existing == t => {}
+                Some(existing) if existing.term == e.term => {}
                 Some(_) => {
                     self.log.truncate(index - 1);
-                    self.log.push(*t);
+                    self.log.push(*e);
                 }
-                None => self.log.push(*t),
+                None => self.log.push(*e),
             }
         }
         let last_new = a.prev_index + a.entries.len() as u32;
         self.commit = self.commit.max(a.commit.min(last_new));
-        ctx.send(from, Msg::AppendOk { term: self.term, ok: true, index: last_new });
+        ctx.send(from, Msg::AppendOk { term: self.term, ok: true, index: last_new, round: a.round });
     }
 
     fn on_request_vote(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, term: u64, pre: bool, last: (u32, u64)) {

@@ -150,7 +150,8 @@ impl RegistryServer {
             Msg::Query { service, req } => {
                 self.push.subscribe(ctx, service, from);
                 let instances = self.table(service).map(Table::healthy).unwrap_or_default();
-                ctx.send(from, Msg::QueryOk { req, instances });
+                let registered = self.table(service).map(Table::registered).unwrap_or_default();
+                ctx.send(from, Msg::QueryOk { req, answer: Arc::new(super::QueryAnswer { instances, registered }) });
             }
             Msg::PushAck { push_id } => self.push.on_ack(push_id),
             _ => {}

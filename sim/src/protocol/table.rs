@@ -138,6 +138,13 @@ impl Table {
         std::sync::Arc::new(v)
     }
 
+    /// Every instance in the copy, healthy or not, sorted.
+    pub fn registered(&self) -> InstanceList {
+        let mut v: Vec<NodeId> = self.entries.iter().map(|r| r.instance).collect();
+        v.sort();
+        std::sync::Arc::new(v)
+    }
+
     /// Order-independent checksum of (instance, healthy) pairs, like Nacos' MD5 of the
     /// instance list (last-beat times are not part of it there either).
     pub fn checksum(&self) -> u64 {

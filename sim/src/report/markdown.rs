@@ -65,6 +65,7 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
             st.worst_wrong_duration_s
         );
     }
+    consistency_md(&mut s, &r.consistency);
     if let Some(e) = &r.elections {
         let d = &e.downtime;
         let _ = writeln!(s, "## Leader elections\n");
@@ -194,6 +195,31 @@ fn availability_md(s: &mut String, r: &Report) {
 }
 
 /// The summary printed on stdout after a run.
+fn consistency_md(s: &mut String, c: &crate::report::model::ConsistencyReport) {
+    let _ = writeln!(s, "## Consistency (linearizability of registry operations)\n");
+    let _ = writeln!(
+        s,
+        "Verdict: **{}**. {}. {} operations ({} never completed), {} lists, of which {} missed an instance \
+         whose registration had completed before the list began (stale reads); {} search states explored.\n",
+        c.verdict.replace('_', " "),
+        c.detail,
+        c.ops,
+        c.open_ops,
+        c.lists,
+        c.stale_lists,
+        c.states_explored
+    );
+    if !c.violation.is_empty() {
+        let _ = writeln!(s, "A minimal set of operations with no linearization:\n");
+        let _ = writeln!(s, "| client | operation | invoked (s) | completed (s) |\n|---|---|---|---|");
+        for o in &c.violation {
+            let done = o.complete_s.map_or("never".to_string(), |x| format!("{x:.3}"));
+            let _ = writeln!(s, "| {} | {} | {:.3} | {done} |", o.client, o.op, o.invoke_s);
+        }
+        let _ = writeln!(s);
+    }
+}
+
 pub fn summary(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "scenario   {} (seed {})", r.scenario, r.seed);
@@ -268,6 +294,20 @@ pub fn summary(r: &Report) -> String {
     for c in &r.convergence {
         let after = c.converged_after_s.map_or("did not converge".to_string(), |x| format!("converged {x:.1} s later"));
         let _ = writeln!(s, "convergence      healed at {:.1} s, {after}", c.healed_at_s);
+    }
+    let c = &r.consistency;
+    let _ = writeln!(
+        s,
+        "consistency      {}: {} ops ({} lists, {} stale); {}",
+        c.verdict.replace('_', " "),
+        c.ops,
+        c.lists,
+        c.stale_lists,
+        c.detail
+    );
+    for o in &c.violation {
+        let done = o.complete_s.map_or("never completed".to_string(), |x| format!("completed {x:.3} s"));
+        let _ = writeln!(s, "  client {:<6} {:<44} invoked {:.3} s, {done}", o.client, o.op, o.invoke_s);
     }
     for i in r.elections.iter().flat_map(|e| &e.isolations) {
         let down =

@@ -14,10 +14,11 @@ use crate::balance::{BalanceError, BalancerSpec, parse_spec};
 use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
 use crate::fault::{self, Topology};
 use crate::net::{LinkProfile, Network};
+use crate::protocol::cp::{CpConfig, CpServer};
 use crate::protocol::distro::DistroConfig;
 use crate::protocol::membership::MembershipConfig;
 use crate::protocol::push::PushConfig;
-use crate::protocol::raft::{RaftConfig, RaftNode};
+use crate::protocol::raft::RaftConfig;
 use crate::protocol::{
     Consumer, ConsumerConfig, InstanceConfig, Node, RegistryServer, ServerConfig, ServiceId, ServiceInstance, java_hash,
 };
@@ -84,19 +85,25 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     let mut world = World::new(seed, net);
     let servers: Arc<[NodeId]> = (0..s.registry.servers).map(NodeId).collect();
     let server_cfg = server_config(s, Arc::clone(&servers));
+    let r = &s.registry.raft;
+    let cp_cfg = Arc::new(CpConfig {
+        raft: RaftConfig {
+            election_timeout: r.election_timeout,
+            election_jitter: r.election_jitter,
+            heartbeat_interval: r.heartbeat_interval,
+            pre_vote: r.pre_vote,
+            check_quorum: r.check_quorum,
+        },
+        reads: r.reads,
+        apply_before_commit: s.bugs.apply_before_commit,
+        ..CpConfig::default()
+    });
+    let cp = s.registry.mode == RegistryMode::Cp;
     for i in 0..s.registry.servers {
         let node = match s.registry.mode {
             RegistryMode::Ap => Node::Server(Box::new(RegistryServer::new(server_cfg.clone(), NodeId(i)))),
             RegistryMode::Cp => {
-                let r = &s.registry.raft;
-                let cfg = RaftConfig {
-                    election_timeout: r.election_timeout,
-                    election_jitter: r.election_jitter,
-                    heartbeat_interval: r.heartbeat_interval,
-                    pre_vote: r.pre_vote,
-                    check_quorum: r.check_quorum,
-                };
-                Node::Raft(Box::new(RaftNode::new(cfg, NodeId(i), Arc::clone(&servers))))
+                Node::Raft(Box::new(CpServer::new(Arc::clone(&cp_cfg), NodeId(i), Arc::clone(&servers))))
             }
         };
         world.add_node(&format!("{SERVERS}/{i}"), node, SimTime::ZERO);
@@ -115,6 +122,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
             .map_err(|(f, m)| (format!("instances.service_time.{f}"), m))?,
         concurrency: s.instances.concurrency,
         queue_max: s.instances.queue_max,
+        persistent: cp,
     });
     let mut workload = stream(seed, "workload");
     let spread = s.instances.start_spread.as_nanos();
@@ -127,7 +135,8 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         );
     }
     let c = &s.consumers;
-    let default_poll = if s.registry.push.enabled { 10 } else { 3 };
+    // The CP registry does not push: consumers poll as with push off.
+    let default_poll = if s.registry.push.enabled && !cp { 10 } else { 3 };
     let specs = balancer_specs(s)?;
     let dist: KeyDist = c.keys.parse().map_err(|e: BalanceError| ("consumers.keys".to_string(), e.to_string()))?;
     let keys = Arc::new(KeySampler::new(&dist, seed).map_err(|e| ("consumers.keys".to_string(), e.to_string()))?);

@@ -20,6 +20,10 @@ pub mod limits {
     pub const MAX_EVENTS: u64 = 100_000_000_000;
     pub const MAX_FAULTS: usize = 100_000;
     pub const MAX_LINKS: usize = 64;
+    /// Client operations recorded for the linearizability checker (about 60 bytes each plus
+    /// list results).
+    pub const MAX_HISTORY_OPS: u64 = 10_000_000;
+    pub const MAX_CHECKER_STATES: u64 = 100_000_000;
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -47,6 +51,17 @@ pub struct Scenario {
     pub metrics: MetricsSpec,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// Deliberate protocol defects (all off by default), to show that the checks catch them.
+    #[serde(default)]
+    pub bugs: BugsSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BugsSpec {
+    /// The old Nacos Raft quirk: the CP leader applies a write before a majority stores it.
+    #[serde(default)]
+    pub apply_before_commit: bool,
 }
 
 fn default_seed() -> u64 {
@@ -153,6 +168,11 @@ pub struct RaftSpec {
     pub pre_vote: bool,
     #[serde(default = "default_true")]
     pub check_quorum: bool,
+    /// How the CP registry serves `list`: `read_index` (linearizable, a heartbeat round per
+    /// read), `lease` (linearizable while clocks agree; needs check_quorum) or `local` (any
+    /// server answers from its own state, as Nacos 1.x does).
+    #[serde(default)]
+    pub reads: crate::protocol::cp::ReadMode,
 }
 
 fn default_heartbeat() -> SimDuration {
@@ -167,6 +187,7 @@ impl Default for RaftSpec {
             heartbeat_interval: default_heartbeat(),
             pre_vote: true,
             check_quorum: true,
+            reads: Default::default(),
         }
     }
 }
@@ -318,11 +339,32 @@ impl Default for ConsumersSpec {
 pub struct MetricsSpec {
     #[serde(default = "secs::<1>")]
     pub sample_interval: SimDuration,
+    /// Check the client-visible history for linearizability (report `consistency`).
+    #[serde(default = "default_true")]
+    pub consistency: bool,
+    /// Client operations recorded at most; beyond, the history is not checked.
+    #[serde(default = "default_history_ops")]
+    pub max_history_ops: u64,
+    /// Search budget of the checker per service; beyond, the verdict is "unknown".
+    #[serde(default = "default_checker_states")]
+    pub max_checker_states: u64,
+}
+
+fn default_history_ops() -> u64 {
+    1_000_000
+}
+fn default_checker_states() -> u64 {
+    10_000_000
 }
 
 impl Default for MetricsSpec {
     fn default() -> Self {
-        MetricsSpec { sample_interval: secs::<1>() }
+        MetricsSpec {
+            sample_interval: secs::<1>(),
+            consistency: true,
+            max_history_ops: default_history_ops(),
+            max_checker_states: default_checker_states(),
+        }
     }
 }
 
@@ -477,10 +519,10 @@ impl Scenario {
             }
         }
         if r.mode == RegistryMode::Cp {
-            if self.instances.count > 0 || self.consumers.count > 0 {
+            if r.raft.reads == crate::protocol::cp::ReadMode::Lease && !r.raft.check_quorum {
                 return e(
-                    "registry.mode",
-                    "\"cp\" runs Raft elections among the servers only so far: persistent instances and consumers in CP mode are not implemented yet (set instances.count and consumers.count to 0)",
+                    "registry.raft.reads",
+                    "\"lease\" reads are safe only with registry.raft.check_quorum = true (followers must refuse votes while the lease runs)",
                 );
             }
             for (key, d) in
@@ -541,6 +583,13 @@ impl Scenario {
         }
         if self.metrics.sample_interval < SimDuration::from_millis(10) {
             return e("metrics.sample_interval", "expected at least 10ms");
+        }
+        let m = &self.metrics;
+        if m.max_history_ops > limits::MAX_HISTORY_OPS {
+            return e("metrics.max_history_ops", &format!("expected at most {}", limits::MAX_HISTORY_OPS));
+        }
+        if m.max_checker_states == 0 || m.max_checker_states > limits::MAX_CHECKER_STATES {
+            return e("metrics.max_checker_states", &format!("expected 1 to {}", limits::MAX_CHECKER_STATES));
         }
         if self.faults.len() > limits::MAX_FAULTS {
             return e("faults", &format!("expected at most {} faults", limits::MAX_FAULTS));
