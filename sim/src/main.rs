@@ -27,6 +27,9 @@ enum Command {
     Run(RunArgs),
     /// Validate a scenario (and overrides) without running it.
     Check(ScenarioArgs),
+    /// Run one scenario in several variants (default: AP and CP registry) and compare them side
+    /// by side: compare.md, compare.json, cap.svg, and each variant's report in its own folder.
+    Compare(CompareArgs),
     /// Evaluate client-side balancers without a cluster: balance and disruption tables.
     #[command(long_about = LB_ABOUT)]
     Lb(LbArgs),
@@ -54,6 +57,22 @@ struct RunArgs {
     /// Run twice and fail (exit 1) if the two reports differ.
     #[arg(long)]
     check_determinism: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Override the scenario's seed (every variant runs with the same seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output folder [default: reports/<scenario name>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// A variant: NAME:KEY=VALUE[,KEY=VALUE...] (repeatable) [default: ap:registry.mode=ap and
+    /// cp:registry.mode=cp].
+    #[arg(long = "variant", value_name = "NAME:OVERRIDES")]
+    variants: Vec<String>,
 }
 
 const LB_ABOUT: &str = "Evaluate client-side balancers on nodes named 0..n-1, without a cluster.
@@ -137,8 +156,85 @@ fn main() -> ExitCode {
             Err(e) => bad_input(&e),
         },
         Command::Run(a) => run_command(&a),
+        Command::Compare(a) => compare_command(&a),
         Command::Lb(a) => lb_command(&a),
     }
+}
+
+fn compare_command(a: &CompareArgs) -> ExitCode {
+    let given = if a.variants.is_empty() {
+        vec!["ap:registry.mode=ap".to_string(), "cp:registry.mode=cp".to_string()]
+    } else {
+        a.variants.clone()
+    };
+    let mut variants = Vec::new();
+    for v in &given {
+        let Some((name, sets)) = v
+            .split_once(':')
+            .filter(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        else {
+            eprintln!(
+                "error: --variant {v:?}: expected NAME:KEY=VALUE[,KEY=VALUE...] with a name of letters, digits, - or _"
+            );
+            return ExitCode::from(2);
+        };
+        let sets: Vec<String> = sets.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
+        let all = ScenarioArgs { file: a.scenario.file.clone(), set: [a.scenario.set.clone(), sets.clone()].concat() };
+        match load_scenario(&all) {
+            Ok(s) => variants.push((name.to_string(), sets, s)),
+            Err(e) => return bad_input(&e),
+        }
+    }
+    let Some(first) = variants.first() else { return ExitCode::from(2) };
+    let name = first.2.name.clone();
+    let seed = a.seed.unwrap_or(first.2.seed);
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join(&name));
+    let mut outputs = Vec::new();
+    for (vname, _, scenario) in &variants {
+        let out = match run(scenario, seed) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {}: {e}", a.scenario.file.display());
+                return ExitCode::from(2);
+            }
+        };
+        let files = report::render(&out.report, &out.analyzer).map_err(std::io::Error::other);
+        if let Err(e) = files.and_then(|f| report::write_atomically(&dir.join(vname), &f)) {
+            eprintln!("error: writing {}: {e}", dir.join(vname).display());
+            return ExitCode::from(2);
+        }
+        outputs.push(out);
+    }
+    let runs: Vec<(String, Vec<String>, &regsim::report::Report)> =
+        variants.iter().zip(&outputs).map(|((n, sets, _), o)| (n.clone(), sets.clone(), &o.report)).collect();
+    let cmp = report::compare::Comparison::new(&name, seed, &runs);
+    let md = report::compare::markdown(&cmp);
+    let files = serde_json::to_vec_pretty(&cmp)
+        .map_err(|e| e.to_string())
+        .and_then(|json| Ok((json, report::compare::cap_svg(&cmp)?)))
+        .map(|(json, svg)| {
+            vec![
+                ("compare.json".to_string(), json),
+                ("compare.md".to_string(), md.clone().into_bytes()),
+                ("cap.svg".to_string(), svg.into_bytes()),
+            ]
+        });
+    match files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(&dir, &f)) {
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: writing {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    print!("{md}");
+    println!("report: {}/ (compare.md, compare.json, cap.svg; one folder per variant)", dir.display());
+    if outputs.iter().any(|o| o.failed_invariants().next().is_some()) {
+        return ExitCode::from(1);
+    }
+    if outputs.iter().any(RunOutput::hit_limit) {
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
 }
 
 fn load_scenario(a: &ScenarioArgs) -> Result<Scenario, ScenarioError> {

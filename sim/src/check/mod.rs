@@ -214,6 +214,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn acknowledged_write_missing_from_a_later_leader_is_caught() {
+        use crate::engine::NodeId;
+        let mut e = crate::metrics::elections::Elections::default();
+        e.leader_elected(SimTime(1), NodeId(0), 1, &[]);
+        e.acked.push((SimTime(5), 2, 1)); // index 2 of term 1, acknowledged at t = 5
+        e.leader_elected(SimTime(10), NodeId(1), 2, &[1, 1]);
+        assert!(acknowledged_writes_kept(&e).holds);
+        e.leader_elected(SimTime(20), NodeId(2), 3, &[1]);
+        let inv = acknowledged_writes_kept(&e);
+        assert!(!inv.holds && inv.first_violation_s == Some(20e-9), "{inv:?}");
+    }
+
+    #[test]
     fn log_invariants_catch_divergence_and_lost_commits() {
         let good = vec![vec![1, 1, 2], vec![1, 1, 2, 3], vec![1, 1]];
         assert!(raft_logs(&good, &[(2, 1), (3, 2)]).iter().all(|i| i.holds));

@@ -442,7 +442,11 @@ impl ConsistencyReport {
         match checked.outcome {
             lin::Outcome::Linearizable => {
                 r.verdict = "linearizable";
-                r.detail = format!("{} operations on {services} service(s) are linearizable", ops.len());
+                r.detail = if ops.is_empty() {
+                    "no client operations were recorded".to_string()
+                } else {
+                    format!("{} operations on {services} service(s) are linearizable", ops.len())
+                };
             }
             lin::Outcome::Unknown { service, explored } => {
                 r.verdict = "unknown";
