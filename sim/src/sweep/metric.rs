@@ -172,16 +172,21 @@ impl MetricPath {
         let mut v = report;
         let mut prefix = String::new();
         for s in &self.steps {
-            let next = match s {
-                Step::Key(k) => v.as_object().and_then(|m| m.get(k)),
-                Step::Index(i) => v.as_array().and_then(|a| a.get(*i)),
-                Step::AnyKey | Step::AnyIndex => None,
+            // A wildcard follows its first match, to show what the matches hold.
+            let (label, next) = match s {
+                Step::Key(k) => (Some(k.clone()), v.as_object().and_then(|m| m.get(k))),
+                Step::Index(i) => (None, v.as_array().and_then(|a| a.get(*i))),
+                Step::AnyKey => match v.as_object().and_then(|m| m.iter().next()) {
+                    Some((k, n)) => (Some(k.clone()), Some(n)),
+                    None => (None, None),
+                },
+                Step::AnyIndex => (None, v.as_array().and_then(|a| a.first())),
             };
             let Some(n) = next else { break };
-            match s {
-                Step::Key(k) => push_key(&mut prefix, k),
-                Step::Index(i) => prefix.push_str(&format!("[{i}]")),
-                _ => {}
+            match (s, label) {
+                (_, Some(k)) => push_key(&mut prefix, &k),
+                (Step::Index(i), None) => prefix.push_str(&format!("[{i}]")),
+                _ => prefix.push_str("[0]"),
             }
             v = n;
         }
@@ -319,7 +324,8 @@ mod tests {
         assert!(e.contains("`detection` has: deleted, unhealthy"), "{e}");
         let e = check("detection.unhealthy").expect_err("object");
         assert!(e.contains("count, p99_s"), "{e}");
-        assert!(check("detection.*.p50_s").expect_err("no match").contains("matches nothing"));
+        let e = check("detection.*.p50_s").expect_err("no match");
+        assert!(e.contains("matches nothing in the report; `detection.deleted` has: count, p99_s"), "{e}");
     }
 
     #[test]

@@ -112,14 +112,19 @@ pub fn merge(inputs: &[PathBuf]) -> Result<Merged, ScenarioError> {
     let mut shards: Vec<(PathBuf, ShardFile)> = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, format!("cannot read the shard file: {e}")))?;
-        let head: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(&p, format!("not a shard file (JSON: {e})")))?;
-        let format = head.get("format").and_then(|f| f.as_str()).unwrap_or("none");
+        // The format first (any other fields), then the whole file straight from the text: a
+        // `serde_json::Value` would sort the metrics of each run.
+        #[derive(Deserialize)]
+        struct Head {
+            format: Option<String>,
+        }
+        let head: Head = serde_json::from_str(&text).map_err(|e| bad(&p, format!("not a shard file (JSON: {e})")))?;
+        let format = head.format.unwrap_or_else(|| "none".into());
         if format != FORMAT {
             return Err(bad(&p, format!("shard format {format:?}, this regsim reads {FORMAT:?}")));
         }
         let shard: ShardFile =
-            serde_json::from_value(head).map_err(|e| bad(&p, format!("not a valid shard file: {e}")))?;
+            serde_json::from_str(&text).map_err(|e| bad(&p, format!("not a valid shard file: {e}")))?;
         shards.push((p, shard));
     }
     let (first_path, first) = &shards[0];
