@@ -4,7 +4,8 @@
 //! `balance` (pure client-side balancers, no simulation inside), `engine` (virtual time, queue, actors, world), `net` (latency, loss, partitions), `fault`
 //! (schedules and targets), `protocol` (sans-IO registry actors), `metrics` and `check`
 //! (observations -> statistics and invariants), `report` (JSON, Markdown, SVG), `scenario`
-//! (files, overrides, building a world), `run` (one scenario run end to end).
+//! (files, overrides, building a world), `run` (one scenario run end to end), `sweep` (many
+//! runs over parameter grids and seeds, in parallel, sharded and merged).
 
 pub mod balance;
 pub mod check;
@@ -16,3 +17,4 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sweep;

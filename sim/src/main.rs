@@ -12,6 +12,7 @@ use regsim::balance::{BalanceError, KeyDist, parse_churn, parse_spec};
 use regsim::report;
 use regsim::run::{RunOutput, run};
 use regsim::scenario::{Override, Scenario, ScenarioError, load};
+use regsim::sweep::{self, Aggregate, Progress, RunRecord, Shard};
 
 #[derive(Parser)]
 #[command(name = "regsim", version, about = "Seeded, deterministic simulator of service-registry clusters")]
@@ -33,6 +34,55 @@ enum Command {
     /// Evaluate client-side balancers without a cluster: balance and disruption tables.
     #[command(long_about = LB_ABOUT)]
     Lb(LbArgs),
+    /// Run a sweep file: a scenario over parameter values × seeds, in parallel; sweep.json,
+    /// sweep.csv, sweep.md and SVG plots in --out.
+    #[command(long_about = SWEEP_ABOUT)]
+    Sweep(SweepArgs),
+    /// Merge the shard files of a sharded sweep into exactly what the unsharded sweep writes.
+    Merge(MergeArgs),
+}
+
+const SWEEP_ABOUT: &str = "Run a sweep file: a scenario over every combination of parameter values, several seeds \
+per point, in parallel (one simulation per thread). Writes sweep.json (per point and metric: mean, sd, 95 % \
+confidence interval (Student t), min, max, n; per run: seed, digest, metric values, failed invariants), sweep.csv \
+(one row per run), sweep.md (a table per metric, failed runs with the command that reproduces them) and one SVG \
+per plot into --out (default reports/sweeps/<sweep name>/).
+
+Shards: --shard I/N runs only the runs r with r % N == I (0-based) and writes shard-I-of-N.json; `regsim merge` \
+puts the shards back together. --shard auto takes I from JOB_COMPLETION_INDEX (Kubernetes Indexed Job; N from \
+--shards or REGSIM_SHARDS) or SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN; N from --shards or \
+SLURM_ARRAY_TASK_COUNT).
+
+Exit codes: 0 every run held every invariant; 1 some run failed an invariant (listed, with its repro command; the \
+sweep still completes); 2 bad input; 3 some run stopped at its event limit.";
+
+#[derive(Args)]
+struct SweepArgs {
+    /// The sweep file (TOML).
+    file: PathBuf,
+    /// Threads, one simulation each [default: all cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Run only shard I of N (0-based: the runs r with r % N == I) and write shard-I-of-N.json, or `auto`
+    /// (Kubernetes Indexed Job or Slurm array, see --help).
+    #[arg(long, value_name = "I/N|auto")]
+    shard: Option<String>,
+    /// Shard count N for --shard auto [default: REGSIM_SHARDS, or SLURM_ARRAY_TASK_COUNT in a Slurm array].
+    #[arg(long, value_name = "N")]
+    shards: Option<u64>,
+    /// Output folder [default: reports/sweeps/<sweep name>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Shard folders (their shard-I-of-N.json files are read) or shard files.
+    #[arg(required = true, value_name = "DIR")]
+    inputs: Vec<PathBuf>,
+    /// Output folder [default: reports/sweeps/<sweep name>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -158,6 +208,8 @@ fn main() -> ExitCode {
         Command::Run(a) => run_command(&a),
         Command::Compare(a) => compare_command(&a),
         Command::Lb(a) => lb_command(&a),
+        Command::Sweep(a) => sweep_command(&a),
+        Command::Merge(a) => merge_command(&a),
     }
 }
 
@@ -413,5 +465,149 @@ fn route_command(r: &RouteArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => bad_arg("--algo/--nodes", &e),
+    }
+}
+
+fn sweep_command(a: &SweepArgs) -> ExitCode {
+    let shard = match a.shard.as_deref() {
+        None => None,
+        Some("auto") => match Shard::from_env(&|k| std::env::var(k).ok(), a.shards) {
+            Ok(s) => Some(s),
+            Err(e) => return usage("--shard auto", &e),
+        },
+        Some(text) => match Shard::parse(text) {
+            Ok(s) if a.shards.is_none_or(|n| n == s.count) => Some(s),
+            Ok(s) => {
+                return usage(
+                    "--shards",
+                    &format!("{} does not match --shard {text} ({} shards)", a.shards.unwrap_or(0), s.count),
+                );
+            }
+            Err(e) => return usage("--shard", &e),
+        },
+    };
+    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if !(1..=1024).contains(&jobs) {
+        return usage("--jobs", &format!("expected 1..=1024 threads, got {jobs}"));
+    }
+    let started = Instant::now();
+    let plan = match sweep::prepare(&a.file) {
+        Ok(p) => p,
+        Err(e) => return bad_input(&e),
+    };
+    let s = &plan.sweep;
+    let runs = shard.map_or(s.runs(), |sh| sh.runs(s.runs()));
+    let part = shard.map_or(String::new(), |sh| format!(", shard {} of {}: {runs} runs", sh.index, sh.count));
+    eprintln!(
+        "sweep {}: scenario {}, {} points × {} seeds = {} runs{part}, on {jobs} threads",
+        s.name,
+        plan.meta.scenario,
+        s.points(),
+        s.spec.seeds,
+        s.runs()
+    );
+    let bar = progress_bar(runs);
+    let on_progress = |p: Progress| {
+        bar.inc(1);
+        bar.set_message(format!("points {}/{}", p.points_done, p.points));
+    };
+    let records = match sweep::execute(&plan, shard, jobs, &on_progress) {
+        Ok(r) => r,
+        Err(e) => {
+            bar.finish_and_clear();
+            return bad_input(&e);
+        }
+    };
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let events: u64 = records.iter().map(|r| r.events).sum();
+    eprintln!(
+        "{} runs in {wall:.2} s wall ({:.1} runs/s, {:.2} M events/s)",
+        records.len(),
+        records.len() as f64 / wall.max(1e-9),
+        events as f64 / wall.max(1e-9) / 1e6
+    );
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&s.name));
+    let files = match shard {
+        Some(sh) => sweep::shard::shard_json(&plan, sh, &records)
+            .map(|json| vec![(sweep::shard::file_name(sh), json.into_bytes())]),
+        None => Aggregate::new(s, &plan.meta, &records).render(),
+    };
+    if let Err(code) = write_outputs(&dir, files) {
+        return code;
+    }
+    if shard.is_some() {
+        println!("merge the shards with: regsim merge {} --out DIR", dir.display());
+    }
+    sweep_exit(&records, |r| sweep::plan::repro(s, &plan.meta, r.point, r.seed))
+}
+
+fn merge_command(a: &MergeArgs) -> ExitCode {
+    let merged = match sweep::shard::merge(&a.inputs) {
+        Ok(m) => m,
+        Err(e) => return bad_input(&e),
+    };
+    eprintln!("merged {} shards of sweep {} ({} runs)", merged.files.len(), merged.meta.sweep, merged.records.len());
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&merged.meta.sweep));
+    let files = Aggregate::new(&merged.sweep, &merged.meta, &merged.records).render();
+    if let Err(code) = write_outputs(&dir, files) {
+        return code;
+    }
+    sweep_exit(&merged.records, |r| sweep::plan::repro(&merged.sweep, &merged.meta, r.point, r.seed))
+}
+
+/// A bar on stderr (runs, points, runs/s, ETA) when it is a terminal; nothing otherwise.
+fn progress_bar(runs: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(runs);
+    let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, {per_sec}, ETA {eta} ");
+    if let Ok(style) = style {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn usage(flag: &str, message: &str) -> ExitCode {
+    eprintln!("error: {flag}: {message}");
+    ExitCode::from(2)
+}
+
+fn write_outputs(dir: &Path, files: Result<Vec<(String, Vec<u8>)>, String>) -> Result<(), ExitCode> {
+    let written = files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(dir, &f));
+    match written {
+        Ok(paths) => {
+            let names: Vec<String> =
+                paths.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+            println!("report     {}/ ({})", dir.display(), names.join(", "));
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: cannot write into {}: {e}", dir.display());
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// 1 if a run failed an invariant, 3 if one stopped at its event limit, else 0; failed runs
+/// (the first 20) on stderr with the command that reproduces them.
+fn sweep_exit(records: &[RunRecord], repro: impl Fn(&RunRecord) -> String) -> ExitCode {
+    let failed: Vec<&RunRecord> = records.iter().filter(|r| r.failed()).collect();
+    for r in failed.iter().take(20) {
+        eprintln!("run {} (point {}, seed {}) failed: {}", r.run, r.point, r.seed, r.reason());
+        eprintln!("  reproduce with: {}", repro(r));
+    }
+    if failed.len() > 20 {
+        eprintln!("... and {} more failed runs (see sweep.md / sweep.json)", failed.len() - 20);
+    }
+    println!("runs       {}, failed {}", records.len(), failed.len());
+    if records.iter().any(|r| !r.failed_invariants.is_empty() || r.error.is_some()) {
+        ExitCode::from(1)
+    } else if records.iter().any(|r| r.hit_limit()) {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
     }
 }

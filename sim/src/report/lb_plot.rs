@@ -58,13 +58,13 @@ const LEGEND_WIDTH: u32 = 330;
 
 /// How a legend entry is drawn.
 #[derive(Clone, Copy)]
-enum Mark {
+pub(crate) enum Mark {
     Line,
     Dot,
 }
 
 /// A legend in its own panel: one row per (label, colour, mark).
-fn side_legend<DB: DrawingBackend>(
+pub(crate) fn side_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     entries: &[(&str, RGBColor, Mark)],
 ) -> Result<(), String> {

@@ -73,7 +73,7 @@ pub fn parse_key_path(s: &str) -> Option<Vec<Seg>> {
     Some(out)
 }
 
-fn path_string(path: &[Seg]) -> String {
+pub(crate) fn path_string(path: &[Seg]) -> String {
     let mut s = String::new();
     for seg in path {
         match seg {
@@ -209,7 +209,7 @@ fn locate(file: &str, text: &str, overrides: &[Override], path: &str, message: S
 
 /// Byte offset of the deepest existing item on `path` in `text`: the value of a leaf (its key
 /// when `key_of_leaf`, e.g. for an unknown key), the key of a table.
-fn span_of(text: &str, path: &[Seg], key_of_leaf: bool) -> Option<usize> {
+pub(crate) fn span_of(text: &str, path: &[Seg], key_of_leaf: bool) -> Option<usize> {
     let doc = DeTable::parse(text).ok()?;
     let mut table: &DeTable = doc.get_ref();
     let mut value: Option<&DeValue> = None;
@@ -241,7 +241,7 @@ fn span_of(text: &str, path: &[Seg], key_of_leaf: bool) -> Option<usize> {
 }
 
 /// 1-based line and column (in characters) of byte `offset`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..text.floor_char_boundary(offset)];
     let line = before.matches('\n').count() + 1;
