@@ -414,7 +414,8 @@ fn sweep_command(a: &SweepArgs) -> ExitCode {
     let bar = progress_bar(runs);
     let on_progress = |p: Progress| {
         bar.inc(1);
-        bar.set_message(format!("points {}/{}", p.points_done, p.points));
+        let rate = p.runs_done as f64 / bar.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("points {}/{}, {rate:.1} runs/s", p.points_done, p.points));
     };
     let records = match sweep::execute(&plan, shard, jobs, &on_progress) {
         Ok(r) => r,
@@ -472,10 +473,10 @@ fn progress_bar(runs: u64) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(runs);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, {per_sec}, ETA {eta} ");
-    if let Ok(style) = style {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, ETA {eta} ") {
         bar.set_style(style);
     }
+    bar.set_message("points 0/?");
     bar
 }
 
