@@ -54,7 +54,8 @@ puts the shards back together. --shard auto takes I from JOB_COMPLETION_INDEX (K
 SLURM_ARRAY_TASK_COUNT).
 
 Exit codes: 0 every run held every invariant; 1 some run failed an invariant (listed, with its repro command; the \
-sweep still completes); 2 bad input; 3 some run stopped at its event limit.";
+sweep still completes); 2 bad input; 3 some run stopped at its event limit. A shard exits 0 once its shard file is \
+written (so a batch system neither retries it nor skips the merge); `regsim merge` exits 1 or 3 instead.";
 
 #[derive(Args)]
 struct SweepArgs {
@@ -509,7 +510,8 @@ fn sweep_command(a: &SweepArgs) -> ExitCode {
     let bar = progress_bar(runs);
     let on_progress = |p: Progress| {
         bar.inc(1);
-        bar.set_message(format!("points {}/{}", p.points_done, p.points));
+        let rate = p.runs_done as f64 / bar.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("points {}/{}, {rate:.1} runs/s", p.points_done, p.points));
     };
     let records = match sweep::execute(&plan, shard, jobs, &on_progress) {
         Ok(r) => r,
@@ -536,10 +538,14 @@ fn sweep_command(a: &SweepArgs) -> ExitCode {
     if let Err(code) = write_outputs(&dir, files) {
         return code;
     }
+    let code = sweep_exit(&records, |r| sweep::plan::repro(s, &plan.meta, r.point, r.seed));
     if shard.is_some() {
+        // Failed runs are results, not a failed shard: a batch system must not retry it (the
+        // same shard fails the same way) nor skip the merge; `regsim merge` exits 1 or 3.
         println!("merge the shards with: regsim merge {} --out DIR", dir.display());
+        return ExitCode::SUCCESS;
     }
-    sweep_exit(&records, |r| sweep::plan::repro(s, &plan.meta, r.point, r.seed))
+    code
 }
 
 fn merge_command(a: &MergeArgs) -> ExitCode {
@@ -563,10 +569,10 @@ fn progress_bar(runs: u64) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(runs);
-    let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, {per_sec}, ETA {eta} ");
-    if let Ok(style) = style {
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, ETA {eta} ") {
         bar.set_style(style);
     }
+    bar.set_message("points 0/?");
     bar
 }
 

@@ -207,3 +207,22 @@ fn runs_that_stop_early_are_listed_with_their_repro_and_do_not_abort() {
     let md = String::from_utf8(read(&dir.path().join("o/sweep.md"))).expect("utf-8");
     assert!(md.contains("4 runs, 4 failed") && md.contains("stopped at limits.max_events"), "{md}");
 }
+
+/// The cheapest canonical sweep (30 short runs), regenerated and compared with its committed
+/// outputs: a change that moves its numbers must come with regenerated reports
+/// (scripts/regenerate-reports).
+#[test]
+fn committed_raft_sweep_report_is_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let out = tempfile::tempdir().expect("tempdir");
+    let out_dir = out.path().to_str().expect("utf-8 path");
+    let (code, text) = regsim(root, &["sweep", "scenarios/sweeps/raft-election-timing.toml", "--out", out_dir]);
+    assert_eq!(code, 0, "{text}");
+    let committed = outputs(&root.join("reports/sweeps/raft-election-timing"));
+    let fresh = outputs(out.path());
+    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&committed), names(&fresh));
+    for ((name, a), (_, b)) in committed.iter().zip(&fresh) {
+        assert!(a == b, "reports/sweeps/raft-election-timing/{name} is stale: run scripts/regenerate-reports");
+    }
+}

@@ -26,6 +26,7 @@
 //! series = "network.loss"             # optional: one line per value of this parameter
 //! where = { unhealthy_after = "15s" } # optional: fix other parameters; each unfixed one
 //! title = "..."                       #   gives one SVG per value (file name suffix)
+//! y_label = "..."                     # default: the metric and its unit
 //! log_x = false
 //! log_y = false
 //! ```
@@ -96,6 +97,8 @@ pub struct PlotSpec {
     #[serde(default)]
     pub title: Option<String>,
     #[serde(default)]
+    pub y_label: Option<String>,
+    #[serde(default)]
     pub log_x: bool,
     #[serde(default)]
     pub log_y: bool,
@@ -116,6 +119,14 @@ pub struct Param {
 }
 
 impl Param {
+    /// Value `j` for people: `5s`, or `10s / 20s` for a multi-key parameter.
+    pub fn display(&self, j: usize) -> String {
+        match &self.values[j] {
+            toml::Value::Array(a) if self.keys.len() > 1 => a.iter().map(value_text).collect::<Vec<_>>().join(" / "),
+            v => value_text(v),
+        }
+    }
+
     /// The `--set` overrides of value `j`.
     pub fn overrides(&self, j: usize) -> Vec<Override> {
         let parts: Vec<&toml::Value> = match &self.values[j] {
@@ -141,11 +152,13 @@ pub struct Plot {
     pub name: String,
     pub x: usize,
     pub series: Option<usize>,
-    /// Indices into `Sweep::metrics`.
-    pub y: Vec<usize>,
+    /// Metrics drawn: listed in `Sweep::metrics` or matched by one listed there; a wildcard
+    /// draws every concrete metric it matches.
+    pub y: Vec<MetricPath>,
     /// (parameter, value index) pairs fixed by `where`.
     pub fixed: Vec<(usize, usize)>,
     pub title: Option<String>,
+    pub y_label: Option<String>,
     pub log_x: bool,
     pub log_y: bool,
 }
@@ -393,10 +406,14 @@ fn check_plots(s: &mut Sweep) -> Result<(), ScenarioError> {
         let mut y = Vec::new();
         for v in ys {
             let text = v.as_str().unwrap_or_default();
-            let m = s.metrics.iter().position(|m| m.text == text.trim()).ok_or_else(|| {
-                s.error(&at("y"), format!("{v} is not one of `metrics` (list it there to aggregate it)"))
-            })?;
-            y.push(m);
+            let path = MetricPath::parse(text).map_err(|e| s.error(&at("y"), e))?;
+            if !s.metrics.iter().any(|m| m.text == path.text || m.matches(&path.text)) {
+                return Err(s.error(
+                    &at("y"),
+                    format!("{v} is not one of `metrics`, nor matched by one (list it there to aggregate it)"),
+                ));
+            }
+            y.push(path);
         }
         let mut fixed = Vec::new();
         for (name, v) in &p.fixed {
@@ -434,7 +451,7 @@ fn check_plots(s: &mut Sweep) -> Result<(), ScenarioError> {
         let name = match &p.name {
             Some(n) => n.clone(),
             None => {
-                let y0 = &s.metrics[y[0]].text;
+                let y0 = &y[0].text;
                 format!("{}-vs-{}", sanitize(y0), sanitize(&p.x))
             }
         };
@@ -444,7 +461,17 @@ fn check_plots(s: &mut Sweep) -> Result<(), ScenarioError> {
         if plots.iter().any(|q: &Plot| q.name == name) {
             return Err(s.error(&at("name"), format!("two plots are named `{name}`")));
         }
-        plots.push(Plot { name, x, series, y, fixed, title: p.title.clone(), log_x: p.log_x, log_y: p.log_y });
+        plots.push(Plot {
+            name,
+            x,
+            series,
+            y,
+            fixed,
+            title: p.title.clone(),
+            y_label: p.y_label.clone(),
+            log_x: p.log_x,
+            log_y: p.log_y,
+        });
     }
     s.plots = plots;
     Ok(())

@@ -9,7 +9,9 @@
 //! one metric per detection stage and `load.*.overall.max_over_mean` one per balancer.
 //!
 //! A number is a metric value, `true`/`false` count as 1/0; anything else (absent, `null`, a
-//! string, an object) is a missing value, counted per point.
+//! string, an object) is a missing value, counted per point. So is a duration statistic
+//! (`*_s`) beside `"count": 0`: the report writes 0 for the mean or p99 of no samples (a
+//! cluster that never elected a leader has no election time, not one of 0 s).
 
 use std::fmt;
 
@@ -124,7 +126,13 @@ impl MetricPath {
     /// gives one entry per match that exists in the report.
     pub fn resolve(&self, report: &Value) -> Vec<(String, Option<f64>)> {
         if !self.has_wildcard() {
-            return vec![(self.text.clone(), self.lookup(report).and_then(number))];
+            let value = self.lookup(report).and_then(number);
+            let parent = MetricPath { text: String::new(), steps: self.steps[..self.steps.len() - 1].to_vec() };
+            let empty = match (parent.lookup(report), self.steps.last()) {
+                (Some(p), Some(Step::Key(k))) => empty_stats(p, k),
+                _ => false,
+            };
+            return vec![(self.text.clone(), if empty { None } else { value })];
         }
         let mut out = Vec::new();
         walk(&self.steps, report, &mut String::new(), &mut out);
@@ -210,6 +218,12 @@ fn number(v: &Value) -> Option<f64> {
     }
 }
 
+/// A duration statistic (`*_s`) of an object that counted no samples (`"count": 0`): the
+/// report writes 0 there, which is no measurement.
+fn empty_stats(parent: &Value, key: &str) -> bool {
+    key.ends_with("_s") && parent.get("count").and_then(Value::as_u64) == Some(0)
+}
+
 fn walk(steps: &[Step], v: &Value, name: &mut String, out: &mut Vec<(String, Option<f64>)>) {
     let Some((first, rest)) = steps.split_first() else {
         out.push((name.clone(), number(v)));
@@ -220,7 +234,11 @@ fn walk(steps: &[Step], v: &Value, name: &mut String, out: &mut Vec<(String, Opt
         Step::Key(k) => {
             if let Some(next) = v.as_object().and_then(|m| m.get(k)) {
                 push_key(name, k);
-                walk(rest, next, name, out);
+                if rest.is_empty() && empty_stats(v, k) {
+                    out.push((name.clone(), None));
+                } else {
+                    walk(rest, next, name, out);
+                }
             }
         }
         Step::Index(i) => {
@@ -232,7 +250,11 @@ fn walk(steps: &[Step], v: &Value, name: &mut String, out: &mut Vec<(String, Opt
         Step::AnyKey => {
             for (k, next) in v.as_object().into_iter().flatten() {
                 push_key(name, k);
-                walk(rest, next, name, out);
+                if rest.is_empty() && empty_stats(v, k) {
+                    out.push((name.clone(), None));
+                } else {
+                    walk(rest, next, name, out);
+                }
                 name.truncate(len);
             }
         }
@@ -294,6 +316,13 @@ mod tests {
         assert_eq!(get("load.\"bounded:c=1.25\".cv"), vec![("load.\"bounded:c=1.25\".cv".into(), Some(0.1))]);
         assert_eq!(get("flag"), vec![("flag".into(), Some(1.0))]);
         assert_eq!(get("nope.x"), vec![("nope.x".into(), None)]);
+        let empty = json!({"elections": {"downtime": {"count": 0, "p99_s": 0.0}}});
+        let p = MetricPath::parse("elections.downtime.p99_s").expect("parses");
+        assert_eq!(p.resolve(&empty), vec![("elections.downtime.p99_s".into(), None)]);
+        let p = MetricPath::parse("elections.*.p99_s").expect("parses");
+        assert_eq!(p.resolve(&empty), vec![("elections.downtime.p99_s".into(), None)]);
+        let p = MetricPath::parse("elections.downtime.count").expect("parses");
+        assert_eq!(p.resolve(&empty), vec![("elections.downtime.count".into(), Some(0.0))]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A sweep's outputs, computed from its run records only (so a merged sharded sweep writes
 //! exactly what the unsharded one writes): `sweep.json`, `sweep.csv` (one row per run),
+//! (columns: run, point, every swept key, seed, digest, outcome, failed, every metric),
 //! `sweep.md` (a table per metric and the failed runs) and one SVG per plot (and per value
 //! of each parameter a plot neither draws nor fixes).
 //!
@@ -131,7 +132,7 @@ impl<'a> Aggregate<'a> {
 
     fn param_labels(&self, point: u64) -> Vec<String> {
         let values = self.sweep.point_values(point);
-        self.sweep.params.iter().zip(values).map(|(p, j)| value_text(&p.values[j])).collect()
+        self.sweep.params.iter().zip(values).map(|(p, j)| p.display(j)).collect()
     }
 
     /// `sweep.json`.
@@ -194,13 +195,15 @@ impl<'a> Aggregate<'a> {
     /// `sweep.csv`: one row per run.
     pub fn csv(&self) -> String {
         let mut head: Vec<String> = vec!["run".into(), "point".into()];
-        head.extend(self.sweep.params.iter().map(|p| p.name.clone()));
+        head.extend(self.sweep.params.iter().flat_map(|p| p.key_texts.iter().cloned()));
         head.extend(["seed", "digest", "outcome", "failed"].map(String::from));
         head.extend(self.metrics.iter().cloned());
         let mut out = csv_row(&head);
         for r in self.records {
             let mut row = vec![r.run.to_string(), r.point.to_string()];
-            row.extend(self.param_labels(r.point));
+            for (p, j) in self.sweep.params.iter().zip(self.sweep.point_values(r.point)) {
+                row.extend(p.overrides(j).iter().map(|o| value_text(&o.value)));
+            }
             row.extend([r.seed.to_string(), r.digest.clone(), r.outcome.clone(), u8::from(r.failed()).to_string()]);
             row.extend(self.metrics.iter().map(|m| r.value(m).map_or(String::new(), |v| v.to_string())));
             out.push_str(&csv_row(&row));
@@ -238,7 +241,7 @@ impl<'a> Aggregate<'a> {
         for p in &s.params {
             let keys =
                 if p.key_texts.len() > 1 { format!(" (keys {})", p.key_texts.join(", ")) } else { String::new() };
-            let values: Vec<String> = p.values.iter().map(value_text).collect();
+            let values: Vec<String> = (0..p.values.len()).map(|j| p.display(j)).collect();
             out.push_str(&format!("- `{}`{keys}: {}\n", p.name, values.join(", ")));
         }
         out.push_str(
@@ -308,7 +311,9 @@ impl<'a> Aggregate<'a> {
             .filter(|&i| i != plot.x && Some(i) != plot.series && !plot.fixed.iter().any(|f| f.0 == i))
             .collect();
         let facet_count: usize = facets.iter().map(|&i| s.params[i].values.len()).product();
-        let ys: Vec<usize> = (0..self.metrics.len()).filter(|k| plot.y.contains(&self.metric_path[*k])).collect();
+        let ys: Vec<usize> = (0..self.metrics.len())
+            .filter(|&k| plot.y.iter().any(|y| y.text == self.metrics[k] || y.matches(&self.metrics[k])))
+            .collect();
         let x = &s.params[plot.x];
         let mut files = Vec::new();
         for f in 0..facet_count {
@@ -325,15 +330,16 @@ impl<'a> Aggregate<'a> {
             }
             let series_values = plot.series.map_or(1, |q| s.params[q].values.len());
             let mut lines = Vec::new();
+            let short_names = distinct_parts(&self.metrics, &ys);
             for &k in &ys {
                 for sv in 0..series_values {
                     let mut label = Vec::new();
                     if ys.len() > 1 {
-                        label.push(self.metrics[k].clone());
+                        label.push(short_names[k].clone());
                     }
                     if let Some(q) = plot.series {
                         values[q] = sv;
-                        label.push(format!("{} = {}", s.params[q].name, s.params[q].labels[sv]));
+                        label.push(format!("{} = {}", s.params[q].name, s.params[q].display(sv)));
                     }
                     if label.is_empty() {
                         label.push(self.metrics[k].clone());
@@ -353,13 +359,15 @@ impl<'a> Aggregate<'a> {
             let facet_text: Vec<String> = facets
                 .iter()
                 .chain(plot.fixed.iter().map(|f| &f.0))
-                .map(|&q| format!("{} = {}", s.params[q].name, s.params[q].labels[values[q]]))
+                .map(|&q| format!("{} = {}", s.params[q].name, s.params[q].display(values[q])))
                 .collect();
-            let y_text = plot.y.iter().map(|&i| s.metrics[i].text.as_str()).collect::<Vec<_>>().join(", ");
+            let y_text = plot.y.iter().map(|y| y.text.as_str()).collect::<Vec<_>>().join(", ");
             let y_unit = ys.first().and_then(|&k| unit(&self.metrics[k]));
-            let y_label = match y_unit {
-                Some(u) => format!("{y_text} ({u})"),
-                None => y_text.clone(),
+            let y_name = if plot.y.len() > 1 { common_prefix(&plot.y) } else { y_text.clone() };
+            let y_label = match (&plot.y_label, y_unit) {
+                (Some(l), _) => l.clone(),
+                (None, Some(u)) => format!("{y_name} ({u})"),
+                (None, None) => y_name,
             };
             let duration_x = x.numeric.is_some()
                 && x.values.iter().all(|v| matches!(v, toml::Value::String(_) | toml::Value::Array(_)));
@@ -406,6 +414,54 @@ impl<'a> Aggregate<'a> {
     }
 }
 
+/// The dotted prefix several metrics share (`elections.downtime` for its p50_s and p99_s),
+/// or `value`.
+fn common_prefix(ys: &[super::metric::MetricPath]) -> String {
+    let parts: Vec<Vec<&str>> = ys.iter().map(|y| y.text.split('.').collect()).collect();
+    let mut n = 0;
+    while parts.iter().all(|p| p.len() > n + 1 && p[n] == parts[0][n]) {
+        n += 1;
+    }
+    if n == 0 { "value".into() } else { parts[0][..n].join(".") }
+}
+
+/// Splits a concrete metric path at the dots outside quotes.
+fn segments(name: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted) = (0, false);
+    for (i, c) in name.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => {
+                out.push(&name[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&name[start..]);
+    out
+}
+
+/// Legend names of the metrics `ys` (indices into `metrics`): each without the dotted
+/// segments all of them share at the start and at the end (`load.ring:k=160.overall.cv` and
+/// `load.maglev.overall.cv` -> `ring:k=160`, `maglev`). Indexed like `metrics`.
+fn distinct_parts(metrics: &[String], ys: &[usize]) -> Vec<String> {
+    let segs: Vec<Vec<&str>> = metrics.iter().map(|m| segments(m)).collect();
+    let chosen: Vec<&Vec<&str>> = ys.iter().map(|&k| &segs[k]).collect();
+    let min_len = chosen.iter().map(|s| s.len()).min().unwrap_or(0);
+    let mut head = 0;
+    while head + 1 < min_len && chosen.iter().all(|s| s[head] == chosen[0][head]) {
+        head += 1;
+    }
+    let mut tail = 0;
+    let from_end = |s: &Vec<&str>, t: usize| s[s.len() - 1 - t].to_string();
+    while head + tail + 1 < min_len && chosen.iter().all(|s| from_end(s, tail) == from_end(chosen[0], tail)) {
+        tail += 1;
+    }
+    segs.iter().map(|s| if s.len() > head + tail { s[head..s.len() - tail].join(".") } else { s.join(".") }).collect()
+}
+
 /// The point with these value indices (mixed radix, last parameter fastest).
 fn point_of(s: &Sweep, values: &[usize]) -> u64 {
     s.params.iter().zip(values).fold(0, |acc, (p, &j)| acc * p.values.len() as u64 + j as u64)
@@ -445,6 +501,15 @@ mod tests {
     #[test]
     fn csv_quotes_what_needs_quotes() {
         assert_eq!(csv_row(&["a".into(), "b,c".into(), "[\"x\"]".into()]), "a,\"b,c\",\"[\"\"x\"\"]\"\n");
+    }
+
+    #[test]
+    fn legend_names_drop_shared_segments() {
+        let m: Vec<String> =
+            ["load.ring:k=160.overall.cv", "load.\"bounded:c=1.25\".overall.cv", "x.y"].map(String::from).to_vec();
+        assert_eq!(distinct_parts(&m, &[0, 1])[..2], ["ring:k=160", "\"bounded:c=1.25\""]);
+        let m: Vec<String> = ["d.unhealthy.p99_s", "d.unhealthy.p50_s"].map(String::from).to_vec();
+        assert_eq!(distinct_parts(&m, &[0, 1]), ["p99_s", "p50_s"]);
     }
 
     #[test]

@@ -64,6 +64,13 @@ fn range(values: impl Iterator<Item = f64>, from_zero: bool) -> (f64, f64) {
     (if lo == 0.0 { 0.0 } else { lo - pad }, hi + pad)
 }
 
+/// Tick count for a log axis spanning `lo..hi` (log10 units): about one per decade, so the
+/// ticks fall on powers of ten (or on 1-2-5 steps within one decade).
+fn decades(lo: f64, hi: f64) -> usize {
+    let n = (hi - lo).floor() as usize + 1;
+    if n < 2 { 6 } else { n }
+}
+
 /// The SVG of one sweep plot.
 pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
     let tx = |x: f64| if axes.log_x { (x > 0.0).then(|| x.log10()) } else { Some(x) };
@@ -116,6 +123,11 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
         mesh.x_desc(axes.x_label).y_desc(axes.y_label).x_label_formatter(&x_fmt).y_label_formatter(&y_fmt);
         if let Some(c) = axes.categories {
             mesh.disable_x_mesh().x_labels(c.len() + 1);
+        } else if axes.log_x {
+            mesh.x_labels(decades(x_lo, x_hi));
+        }
+        if axes.log_y {
+            mesh.y_labels(decades(y_lo, y_hi));
         }
         mesh.draw().map_err(err)?;
         let mut entries = Vec::new();
