@@ -178,14 +178,7 @@ pub fn cap_svg(c: &Comparison) -> Result<String, String> {
                     .legend(move |(lx, ly)| Circle::new((lx + 10, ly), 5, color.filled()));
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        super::plot::finish(&root, &mut chart, SeriesLabelPosition::LowerRight)?;
     }
     Ok(svg)
 }

@@ -22,6 +22,23 @@ pub const COLORS: [RGBColor; 10] = [
     RGBColor(0x17, 0xbe, 0xcf),
 ];
 
+/// Draws the legend of `chart` (the one style of every regsim plot) at `pos` and writes the
+/// document out.
+pub fn finish<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    root: &DrawingArea<DB, plotters::coord::Shift>,
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
 /// An empirical CDF per line, as an SVG document. Lines without samples are left out.
 pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>]) -> Result<String, String> {
     let mut svg = String::new();
@@ -55,14 +72,7 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
                 .label(format!("{} (n = {})", line.label, v.len()))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        finish(&root, &mut chart, SeriesLabelPosition::LowerRight)?;
     }
     Ok(svg)
 }
@@ -99,14 +109,7 @@ pub fn series_svg(title: &str, series: &[(f64, f64)], shaded: &[(f64, f64)]) -> 
             .map_err(|e| e.to_string())?
             .label("views wrong")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLORS[0].stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+        finish(&root, &mut chart, SeriesLabelPosition::UpperRight)?;
     }
     Ok(svg)
 }
