@@ -155,7 +155,7 @@ fn count_faults(records: &[crate::engine::Record<crate::protocol::Obs>], out: &m
             FaultRecord::Partitioned(_) => "partitioned",
             FaultRecord::Healed(_) => "healed",
             FaultRecord::ClockSkewed { .. } => "clock_skewed",
-            FaultRecord::Applied(_) | FaultRecord::IsolatedLeader(_) => continue,
+            FaultRecord::Applied(_) | FaultRecord::Isolated(_) => continue,
         };
         *out.entry(key.to_string()).or_insert(0) += 1;
     }

@@ -73,3 +73,23 @@ fn lease_reads_need_check_quorum() {
     let err = regsim::scenario::load(&path, &sets).expect_err("rejected").to_string();
     assert!(err.contains("registry.raft.reads") && err.contains("check_quorum"), "{err}");
 }
+
+/// `bugs.apply_before_commit` (the old Nacos Raft quirk) shows as a dirty read with lease
+/// reads: an isolated leader serves a registration it never commits. The leader lands on the
+/// minority side in most but not all seeds, so the test asks for most seeds to show it; with
+/// the quirk off, or with read-index reads, every seed is linearizable.
+#[test]
+fn apply_before_commit_shows_as_a_dirty_read_under_lease_reads() {
+    let verdict = |seed: u64, sets: &[&str]| {
+        let s = scenario("cp-dirty-read.toml", sets);
+        let out = run(&s, seed).expect("runs");
+        out.report.consistency.verdict
+    };
+    let seeds = 1..=6u64;
+    let caught = seeds.clone().filter(|s| verdict(*s, &[]) == "violation").count();
+    assert!(caught >= 4, "the quirk showed in {caught} of 6 seeds");
+    for seed in seeds {
+        assert_eq!(verdict(seed, &["bugs.apply_before_commit=false"]), "linearizable", "seed {seed}, quirk off");
+        assert_eq!(verdict(seed, &["registry.raft.reads=read_index"]), "linearizable", "seed {seed}, read index");
+    }
+}

@@ -53,6 +53,10 @@ pub trait Actor {
     fn leader_term(&self) -> Option<u64> {
         None
     }
+    /// Whether this node takes part in a consensus protocol (so it can be a `follower` target).
+    fn consensus_member(&self) -> bool {
+        false
+    }
 }
 
 /// What an actor asked its driver to do.

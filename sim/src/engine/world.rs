@@ -23,7 +23,7 @@ use super::digest::Digest;
 use super::queue::EventQueue;
 use super::rng::{SimRng, stream};
 use super::time::SimTime;
-use crate::fault::{FaultAction, LeaderFault};
+use crate::fault::{FaultAction, RoleFault, RoleTarget};
 use crate::net::{Delivery, Network};
 use crate::net::{Partition, Shape};
 
@@ -74,9 +74,9 @@ pub enum FaultRecord {
     /// Fault action number `.0` of the schedule (`World::fault_actions`) was applied; recorded
     /// once per action (node `NodeId(u32::MAX)`), before its per-node records.
     Applied(u32),
-    /// A `leader` target resolved to this node, which partition `id` now isolates from every
-    /// other node (recorded before the partition's per-node records).
-    IsolatedLeader(u32),
+    /// A `leader` or `follower[random]` target resolved to this node, which partition `id` now
+    /// isolates from every other node (recorded before the partition's per-node records).
+    Isolated(u32),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,6 +152,8 @@ pub struct World<A: Actor> {
     meta: Vec<Meta>,
     actors: Vec<A>,
     rngs: Vec<SimRng>,
+    /// Draws for targets resolved when a fault fires (`follower[random]`).
+    fault_rng: SimRng,
     aux: Vec<Aux<A::Msg, A::Timer>>,
     queue: EventQueue<Event<A::Msg, A::Timer>>,
     net: Network,
@@ -174,6 +176,7 @@ impl<A: Actor> World<A> {
             meta: Vec::new(),
             actors: Vec::new(),
             rngs: Vec::new(),
+            fault_rng: stream(seed, "faults/fire"),
             aux: Vec::new(),
             queue: EventQueue::new(),
             net,
@@ -447,24 +450,19 @@ impl<A: Actor> World<A> {
                     nodes.into_iter().for_each(|n| self.record(n, FaultRecord::Healed(pid)));
                 }
             }
-            FaultAction::OnLeader { what, undo_after } => {
-                let leader = (0..self.meta.len())
-                    .filter(|i| self.meta[*i].status == Status::Up && self.meta[*i].started)
-                    .filter_map(|i| self.actors[i].leader_term().map(|t| (t, i)))
-                    .max();
-                if let Some((_, i)) = leader {
-                    let n = NodeId(i as u32);
+            FaultAction::OnRole { who, what, undo_after } => {
+                if let Some(n) = self.resolve_role(*who) {
                     let undo = match what {
-                        LeaderFault::Crash => {
+                        RoleFault::Crash => {
                             self.crash(n);
                             FaultAction::Restart(vec![n])
                         }
-                        LeaderFault::Pause => {
+                        RoleFault::Pause => {
                             self.pause(n);
                             FaultAction::Resume(vec![n])
                         }
-                        LeaderFault::Isolate(id) => {
-                            self.record(n, FaultRecord::IsolatedLeader(*id));
+                        RoleFault::Isolate(id) => {
+                            self.record(n, FaultRecord::Isolated(*id));
                             let p = Partition::build(&Shape::Isolate(vec![n]), self.meta.len(), false)
                                 .expect("isolating one existing node is a valid partition");
                             self.apply_fault(&FaultAction::Partition { id: *id, partition: p });
@@ -481,6 +479,30 @@ impl<A: Actor> World<A> {
                     self.meta[n.index()].clock.set_skew(self.now, *offset_ns, *drift_ppm);
                     self.record(*n, FaultRecord::ClockSkewed { offset_ns: *offset_ns, drift_ppm: *drift_ppm });
                 }
+            }
+        }
+    }
+
+    /// The node a role target names now: the running node with the highest leader term, or a
+    /// random running consensus member other than that leader.
+    fn resolve_role(&mut self, who: RoleTarget) -> Option<NodeId> {
+        let running = |w: &Self, i: usize| w.meta[i].status == Status::Up && w.meta[i].started;
+        let leader = (0..self.meta.len())
+            .filter(|i| running(self, *i))
+            .filter_map(|i| self.actors[i].leader_term().map(|t| (t, i)))
+            .max()
+            .map(|(_, i)| i);
+        match who {
+            RoleTarget::Leader => leader.map(|i| NodeId(i as u32)),
+            RoleTarget::RandomFollower => {
+                let followers: Vec<usize> = (0..self.meta.len())
+                    .filter(|i| running(self, *i) && Some(*i) != leader && self.actors[*i].consensus_member())
+                    .collect();
+                if followers.is_empty() {
+                    return None;
+                }
+                let k = rand::RngExt::random_range(&mut self.fault_rng, 0..followers.len());
+                Some(NodeId(followers[k] as u32))
             }
         }
     }

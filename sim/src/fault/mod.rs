@@ -5,7 +5,9 @@
 //! `duration` schedules the paired verb on the *same* resolved nodes (`crash` + `duration`
 //! restarts them; `pause` resumes; `partition` heals; `skew` resets the clock). Targets are
 //! resolved once, when the schedule is built, from the fault stream (see `target`), except
-//! `target = "leader"`, resolved when the fault fires. `every` repeats a fault (and its paired
+//! `target = "leader"` (the current Raft leader) and `target = "follower[random]"` (a running
+//! Raft member that is not the leader, drawn from the world's `faults/fire` stream), both
+//! resolved when the fault fires. `every` repeats a fault (and its paired
 //! verb) until the end of the run, each repetition delayed by a random `[0, jitter)`.
 
 pub mod target;
@@ -35,11 +37,11 @@ pub enum FaultAction {
         offset_ns: i64,
         drift_ppm: i64,
     },
-    /// Crash, pause or isolate the current leader, found when the fault fires (the running
-    /// node with the highest leader term); undo it (restart, resume, heal) after `undo_after`.
-    /// No leader: no-op.
-    OnLeader {
-        what: LeaderFault,
+    /// Crash, pause or isolate a node found by its consensus role when the fault fires; undo
+    /// it (restart, resume, heal) after `undo_after`. No such node: no-op.
+    OnRole {
+        who: RoleTarget,
+        what: RoleFault,
         undo_after: Option<SimDuration>,
     },
 }
@@ -66,8 +68,30 @@ pub enum ShapeKind {
     Groups,
 }
 
+/// A target resolved when the fault fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaderFault {
+pub enum RoleTarget {
+    /// The running node with the highest leader term.
+    Leader,
+    /// A running consensus member that is not the leader, picked at random.
+    RandomFollower,
+}
+
+impl RoleTarget {
+    fn parse(t: &Targets) -> Option<RoleTarget> {
+        match t.0.as_slice() {
+            [one] => match one.replace(' ', "").as_str() {
+                "leader" => Some(RoleTarget::Leader),
+                "follower[random]" => Some(RoleTarget::RandomFollower),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleFault {
     Crash,
     Pause,
     /// Cut off from every other node (a partition with id `.0`).
@@ -191,20 +215,20 @@ pub fn resolve(
                 out.push((at + d, a));
             }
         };
-        let leader = spec.target.as_ref().is_some_and(|t| t.0.len() == 1 && t.0[0].trim() == "leader");
-        if leader {
+        if let Some(who) = spec.target.as_ref().and_then(RoleTarget::parse) {
             let what = match (spec.action, spec.shape) {
-                (ActionKind::Crash, _) => LeaderFault::Crash,
-                (ActionKind::Pause, _) => LeaderFault::Pause,
+                (ActionKind::Crash, _) => RoleFault::Crash,
+                (ActionKind::Pause, _) => RoleFault::Pause,
                 (ActionKind::Partition, Some(ShapeKind::Isolate)) => {
-                    LeaderFault::Isolate(intern(&mut names, spec.name.as_deref().unwrap_or(&format!("#{i}"))))
+                    RoleFault::Isolate(intern(&mut names, spec.name.as_deref().unwrap_or(&format!("#{i}"))))
                 }
                 _ => {
-                    let msg = "\"leader\" is a target for crash, pause and partition with shape = \"isolate\"";
+                    let msg = "\"leader\" and \"follower[random]\" are targets for crash, pause and partition \
+                               with shape = \"isolate\"";
                     return Err(err("target", msg.into()));
                 }
             };
-            out.push((at, FaultAction::OnLeader { what, undo_after: spec.duration }));
+            out.push((at, FaultAction::OnRole { who, what, undo_after: spec.duration }));
             continue;
         }
         match spec.action {

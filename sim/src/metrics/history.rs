@@ -75,7 +75,7 @@ impl History {
             FaultRecord::Partitioned(_) => open(&mut self.cut, node, t),
             FaultRecord::Healed(_) => close(&mut self.cut, node, t),
             FaultRecord::ClockSkewed { .. } => self.skewed.entry(node).or_default().push(t),
-            FaultRecord::IsolatedLeader(id) => {
+            FaultRecord::Isolated(id) => {
                 if let Ok(p) = Partition::build(&crate::net::Shape::Isolate(vec![node]), self.nodes, false) {
                     self.activate(t, id, p);
                 }

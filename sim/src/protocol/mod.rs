@@ -410,6 +410,10 @@ impl Actor for Node {
         }
     }
 
+    fn consensus_member(&self) -> bool {
+        matches!(self, Node::Raft(_))
+    }
+
     fn crash(&mut self) {
         match self {
             Node::Server(s) => s.crash(),

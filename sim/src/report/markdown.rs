@@ -200,14 +200,18 @@ fn consistency_md(s: &mut String, c: &crate::report::model::ConsistencyReport) {
     let _ = writeln!(
         s,
         "Verdict: **{}**. {}. {} operations ({} never completed), {} lists, of which {} missed an instance \
-         whose registration had completed before the list began (stale reads); {} search states explored.\n",
+         whose registration had completed before the list began (stale reads); {}.\n",
         c.verdict.replace('_', " "),
         c.detail,
         c.ops,
         c.open_ops,
         c.lists,
         c.stale_lists,
-        c.states_explored
+        if c.states_explored == 0 {
+            "decided without a search (no completed list, or no deregistrations: the grow-only pass)".to_string()
+        } else {
+            format!("{} search states explored", c.states_explored)
+        }
     );
     if !c.violation.is_empty() {
         let _ = writeln!(s, "A minimal set of operations with no linearization:\n");

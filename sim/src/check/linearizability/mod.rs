@@ -28,6 +28,11 @@
 //! a hash collision can never prune a live branch. Each search has a budget of explored states
 //! ([`Limits::max_states_per_service`]); exceeding it yields [`Outcome::Unknown`], never a hang.
 //!
+//! Histories without deregistrations (a grow-only set, as CP persistent instances are) are
+//! first decided by an exact greedy pass (`growonly.rs`), linear after a sort, which also
+//! reports two disagreeing lists as a witness; only its other failures go to the search, to
+//! find and shrink the witness.
+//!
 //! **Violations** are shrunk (see `minimize.rs`) to a set of operations that is not
 //! linearizable on its own, from the empty registry or, when it is a window cut out of the
 //! history, from *every* initial set of instances (`from_empty` says which), and such that
@@ -49,6 +54,7 @@
 //! assert_eq!(report.services[0].ops, 2);
 //! ```
 
+mod growonly;
 mod minimize;
 mod search;
 #[cfg(test)]
@@ -325,6 +331,18 @@ fn check_service(service: u32, items: &[Item<'_>], limits: &Limits) -> ServiceRe
             minimize_searches: 0,
             outcome: Outcome::Linearizable,
         };
+    }
+    // Without deregistrations the set only grows, and a greedy pass decides exactly (and
+    // finds the commonest witness, two lists that disagree, at once).
+    let outcome = match growonly::decide(items) {
+        growonly::Decision::Linearizable => Some(Outcome::Linearizable),
+        growonly::Decision::Incomparable(a, b) => {
+            Some(Outcome::Violation { service, ops: vec![a, b], from_empty: false })
+        }
+        growonly::Decision::Search => None,
+    };
+    if let Some(outcome) = outcome {
+        return ServiceReport { service, ops: items.len(), states_explored: 0, minimize_searches: 0, outcome };
     }
     let budget = limits.max_states_per_service;
     if let Some(r) = check_projections(service, items, budget) {
