@@ -2,7 +2,7 @@
 //! engine with network model, observations, metrics and digest on. Throughput is reported in
 //! events, so criterion prints events/s.
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use regsim::run::run;
 use regsim_benches::{canonical, heartbeat};
 
@@ -14,6 +14,19 @@ fn engine(c: &mut Criterion) {
         let events = run(&s, s.seed).expect("runs").report.events;
         group.throughput(Throughput::Elements(events));
         group.bench_function(format!("{instances}_instances_600s"), |b| b.iter(|| run(&s, s.seed).expect("runs")));
+    }
+    group.finish();
+    // Scaling: the same workload over 120 s of virtual time at 1k, 10k and 100k instances
+    // (criterion's HTML report plots events/s against the instance count).
+    let mut group = c.benchmark_group("heartbeat_scaling");
+    group.sample_size(10);
+    for instances in [1_000u32, 10_000, 100_000] {
+        let s = heartbeat(instances, "120s");
+        let events = run(&s, s.seed).expect("runs").report.events;
+        group.throughput(Throughput::Elements(events));
+        group.bench_function(BenchmarkId::new("instances_120s", instances), |b| {
+            b.iter(|| run(&s, s.seed).expect("runs"))
+        });
     }
     group.finish();
     // The engine alone, as issue 2 defines its budget: network model, observations recorded
