@@ -208,21 +208,24 @@ fn runs_that_stop_early_are_listed_with_their_repro_and_do_not_abort() {
     assert!(md.contains("4 runs, 4 failed") && md.contains("stopped at limits.max_events"), "{md}");
 }
 
-/// The cheapest canonical sweep (30 short runs), regenerated and compared with its committed
-/// outputs: a change that moves its numbers must come with regenerated reports
-/// (scripts/regenerate-reports).
+/// The cheap canonical sweeps (the Raft Figure 16 rerun: 30 short runs; the CAP frontier: 24),
+/// regenerated and compared with their committed outputs: a change that moves their numbers
+/// must come with regenerated reports (scripts/regenerate-reports).
 #[test]
-fn committed_raft_sweep_report_is_current() {
+fn committed_cheap_sweep_reports_are_current() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let out = tempfile::tempdir().expect("tempdir");
-    let out_dir = out.path().to_str().expect("utf-8 path");
-    let (code, text) = regsim(root, &["sweep", "scenarios/sweeps/raft-election-timing.toml", "--out", out_dir]);
-    assert_eq!(code, 0, "{text}");
-    let committed = outputs(&root.join("reports/sweeps/raft-election-timing"));
-    let fresh = outputs(out.path());
-    let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&committed), names(&fresh));
-    for ((name, a), (_, b)) in committed.iter().zip(&fresh) {
-        assert!(a == b, "reports/sweeps/raft-election-timing/{name} is stale: run scripts/regenerate-reports");
+    for name in ["raft-election-timing", "cap-frontier"] {
+        let out = tempfile::tempdir().expect("tempdir");
+        let out_dir = out.path().to_str().expect("utf-8 path");
+        let file = format!("scenarios/sweeps/{name}.toml");
+        let (code, text) = regsim(root, &["sweep", &file, "--out", out_dir]);
+        assert_eq!(code, 0, "{text}");
+        let committed = outputs(&root.join("reports/sweeps").join(name));
+        let fresh = outputs(out.path());
+        let names = |v: &[(String, Vec<u8>)]| v.iter().map(|f| f.0.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&committed), names(&fresh));
+        for ((f, a), (_, b)) in committed.iter().zip(&fresh) {
+            assert!(a == b, "reports/sweeps/{name}/{f} is stale: run scripts/regenerate-reports");
+        }
     }
 }
