@@ -21,8 +21,18 @@ use std::collections::BinaryHeap;
 
 use super::time::SimTime;
 
-/// The stored form of an event of type `E` (for size checks).
-pub type QueuedSize<E> = Option<Key<E>>;
+/// The stored form of an event of type `E` in the wheel (for size checks).
+pub type QueuedSize<E> = Option<Slot<E>>;
+
+/// An event in a wheel bucket. No sequence number: a bucket holds its events in push order,
+/// which is `seq` order (events migrated from `far` arrive in `(time, seq)` order before any
+/// direct push into their bucket, which cannot happen until the wheel reaches it), so the
+/// index in the bucket breaks time ties as `seq` does.
+#[derive(Debug)]
+pub struct Slot<E> {
+    time: SimTime,
+    event: E,
+}
 
 /// An event with its ordering key; ordered by `(time, seq)` only.
 #[derive(Debug)]
@@ -58,13 +68,13 @@ const MASK: u64 = WHEEL - 1;
 #[derive(Debug)]
 struct Calendar<E> {
     /// Slots are `Some` until popped; `Option` costs no space when `E` has a niche (an enum).
-    buckets: Vec<Vec<Option<Key<E>>>>,
+    buckets: Vec<Vec<Option<Slot<E>>>>,
     occupied: Vec<u64>,
     /// Absolute number of the current bucket (`time >> BUCKET_SHIFT`).
     cursor: u64,
     in_wheel: usize,
     /// The current bucket's events, in push order (popped ones are `None`).
-    near: Vec<Option<Key<E>>>,
+    near: Vec<Option<Slot<E>>>,
     /// The events of `near` not yet popped as `time << 32 | index into near`, descending: the
     /// next event is last. Events enter `near` in push order, i.e. by `seq`, so the index
     /// orders ties as `seq` does, and one integer comparison orders `(time, seq)`. Sorting
@@ -106,11 +116,11 @@ impl<E> Calendar<E> {
             // were pushed earlier, so a later index breaks time ties the way `seq` does).
             let k = Self::order_key(key.time, self.near.len());
             let at = self.order.partition_point(|&o| o > k);
-            self.near.push(Some(key));
+            self.near.push(Some(Slot { time: key.time, event: key.event }));
             self.order.insert(at, k);
         } else if b < self.cursor + WHEEL {
             let i = (b & MASK) as usize;
-            self.buckets[i].push(Some(key));
+            self.buckets[i].push(Some(Slot { time: key.time, event: key.event }));
             self.occupied[i / 64] |= 1 << (i % 64);
             self.in_wheel += 1;
         } else {
@@ -119,7 +129,7 @@ impl<E> Calendar<E> {
     }
 
     #[inline]
-    fn pop(&mut self) -> Option<Key<E>> {
+    fn pop(&mut self) -> Option<Slot<E>> {
         loop {
             if let Some(o) = self.order.pop() {
                 return self.near[o as u32 as usize].take();
@@ -148,6 +158,8 @@ impl<E> Calendar<E> {
                 return false;
             };
             self.cursor = k.time.0 >> BUCKET_SHIFT;
+            // Every event of `near` was popped; the migrated ones of this bucket land in it.
+            self.near.clear();
             self.migrate();
             return true;
         }
@@ -236,7 +248,7 @@ impl<E> EventQueue<E> {
     /// Removes and returns the earliest event (ties: lowest sequence number first).
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        self.keys.pop().map(|k| (k.time, k.event))
+        self.keys.pop().map(|s| (s.time, s.event))
     }
 
     /// Time of the earliest event (may advance the calendar's cursor, hence `&mut`).

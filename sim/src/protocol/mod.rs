@@ -449,7 +449,7 @@ mod tests {
         );
         assert!(std::mem::size_of::<Msg>() <= 32, "Msg is {} bytes", std::mem::size_of::<Msg>());
         assert!(std::mem::size_of::<Timer>() <= 16, "Timer is {} bytes", std::mem::size_of::<Timer>());
-        assert!(crate::engine::world::queued_event_size::<Msg, Timer>() <= 56, "queued event too large");
+        assert!(crate::engine::world::queued_event_size::<Msg, Timer>() <= 48, "queued event too large");
         assert_eq!(std::mem::size_of::<Node>(), 64, "a node should fill exactly one cache line");
     }
 
