@@ -10,7 +10,7 @@ fn engine(c: &mut Criterion) {
     let mut group = c.benchmark_group("heartbeat");
     group.sample_size(10);
     for instances in [1_000u32, 10_000] {
-        let s = heartbeat(instances, "600s");
+        let s = heartbeat(instances, 600);
         let events = run(&s, s.seed).expect("runs").report.events;
         group.throughput(Throughput::Elements(events));
         group.bench_function(format!("{instances}_instances_600s"), |b| b.iter(|| run(&s, s.seed).expect("runs")));
@@ -21,7 +21,7 @@ fn engine(c: &mut Criterion) {
     let mut group = c.benchmark_group("heartbeat_scaling");
     group.sample_size(10);
     for instances in [1_000u32, 10_000, 100_000] {
-        let s = heartbeat(instances, "120s");
+        let s = heartbeat(instances, 120);
         let events = run(&s, s.seed).expect("runs").report.events;
         group.throughput(Throughput::Elements(events));
         group.bench_function(BenchmarkId::new("instances_120s", instances), |b| {
@@ -34,7 +34,7 @@ fn engine(c: &mut Criterion) {
     // building and metrics excluded.
     let mut group = c.benchmark_group("engine_only");
     group.sample_size(10);
-    let s = heartbeat(10_000, "600s");
+    let s = heartbeat(10_000, 600);
     let end = regsim::engine::SimTime(s.duration.as_nanos());
     let chunk = regsim::engine::SimDuration::from_secs(60);
     let run_engine = || {

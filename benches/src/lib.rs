@@ -2,11 +2,15 @@
 
 use regsim::scenario::{Override, Scenario, load};
 
-/// `scenarios/heartbeat.toml` with `instances` instances and `duration` of virtual time.
-pub fn heartbeat(instances: u32, duration: &str) -> Scenario {
+/// `scenarios/heartbeat.toml` with `instances` instances and `duration_s` seconds of virtual time.
+pub fn heartbeat(instances: u32, duration_s: u64) -> Scenario {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/heartbeat.toml");
-    let sets =
-        [format!("instances.count={instances}"), format!("duration={duration}"), "faults[0].at=300s".to_string()];
+    // The file's crash wave (1 % of the instances) halfway through.
+    let sets = [
+        format!("instances.count={instances}"),
+        format!("duration={duration_s}s"),
+        format!("faults[0].at={}s", duration_s / 2),
+    ];
     let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).expect("valid override")).collect();
     load(&path, &overrides).expect("heartbeat.toml loads")
 }

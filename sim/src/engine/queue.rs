@@ -6,15 +6,21 @@
 //! sequence number is assigned at push time and makes ties deterministic: two events at the
 //! same instant pop in the order they were pushed (FIFO).
 //!
-//! The keys are kept in a calendar queue (a timing wheel, after Brown 1988 and Varghese &
-//! Lauck 1987): `WHEEL` buckets of `2^BUCKET_SHIFT` ns (~1.05 ms; a horizon of ~8.6 s, enough for beat and check timers) with a
-//! bitmap of occupied buckets; the current bucket is moved into `near`, a vector sorted in
-//! reverse `(time, seq)` order that is popped from the back (an event pushed into the current
-//! bucket is inserted at its place by binary search; that is rare, since latencies and timers
-//! land in later buckets), and events beyond the horizon wait in
-//! an overflow heap (`far`) until the wheel comes within reach. Pop order is identical to a
-//! binary heap over `(time, seq)` (a test checks this against `BinaryHeap` on random loads).
-//! Measured on the heartbeat workload the binary heap alone took over half of the run time.
+//! The events are kept in a hierarchical timing wheel (Varghese & Lauck 1987; a calendar
+//! queue, Brown 1988): buckets of `2^BUCKET_SHIFT` ns (~1.05 ms); level 1 holds the 256
+//! buckets of the current block (~268 ms), level 2 the 256 blocks of the current superblock
+//! (~68.7 s), each with a bitmap of occupied slots, and later events wait in an overflow heap
+//! (`far`). When the cursor enters a block, its level-2 vector is spread over level 1; when
+//! level 2 runs dry, the earliest superblock of `far` is spread over both. The current bucket
+//! is moved into `near` and ordered by `(time, seq)` (an event pushed into the current bucket
+//! is inserted at its place by binary search; that is rare, since latencies and timers land in
+//! later buckets). Pop order is identical to a binary heap over `(time, seq)` (a test checks
+//! this against `BinaryHeap` on random loads, across bucket, block and superblock edges).
+//!
+//! Measured on the heartbeat workload, a binary heap alone took over half of the run time; a
+//! flat wheel of 8,192 buckets (8.6 s) spent most of its push time on cache misses, since a
+//! 5 s timer lands in a bucket last touched a wheel turn ago. Level 2 turns those into
+//! appends to a few hot vectors, and a block's buckets (~100 KB) stay in cache.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -60,38 +66,78 @@ impl<E> Ord for Key<E> {
 }
 
 const BUCKET_SHIFT: u32 = 20;
-const WHEEL_BITS: u32 = 13;
-const WHEEL: u64 = 1 << WHEEL_BITS;
-const MASK: u64 = WHEEL - 1;
+/// Buckets per block (level 1) and blocks per superblock (level 2): 2^8 each.
+const LEVEL_BITS: u32 = 8;
+const SLOTS: usize = 1 << LEVEL_BITS;
+const SLOT_MASK: u64 = SLOTS as u64 - 1;
+const WORDS: usize = SLOTS / 64;
+
+/// A 256-bit occupancy map.
+#[derive(Debug, Default)]
+struct Bitmap([u64; WORDS]);
+
+impl Bitmap {
+    fn set(&mut self, i: usize) {
+        self.0[i / 64] |= 1 << (i % 64);
+    }
+    fn clear(&mut self, i: usize) {
+        self.0[i / 64] &= !(1 << (i % 64));
+    }
+    /// The first set bit at or after `from`.
+    fn next(&self, from: usize) -> Option<usize> {
+        let mut w = from / 64;
+        if w >= WORDS {
+            return None;
+        }
+        let mut bits = self.0[w] & (!0u64 << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            if w == WORDS {
+                return None;
+            }
+            bits = self.0[w];
+        }
+    }
+}
 
 /// The ordering structure over keys (see the module doc).
 #[derive(Debug)]
 struct Calendar<E> {
-    /// Slots are `Some` until popped; `Option` costs no space when `E` has a niche (an enum).
-    buckets: Vec<Vec<Option<Slot<E>>>>,
-    occupied: Vec<u64>,
     /// Absolute number of the current bucket (`time >> BUCKET_SHIFT`).
     cursor: u64,
-    in_wheel: usize,
+    /// Level 1: the buckets of the current block after the cursor. Slots are `Some` until
+    /// popped; `Option` costs no space when `E` has a niche (an enum).
+    l1: Vec<Vec<Option<Slot<E>>>>,
+    l1_occupied: Bitmap,
+    in_l1: usize,
+    /// Level 2: the later blocks of the current superblock, each in push order.
+    l2: Vec<Vec<Slot<E>>>,
+    l2_occupied: Bitmap,
+    in_l2: usize,
     /// The current bucket's events, in push order (popped ones are `None`).
     near: Vec<Option<Slot<E>>>,
     /// The events of `near` not yet popped as `time << 32 | index into near`, descending: the
     /// next event is last. Events enter `near` in push order, i.e. by `seq`, so the index
-    /// orders ties as `seq` does, and one integer comparison orders `(time, seq)`. Sorting
-    /// these instead of the events themselves (72 bytes each on the heartbeat workload, with
-    /// a two-field comparison) took the sort (with building the keys) from ~14 % of the engine's time to ~12 %:
-    /// ~8 events per 1 ms bucket on the heartbeat workload leave little to gain here.
+    /// orders ties as `seq` does, and one integer comparison orders `(time, seq)` (cheaper to
+    /// sort than the events themselves).
     order: Vec<u128>,
+    /// Later superblocks.
     far: BinaryHeap<Reverse<Key<E>>>,
 }
 
 impl<E> Calendar<E> {
     fn new() -> Self {
         Calendar {
-            buckets: (0..WHEEL).map(|_| Vec::new()).collect(),
-            occupied: vec![0; (WHEEL / 64) as usize],
             cursor: 0,
-            in_wheel: 0,
+            l1: (0..SLOTS).map(|_| Vec::new()).collect(),
+            l1_occupied: Bitmap::default(),
+            in_l1: 0,
+            l2: (0..SLOTS).map(|_| Vec::new()).collect(),
+            l2_occupied: Bitmap::default(),
+            in_l2: 0,
             near: Vec::new(),
             order: Vec::new(),
             far: BinaryHeap::new(),
@@ -99,7 +145,7 @@ impl<E> Calendar<E> {
     }
 
     fn len(&self) -> usize {
-        self.order.len() + self.in_wheel + self.far.len()
+        self.order.len() + self.in_l1 + self.in_l2 + self.far.len()
     }
 
     /// The `order` entry of event number `idx` of `near`, at `time`.
@@ -111,20 +157,34 @@ impl<E> Calendar<E> {
     #[inline]
     fn push(&mut self, key: Key<E>) {
         let b = key.time.0 >> BUCKET_SHIFT;
+        if b >> (2 * LEVEL_BITS) != self.cursor >> (2 * LEVEL_BITS) && b > self.cursor {
+            self.far.push(Reverse(key));
+        } else {
+            self.place(Slot { time: key.time, event: key.event });
+        }
+    }
+
+    /// Puts an event of the current superblock (or earlier) where it belongs.
+    #[inline]
+    fn place(&mut self, slot: Slot<E>) {
+        let b = slot.time.0 >> BUCKET_SHIFT;
         if b <= self.cursor {
             // Descending order: insert after every key greater than this one (all of them
-            // were pushed earlier, so a later index breaks time ties the way `seq` does).
-            let k = Self::order_key(key.time, self.near.len());
+            // were placed earlier, so a later index breaks time ties the way `seq` does).
+            let k = Self::order_key(slot.time, self.near.len());
             let at = self.order.partition_point(|&o| o > k);
-            self.near.push(Some(Slot { time: key.time, event: key.event }));
+            self.near.push(Some(slot));
             self.order.insert(at, k);
-        } else if b < self.cursor + WHEEL {
-            let i = (b & MASK) as usize;
-            self.buckets[i].push(Some(Slot { time: key.time, event: key.event }));
-            self.occupied[i / 64] |= 1 << (i % 64);
-            self.in_wheel += 1;
+        } else if b >> LEVEL_BITS == self.cursor >> LEVEL_BITS {
+            let i = (b & SLOT_MASK) as usize;
+            self.l1[i].push(Some(slot));
+            self.l1_occupied.set(i);
+            self.in_l1 += 1;
         } else {
-            self.far.push(Reverse(key));
+            let i = ((b >> LEVEL_BITS) & SLOT_MASK) as usize;
+            self.l2[i].push(slot);
+            self.l2_occupied.set(i);
+            self.in_l2 += 1;
         }
     }
 
@@ -151,68 +211,58 @@ impl<E> Calendar<E> {
         }
     }
 
-    /// Moves the cursor to the next occupied bucket and loads it into `near`.
+    /// Moves the cursor to the next occupied bucket and loads it into `near` (which has been
+    /// popped empty): from level 1 if the current block has more; else the next occupied block
+    /// of level 2 is spread over level 1 (in push order, so each bucket stays in `seq` order:
+    /// a block is spread when the cursor enters it, before any event can be pushed into its
+    /// buckets directly); else the earliest superblock of `far` is spread over both levels
+    /// (in `(time, seq)` order, likewise before any direct push). Returns false when empty.
     fn advance(&mut self) -> bool {
-        if self.in_wheel == 0 {
-            let Some(Reverse(k)) = self.far.peek() else {
-                return false;
-            };
-            self.cursor = k.time.0 >> BUCKET_SHIFT;
-            // Every event of `near` was popped; the migrated ones of this bucket land in it.
-            self.near.clear();
-            self.migrate();
-            return true;
-        }
-        let next = self.next_occupied();
-        self.cursor = next;
-        let i = (next & MASK) as usize;
-        self.occupied[i / 64] &= !(1 << (i % 64));
-        self.in_wheel -= self.buckets[i].len();
-        // Every event of `near` was popped: swap the bucket in (keeping both allocations) and
-        // order it.
         self.near.clear();
-        std::mem::swap(&mut self.near, &mut self.buckets[i]);
-        self.order.clear();
-        for (idx, slot) in self.near.iter().enumerate() {
-            let time = slot.as_ref().expect("calendar queue: bucket slots are filled").time;
-            self.order.push(Self::order_key(time, idx));
-        }
-        self.order.sort_unstable_by(|a, b| b.cmp(a));
-        self.migrate();
-        true
-    }
-
-    /// Absolute number of the first occupied bucket after the cursor (one exists).
-    fn next_occupied(&self) -> u64 {
-        let start = (self.cursor + 1) & MASK;
-        let words = self.occupied.len();
-        let first_word = (start / 64) as usize;
-        let masked = self.occupied[first_word] & (!0u64 << (start % 64));
-        let mut found = None;
-        if masked != 0 {
-            found = Some(first_word as u64 * 64 + u64::from(masked.trailing_zeros()));
-        } else {
-            for k in 1..=words {
-                let w = (first_word + k) % words;
-                if self.occupied[w] != 0 {
-                    found = Some(w as u64 * 64 + u64::from(self.occupied[w].trailing_zeros()));
-                    break;
+        loop {
+            if self.in_l1 > 0 {
+                let from = ((self.cursor & SLOT_MASK) + 1) as usize;
+                let i = self.l1_occupied.next(from).expect("calendar queue: in_l1 > 0 but no later bucket");
+                self.l1_occupied.clear(i);
+                self.cursor = (self.cursor & !SLOT_MASK) | i as u64;
+                self.in_l1 -= self.l1[i].len();
+                std::mem::swap(&mut self.near, &mut self.l1[i]);
+                self.order.clear();
+                for (idx, slot) in self.near.iter().enumerate() {
+                    let time = slot.as_ref().expect("calendar queue: bucket slots are filled").time;
+                    self.order.push(Self::order_key(time, idx));
                 }
+                self.order.sort_unstable_by(|a, b| b.cmp(a));
+                return true;
             }
-        }
-        let slot = found.expect("calendar queue: in_wheel > 0 but no occupied bucket");
-        let offset = (slot + WHEEL - start) & MASK;
-        self.cursor + 1 + offset
-    }
-
-    /// Moves overflow events that the wheel now reaches into it.
-    fn migrate(&mut self) {
-        while let Some(Reverse(k)) = self.far.peek() {
-            if k.time.0 >> BUCKET_SHIFT >= self.cursor + WHEEL {
-                break;
+            if self.in_l2 > 0 {
+                let block = self.cursor >> LEVEL_BITS;
+                let from = ((block & SLOT_MASK) + 1) as usize;
+                let j = self.l2_occupied.next(from).expect("calendar queue: in_l2 > 0 but no later block");
+                self.l2_occupied.clear(j);
+                self.cursor = ((block & !SLOT_MASK) | j as u64) << LEVEL_BITS;
+                let mut spread = std::mem::take(&mut self.l2[j]);
+                self.in_l2 -= spread.len();
+                for slot in spread.drain(..) {
+                    self.place(slot);
+                }
+                self.l2[j] = spread;
+            } else if let Some(Reverse(k)) = self.far.peek() {
+                let superblock = k.time.0 >> (BUCKET_SHIFT + 2 * LEVEL_BITS);
+                self.cursor = k.time.0 >> BUCKET_SHIFT;
+                while let Some(Reverse(k)) = self.far.peek() {
+                    if k.time.0 >> (BUCKET_SHIFT + 2 * LEVEL_BITS) != superblock {
+                        break;
+                    }
+                    if let Some(Reverse(k)) = self.far.pop() {
+                        self.place(Slot { time: k.time, event: k.event });
+                    }
+                }
+            } else {
+                return false;
             }
-            if let Some(Reverse(k)) = self.far.pop() {
-                self.push(k);
+            if !self.order.is_empty() {
+                return true;
             }
         }
     }
@@ -307,12 +357,14 @@ mod tests {
         let mut now = 0u64;
         for round in 0..200_000u64 {
             let r = next();
-            let delay = match r % 6 {
+            let delay = match r % 8 {
                 0 => 0,
                 1 => r % 1_000,           // same bucket
                 2 => r % 10_000_000,      // a few buckets ahead
-                3 => r % 5_000_000_000,   // seconds
-                4 => r % 500_000_000_000, // beyond the horizon
+                3 => r % 5_000_000_000,   // seconds: later blocks
+                4 => r % 500_000_000_000, // later superblocks
+                5 => (r % 3) * (1 << 28), // block edges
+                6 => (r % 3) * (1 << 36), // superblock edges
                 _ => (r % 3) * (1 << 20), // bucket edges
             };
             let seq = q.push(SimTime(now + delay), round);
