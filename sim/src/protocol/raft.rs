@@ -15,6 +15,9 @@
 //! - **CheckQuorum**: a leader that has not heard from a majority (itself included) within the
 //!   last election timeout steps down; it checks at every heartbeat, so it steps down within an
 //!   election timeout plus a heartbeat interval of losing its majority.
+//! - **`bugs.vote_twice`** (a deliberate defect, off by default): a node grants every
+//!   up-to-date candidate of its term, even after voting for another one, so two candidates
+//!   that campaign in the same term can both collect a majority (`one_leader_per_term` fails).
 //!
 //! Defaults follow JRaft in Nacos (election 5 s + random [0, 1 s), heartbeat 500 ms); the
 //! etcd settings and the Raft paper's (150–300 ms) are expressible. Term, vote and log are
@@ -41,6 +44,9 @@ pub struct RaftConfig {
     pub heartbeat_interval: SimDuration,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// `bugs.vote_twice`: grant every up-to-date candidate of the current term, ignoring
+    /// `voted_for` (breaks election safety: two leaders in one term).
+    pub vote_twice: bool,
 }
 
 impl Default for RaftConfig {
@@ -51,6 +57,7 @@ impl Default for RaftConfig {
             heartbeat_interval: SimDuration::from_millis(500),
             pre_vote: true,
             check_quorum: true,
+            vote_twice: false,
         }
     }
 }
@@ -454,7 +461,8 @@ impl RaftNode {
             }
             self.become_follower(ctx, term);
         }
-        let granted = term == self.term && up_to_date && self.voted_for.is_none_or(|v| v == from);
+        let free = self.config.vote_twice || self.voted_for.is_none_or(|v| v == from);
+        let granted = term == self.term && up_to_date && free;
         if granted {
             self.voted_for = Some(from);
             self.reset_election_timer(ctx);
