@@ -180,7 +180,8 @@ impl Plan {
     }
 
     /// The plan's faults as `[[faults]]` tables for a cluster of `sizes` (faults that need a
-    /// role the cluster lacks, or a Raft leader in AP mode, are left out).
+    /// role the cluster lacks, more servers than it has for their partition shape, or a Raft
+    /// leader in AP mode, are left out).
     pub fn fault_tables(&self, sizes: &Sizes) -> Vec<toml::Value> {
         self.faults.iter().filter_map(|f| fault_table(f, sizes)).map(toml::Value::Table).collect()
     }
@@ -208,9 +209,10 @@ fn fault_table(f: &GenFault, sizes: &Sizes) -> Option<toml::Table> {
         CrashInstances => ("crash", instances()?, None),
         PauseInstances => ("pause", instances()?, None),
         Isolate => ("partition", server()?, Some("isolate")),
-        Halves => ("partition", "servers".to_string(), Some("halves")),
-        MajoritiesRing => ("partition", "servers".to_string(), Some("majorities-ring")),
-        Bridge => ("partition", "servers".to_string(), Some("bridge")),
+        Halves if sizes.servers >= 2 => ("partition", "servers".to_string(), Some("halves")),
+        MajoritiesRing if sizes.servers >= 3 => ("partition", "servers".to_string(), Some("majorities-ring")),
+        Bridge if sizes.servers >= 3 => ("partition", "servers".to_string(), Some("bridge")),
+        Halves | MajoritiesRing | Bridge => return None,
         Skew => ("skew", server()?, None),
         CrashLeader | PauseLeader | IsolateLeader | CrashFollower | PauseFollower | IsolateFollower => {
             if !sizes.cp {
