@@ -1,9 +1,10 @@
 //! Invariants checked on every run. Each yields `{name, holds, detail}`; a failed one makes
 //! the run exit 1 with the time and a reproduction command.
 //!
-//! - `crashed_instances_detected`: every instance that crashed while listed and stayed down at
-//!   least `bound = unhealthy_after + check_interval + slack` is marked unhealthy within
-//!   `bound` of the crash, unless a server was faulted (crashed, paused, cut off, skewed) in
+//! - `crashed_instances_detected`: every instance that crashed while listed (registered and
+//!   in some server's copy) and stayed down at least `bound = unhealthy_after + check_interval +
+//!   slack` is marked unhealthy (or deleted, or gone from every copy) within `bound` of the
+//!   crash, unless a server was faulted (crashed, paused, cut off, skewed) in
 //!   that window. `slack` covers the last beat still in flight at the crash: twice the
 //!   latency bound, or 1 s when latency is unbounded.
 //! - `evictions_explained`: when the network is lossless and latency bounded by L with
@@ -59,7 +60,9 @@ fn crashed_instances_detected(d: &Detection, faults: &History, p: &DetectionPara
             continue;
         }
         checked += 1;
-        let detected = e.unhealthy.or(e.deleted).is_some_and(|m| m - e.crashed <= bound);
+        // Gone from every copy (e.g. dropped by anti-entropy from a responsible server that
+        // restarted empty) counts too: no server lists it any more.
+        let detected = [e.unhealthy, e.deleted, e.replicated].iter().flatten().any(|m| *m - e.crashed <= bound);
         if !detected {
             let when =
                 e.unhealthy.map_or("never".to_string(), |m| format!("after {:.3} s", (m - e.crashed).as_secs_f64()));
@@ -286,7 +289,8 @@ pub fn raft_logs(logs: &[Vec<u64>], committed: &[(u32, u64)]) -> Vec<Invariant> 
 }
 
 /// Raft (CP runs): every write a leader acknowledged to a client is in the log of every leader
-/// elected after the acknowledgement (leader completeness, as the client sees it).
+/// of a higher term elected after the acknowledgement (leader completeness, as the client sees
+/// it).
 pub fn acknowledged_writes_kept(e: &crate::metrics::elections::Elections) -> Invariant {
     let name = "acknowledged_writes_kept";
     match e.lost_acks.first() {

@@ -220,7 +220,9 @@ impl Analyzer {
                         instance: node,
                         crashed: t,
                         ended: self.p.end,
-                        listed: s.listed,
+                        // Listed by the registry and still in some server's copy (a server that
+                        // restarted empty may have lost the only copy before the next beat).
+                        listed: s.listed && s.copies > 0,
                         viewed: s.views > 0,
                         unhealthy: None,
                         deleted: None,
