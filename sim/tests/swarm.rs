@@ -136,3 +136,23 @@ fn cli_swarm_bad_input_exits_2() {
         assert!(text.contains(needle), "{args:?}: {text}");
     }
 }
+
+/// Minimal scenarios of failures that swarms found with the bugs off (each a flaw of the model
+/// or of a checker, fixed since; the header says which): every invariant must hold now.
+#[test]
+fn swarm_regressions_hold() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/swarm-regressions");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("regressions folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5);
+    for f in &files {
+        let s = regsim::scenario::load(f, &[]).expect("loads");
+        let out = regsim::run::run(&s, s.seed).expect("runs");
+        let bad: Vec<_> = out.failed_invariants().map(|i| format!("{}: {}", i.name, i.detail)).collect();
+        assert!(bad.is_empty(), "{}: {bad:?}", f.display());
+    }
+}
