@@ -2,7 +2,7 @@
 //! the run exit 1 with the time and a reproduction command.
 //!
 //! - `crashed_instances_detected`: every instance that crashed while listed (registered and
-//!   in some server's copy) and stayed down at least `bound = unhealthy_after + check_interval +
+//!   healthy in some server's copy) and stayed down at least `bound = unhealthy_after + check_interval +
 //!   slack` is marked unhealthy (or deleted, or gone from every copy) within `bound` of the
 //!   crash, unless a server was faulted (crashed, paused, cut off, skewed) in
 //!   that window. `slack` covers the last beat still in flight at the crash: twice the

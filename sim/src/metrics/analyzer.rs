@@ -216,13 +216,16 @@ impl Analyzer {
             FaultRecord::Crashed => {
                 if let Some(i) = offset(&self.p.instances, node) {
                     let s = &self.inst[i];
+                    // Listed by the registry and healthy in some server's copy: a server that
+                    // restarted empty may have lost the only copy before the next beat, and an
+                    // instance already marked unhealthy (e.g. after a pause) has nothing left
+                    // to detect.
+                    let healthy = self.copies.iter().any(|c| c.get(&node) == Some(&CopyState::Healthy));
                     self.detection.episodes.push(Episode {
                         instance: node,
                         crashed: t,
                         ended: self.p.end,
-                        // Listed by the registry and still in some server's copy (a server that
-                        // restarted empty may have lost the only copy before the next beat).
-                        listed: s.listed && s.copies > 0,
+                        listed: s.listed && healthy,
                         viewed: s.views > 0,
                         unhealthy: None,
                         deleted: None,
