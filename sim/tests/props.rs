@@ -163,7 +163,7 @@ fn failed(out: &RunOutput) -> Vec<String> {
 }
 
 proptest! {
-    #![proptest_config(config(128))]
+    #![proptest_config(config(256))]
 
     /// Valid input never panics and never hits a limit.
     #[test]
@@ -192,7 +192,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(64))]
+    #![proptest_config(config(128))]
 
     /// The same seed gives the same digest and report.
     #[test]

@@ -3,7 +3,9 @@
 //! Greedy, deterministic, one candidate run at a time; a candidate is kept when the same
 //! invariant still fails (its *signature*; `event_limit` for a run that hit its limit).
 //! Candidates that do not load (e.g. too few servers for a target) count as passing. Steps:
-//! 1. remove faults one at a time, repeating until no single removal keeps the failure;
+//! 1. try each fault alone, then each pair of faults (up to 24 faults): a failure that needs
+//!    one or two of them is often masked by the others' timing;
+//!    then remove faults one at a time, repeating until no single removal keeps the failure;
 //! 2. drop loss and duplication;
 //! 3. shorten the run: the safety phase to just after the last fault is undone, then halve the
 //!    liveness phase while it still fails (down to 5 s);
@@ -16,7 +18,9 @@
 use super::{Base, Failure, Variant, fails_with};
 
 /// Most candidate runs one shrink may spend.
-pub const MAX_ATTEMPTS: u64 = 400;
+pub const MAX_ATTEMPTS: u64 = 600;
+/// Pairs of faults are tried when a plan has at most this many (at most 276 pairs).
+pub const MAX_PAIRS_OF: usize = 24;
 
 /// The result: the smallest failing variant found, and the scenario text to write.
 #[derive(Clone, Debug)]
@@ -50,6 +54,40 @@ impl Shrinker<'_> {
             true
         } else {
             false
+        }
+    }
+
+    /// Tries every single fault alone, then every pair (up to [`MAX_PAIRS_OF`] faults): a
+    /// failure that needs one or two faults is often masked by the others' timing, so removing
+    /// faults one at a time can get stuck above it.
+    fn small_subsets(&mut self, v: &mut Variant) {
+        let n = v.plan.faults.len();
+        if n <= 1 {
+            return;
+        }
+        let only = |keep: &[usize]| {
+            let mut c = v.clone();
+            c.plan.faults = keep.iter().map(|&i| v.plan.faults[i].clone()).collect();
+            c
+        };
+        for i in 0..n {
+            let c = only(&[i]);
+            if self.fails(&c) {
+                *v = c;
+                return;
+            }
+        }
+        if n > MAX_PAIRS_OF {
+            return;
+        }
+        for i in 0..n {
+            for j in i + 1..n {
+                let c = only(&[i, j]);
+                if self.fails(&c) {
+                    *v = c;
+                    return;
+                }
+            }
         }
     }
 
@@ -117,6 +155,7 @@ impl Shrinker<'_> {
 pub fn shrink(base: &Base, failure: &Failure) -> Shrunk {
     let mut s = Shrinker { base, signature: &failure.signature, attempts: 0 };
     let mut v = failure.variant.clone();
+    s.small_subsets(&mut v);
     s.remove_faults(&mut v);
     if v.plan.loss > 0.0 || v.plan.duplicate > 0.0 {
         let mut c = v.clone();
