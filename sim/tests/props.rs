@@ -134,7 +134,8 @@ fn plan(cp: bool, lossy: bool, max_faults: usize) -> impl Strategy<Value = Plan>
     )
 }
 
-/// A cluster and a fault plan for it.
+/// A cluster and a fault plan for it (no clock skew under lease reads, as in the swarm: a
+/// lease assumes clocks that neither step nor drift apart).
 fn world(
     mode: Option<bool>,
     min_servers: u32,

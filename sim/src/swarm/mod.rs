@@ -92,6 +92,7 @@ impl Base {
         let liveness = bound.saturating_mul(2).max(SimDuration::from_secs(60));
         let sizes = Sizes {
             cp,
+            lease: cp && scenario.registry.raft.reads == crate::protocol::cp::ReadMode::Lease,
             servers: scenario.registry.servers,
             instances: scenario.instances.count,
             consumers: scenario.consumers.count,

@@ -129,6 +129,9 @@ pub struct Plan {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizes {
     pub cp: bool,
+    /// CP with lease reads: a lease assumes clocks that neither step nor drift apart, so no
+    /// clock skew is injected (a skewed leader can serve a stale read by design).
+    pub lease: bool,
     pub servers: u32,
     pub instances: u32,
     pub consumers: u32,
@@ -152,7 +155,7 @@ impl Plan {
         }
         let safety_ms = safety_ms.max(4_000);
         for &kind in FaultKind::kinds(sizes.cp) {
-            if !rng.random_bool(0.5) {
+            if !rng.random_bool(0.5) || (kind == FaultKind::Skew && sizes.lease) {
                 continue;
             }
             for _ in 0..rng.random_range(1..=3) {
@@ -180,8 +183,8 @@ impl Plan {
     }
 
     /// The plan's faults as `[[faults]]` tables for a cluster of `sizes` (faults that need a
-    /// role the cluster lacks, more servers than it has for their partition shape, or a Raft
-    /// leader in AP mode, are left out).
+    /// role the cluster lacks, more servers than it has for their partition shape, a Raft
+    /// leader in AP mode, or clock skew under lease reads, are left out).
     pub fn fault_tables(&self, sizes: &Sizes) -> Vec<toml::Value> {
         self.faults.iter().filter_map(|f| fault_table(f, sizes)).map(toml::Value::Table).collect()
     }
@@ -213,6 +216,7 @@ fn fault_table(f: &GenFault, sizes: &Sizes) -> Option<toml::Table> {
         MajoritiesRing if sizes.servers >= 3 => ("partition", "servers".to_string(), Some("majorities-ring")),
         Bridge if sizes.servers >= 3 => ("partition", "servers".to_string(), Some("bridge")),
         Halves | MajoritiesRing | Bridge => return None,
+        Skew if sizes.lease => return None,
         Skew => ("skew", server()?, None),
         CrashLeader | PauseLeader | IsolateLeader | CrashFollower | PauseFollower | IsolateFollower => {
             if !sizes.cp {
@@ -249,7 +253,7 @@ mod tests {
 
     #[test]
     fn random_plans_fit_the_safety_phase_and_write_valid_targets() {
-        let sizes = Sizes { cp: true, servers: 3, instances: 10, consumers: 2 };
+        let sizes = Sizes { cp: true, lease: false, servers: 3, instances: 10, consumers: 2 };
         for seed in 0..50 {
             let plan = Plan::random(&mut stream(seed, "swarm"), &sizes, 120_000);
             assert!(plan.end_ms() < 120_000, "{plan:?}");

@@ -5,7 +5,8 @@
 //! Candidates that do not load (e.g. too few servers for a target) count as passing. Steps:
 //! 1. try each fault alone, then each pair of faults (up to 24 faults): a failure that needs
 //!    one or two of them is often masked by the others' timing;
-//!    then remove faults one at a time, repeating until no single removal keeps the failure;
+//!    then remove faults one at a time, repeating until no single removal keeps the failure,
+//!    then try every triple of what is left (at most 10 faults);
 //! 2. drop loss and duplication;
 //! 3. shorten the run: the safety phase to just after the last fault is undone, then halve the
 //!    liveness phase while it still fails (down to 5 s);
@@ -18,7 +19,7 @@
 use super::{Base, Failure, Variant, fails_with};
 
 /// Most candidate runs one shrink may spend.
-pub const MAX_ATTEMPTS: u64 = 600;
+pub const MAX_ATTEMPTS: u64 = 800;
 /// Pairs of faults are tried when a plan has at most this many (at most 276 pairs).
 pub const MAX_PAIRS_OF: usize = 24;
 
@@ -91,6 +92,26 @@ impl Shrinker<'_> {
         }
     }
 
+    /// Tries every triple of the (already shrunk) faults when there are at most 10 of them.
+    fn triples(&mut self, v: &mut Variant) {
+        let n = v.plan.faults.len();
+        if !(4..=10).contains(&n) {
+            return;
+        }
+        for i in 0..n {
+            for j in i + 1..n {
+                for k in j + 1..n {
+                    let mut c = v.clone();
+                    c.plan.faults = [i, j, k].iter().map(|&x| v.plan.faults[x].clone()).collect();
+                    if self.fails(&c) {
+                        *v = c;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     fn remove_faults(&mut self, v: &mut Variant) {
         loop {
             let mut changed = false;
@@ -156,6 +177,8 @@ pub fn shrink(base: &Base, failure: &Failure) -> Shrunk {
     let mut s = Shrinker { base, signature: &failure.signature, attempts: 0 };
     let mut v = failure.variant.clone();
     s.small_subsets(&mut v);
+    s.remove_faults(&mut v);
+    s.triples(&mut v);
     s.remove_faults(&mut v);
     if v.plan.loss > 0.0 || v.plan.duplicate > 0.0 {
         let mut c = v.clone();
