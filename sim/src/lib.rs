@@ -5,7 +5,8 @@
 //! (schedules and targets), `protocol` (sans-IO registry actors), `metrics` and `check`
 //! (observations -> statistics and invariants), `report` (JSON, Markdown, SVG), `scenario`
 //! (files, overrides, building a world), `run` (one scenario run end to end), `sweep` (many
-//! runs over parameter grids and seeds, in parallel, sharded and merged).
+//! runs over parameter grids and seeds, in parallel, sharded and merged), `swarm` (randomized fault
+//! schedules, every invariant checked, failures shrunk to a minimal scenario).
 
 pub mod balance;
 pub mod check;
@@ -17,4 +18,5 @@ pub mod protocol;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod swarm;
 pub mod sweep;

@@ -32,7 +32,7 @@ impl RunOutput {
 }
 
 /// The largest one-way latency any link can draw, if every distribution is bounded.
-fn latency_bound(s: &Scenario) -> Option<SimDuration> {
+pub fn latency_bound(s: &Scenario) -> Option<SimDuration> {
     let mut max = s.network.latency.max_bound()?;
     for l in &s.network.links {
         if let Some(lat) = &l.latency {
@@ -89,6 +89,17 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         lossless,
     };
     let mut invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
+    if !cp {
+        let bound = settle_timing(scenario, latency_max).bound();
+        let quiet = if lossless {
+            quiet_end(&analyzer)
+        } else {
+            Err("needs a lossless network (with loss, beats and syncs keep getting lost and some copy can be \
+                 wrong at every sample)"
+                .to_string())
+        };
+        invariants.push(check::converged_after_heal(&analyzer.settle, quiet, bound, end));
+    }
     if scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp {
         invariants.push(check::one_leader_per_term(&analyzer.elections));
         let servers = role(SERVERS);
@@ -129,6 +140,41 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         invariants,
     };
     Ok(RunOutput { report, analyzer })
+}
+
+/// The timing `converged_after_heal` derives its bound from.
+pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> check::SettleTiming {
+    let r = &s.registry;
+    check::SettleTiming {
+        servers: r.servers,
+        report_interval: r.membership.report_interval,
+        report_timeout: r.membership.report_timeout,
+        beat_interval: s.instances.beat_interval,
+        request_timeout: s.instances.request_timeout,
+        unhealthy_after: r.health.unhealthy_after,
+        check_interval: r.health.check_interval,
+        sync_delay: r.distro.sync_delay,
+        sync_timeout: r.distro.sync_timeout,
+        sync_retry: r.distro.sync_retry,
+        verify_interval: r.distro.verify_interval,
+        sample_interval: s.metrics.sample_interval,
+        hop: latency_max.unwrap_or(SimDuration::from_secs(1)),
+    }
+}
+
+/// Whether the run ends quiet: no partition active, every server running, no clock skewed.
+fn quiet_end(a: &Analyzer) -> Result<(), String> {
+    let h = &a.history;
+    if let Some(id) = h.active.keys().next() {
+        return Err(format!("partition {id} is still active at the end"));
+    }
+    if let Some(s) = a.params().servers.clone().map(crate::engine::NodeId).find(|s| !h.running(*s)) {
+        return Err(format!("server {s} is down or paused at the end"));
+    }
+    if let Some(n) = a.settle.skewed.first() {
+        return Err(format!("node {n}'s clock is still skewed at the end"));
+    }
+    Ok(())
 }
 
 /// Groups consumers by balancer (consumer i uses `balancers[i % len]`, as the world does).

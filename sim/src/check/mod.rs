@@ -1,9 +1,10 @@
 //! Invariants checked on every run. Each yields `{name, holds, detail}`; a failed one makes
 //! the run exit 1 with the time and a reproduction command.
 //!
-//! - `crashed_instances_detected`: every instance that crashed while listed and stayed down at
-//!   least `bound = unhealthy_after + check_interval + slack` is marked unhealthy within
-//!   `bound` of the crash, unless a server was faulted (crashed, paused, cut off, skewed) in
+//! - `crashed_instances_detected`: every instance that crashed while listed (registered and
+//!   healthy in some server's copy) and stayed down at least `bound = unhealthy_after + check_interval +
+//!   slack` is marked unhealthy (or deleted, or gone from every copy) within `bound` of the
+//!   crash, unless a server was faulted (crashed, paused, cut off, skewed) in
 //!   that window. `slack` covers the last beat still in flight at the crash: twice the
 //!   latency bound, or 1 s when latency is unbounded.
 //! - `evictions_explained`: when the network is lossless and latency bounded by L with
@@ -11,6 +12,11 @@
 //!   responsible server, and the answer back), a live instance's beats always arrive in time, so
 //!   every false positive must have a fault as its cause (none with cause `loss`/`other`).
 //!   When that condition does not hold the invariant is reported as not applicable.
+//! - `converged_after_heal` (AP runs on a lossless network): once the last disturbance is over (every partition
+//!   healed, every server running, no clock skewed; a disturbance is any fault record or an
+//!   instance's first registration), every running server's copy lists exactly the running
+//!   instances as healthy within the bound of [`SettleTiming::bound`]. Anti-entropy (Distro's
+//!   checksum verify) is what guarantees this for a copy that lost data without a failed sync.
 
 pub mod linearizability;
 
@@ -54,7 +60,9 @@ fn crashed_instances_detected(d: &Detection, faults: &History, p: &DetectionPara
             continue;
         }
         checked += 1;
-        let detected = e.unhealthy.or(e.deleted).is_some_and(|m| m - e.crashed <= bound);
+        // Gone from every copy (e.g. dropped by anti-entropy from a responsible server that
+        // restarted empty) counts too: no server lists it any more.
+        let detected = [e.unhealthy, e.deleted, e.replicated].iter().flatten().any(|m| *m - e.crashed <= bound);
         if !detected {
             let when =
                 e.unhealthy.map_or("never".to_string(), |m| format!("after {:.3} s", (m - e.crashed).as_secs_f64()));
@@ -107,6 +115,112 @@ fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
         ),
     };
     Invariant { name, holds, detail, first_violation_s: bad.first().map(|f| f.time.as_secs_f64()) }
+}
+
+/// What the `converged_after_heal` bound is derived from (AP runs).
+#[derive(Clone, Debug)]
+pub struct SettleTiming {
+    pub servers: u32,
+    pub report_interval: SimDuration,
+    pub report_timeout: SimDuration,
+    pub beat_interval: SimDuration,
+    pub request_timeout: SimDuration,
+    pub unhealthy_after: SimDuration,
+    pub check_interval: SimDuration,
+    pub sync_delay: SimDuration,
+    pub sync_timeout: SimDuration,
+    pub sync_retry: SimDuration,
+    pub verify_interval: SimDuration,
+    pub sample_interval: SimDuration,
+    /// One-way latency bound (1 s when the distribution is unbounded).
+    pub hop: SimDuration,
+}
+
+impl SettleTiming {
+    /// Time from the last disturbance until every copy must be right, as four phases one after
+    /// the other (each a worst case given the one before it is over):
+    /// 1. **membership**: every server hears every other one again. Each reports to one peer in
+    ///    turn every `report_interval` and an answered report marks the sender UP, so
+    ///    `(servers - 1) * report_interval + report_timeout + 2 hops`; from then on all agree
+    ///    on who is responsible for the service.
+    /// 2. **instances**: a live instance's next beat goes out within `beat_interval +
+    ///    request_timeout` (a beat in flight may time out first) and reaches the responsible
+    ///    server in 2 hops (proxied); if it was deleted meanwhile, the "not found" answer makes
+    ///    it register again (another round): `2 * (beat_interval + request_timeout + 4 hops)`.
+    ///    In parallel, a dead or paused instance is marked unhealthy by the health check within
+    ///    `unhealthy_after + check_interval + 1 hop`; the phase takes the larger of the two.
+    /// 3. **replication**: the responsible server's copy reaches every other server: a sync
+    ///    after `sync_delay`, a lost or refused one retried after `sync_timeout + sync_retry`;
+    ///    a copy that missed no sync but lost its data (a restarted server) is repaired by the
+    ///    next checksum verify, within `verify_interval` plus a pull and its answer:
+    ///    `sync_delay + sync_timeout + sync_retry + verify_interval + 4 hops`.
+    /// 4. **sampling**: copies are compared every `sample_interval`.
+    ///
+    /// With Nacos defaults and 10 ms latency: 7 s + 20 s + 15 s + 1 s ≈ 43 s. On a lossy
+    /// network no bound holds (beats and syncs can be lost again and again, and with enough
+    /// instances some copy is wrong at every sample), so the invariant applies without loss only.
+    pub fn bound(&self) -> SimDuration {
+        let hops = |k: u64| self.hop.saturating_mul(k);
+        let membership = self.report_interval.saturating_mul(u64::from(self.servers.saturating_sub(1)))
+            + self.report_timeout
+            + hops(2);
+        let beats = (self.beat_interval + self.request_timeout + hops(4)).saturating_mul(2);
+        let health = self.unhealthy_after + self.check_interval + hops(1);
+        let replication = self.sync_delay + self.sync_timeout + self.sync_retry + self.verify_interval + hops(4);
+        membership + beats.max(health) + replication + self.sample_interval
+    }
+}
+
+/// AP runs: after the last disturbance every copy converges within `bound`. `quiet` says why
+/// the end of the run is not quiet (a partition still active, a server down), if it is not.
+pub fn converged_after_heal(
+    settle: &crate::metrics::analyzer::Settle,
+    quiet: Result<(), String>,
+    bound: SimDuration,
+    end: SimTime,
+) -> Invariant {
+    let name = "converged_after_heal";
+    let na = |why: String| Invariant {
+        name,
+        holds: true,
+        detail: format!("not applicable: {why}"),
+        first_violation_s: None,
+    };
+    if let Err(why) = quiet {
+        return na(why);
+    }
+    let from = settle.last_disturbance;
+    let deadline = from + bound;
+    match settle.converged_at {
+        Some(c) if c <= deadline => Invariant {
+            name,
+            holds: true,
+            detail: format!(
+                "last disturbance at {:.3} s, every copy right {:.3} s later (bound {bound})",
+                from.as_secs_f64(),
+                (c - from).as_secs_f64()
+            ),
+            first_violation_s: None,
+        },
+        _ if deadline > end => na(format!(
+            "the run ends {:.3} s after the last disturbance (at {:.3} s), before the bound of {bound}",
+            (end - from).as_secs_f64(),
+            from.as_secs_f64()
+        )),
+        c => Invariant {
+            name,
+            holds: false,
+            detail: format!(
+                "last disturbance at {:.3} s, copies {} (bound {bound})",
+                from.as_secs_f64(),
+                c.map_or("never converged".to_string(), |c| format!(
+                    "converged only {:.3} s later",
+                    (c - from).as_secs_f64()
+                ))
+            ),
+            first_violation_s: Some(deadline.as_secs_f64()),
+        },
+    }
 }
 
 /// Raft election safety (CP runs): at most one leader per term.
@@ -175,7 +289,8 @@ pub fn raft_logs(logs: &[Vec<u64>], committed: &[(u32, u64)]) -> Vec<Invariant> 
 }
 
 /// Raft (CP runs): every write a leader acknowledged to a client is in the log of every leader
-/// elected after the acknowledgement (leader completeness, as the client sees it).
+/// of a higher term elected after the acknowledgement (leader completeness, as the client sees
+/// it).
 pub fn acknowledged_writes_kept(e: &crate::metrics::elections::Elections) -> Invariant {
     let name = "acknowledged_writes_kept";
     match e.lost_acks.first() {

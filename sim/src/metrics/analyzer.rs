@@ -8,7 +8,10 @@
 //!   first registration so a booting instance is not "missing"), and how long a view
 //!   stayed wrong (sampled, so durations are multiples of the interval);
 //! - **convergence**: after the last active partition heals, the first sample at which every
-//!   running server's healthy list equals the running instances and every view equals truth.
+//!   running server's healthy list equals the running instances and every view equals truth;
+//! - **settling** (`Settle`): the first sample after the last disturbance (a fault record or
+//!   an instance's first registration) at which every running server's copy is right, for the
+//!   `converged_after_heal` invariant.
 //!
 //! **Availability** counts each finished request (register, beat, query, call) by outcome,
 //! overall, inside and outside fault windows (a partition active or a server down or
@@ -77,6 +80,17 @@ pub struct Staleness {
     pub worst_wrong: crate::engine::SimDuration,
 }
 
+/// Convergence after the last disturbance (for the `converged_after_heal` invariant): the
+/// last fault record or first registration of an instance, and the first sample at or after it
+/// at which every running server's healthy list equals the running instances.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Settle {
+    pub last_disturbance: SimTime,
+    pub converged_at: Option<SimTime>,
+    /// Nodes whose clock is skewed (offset or drift) right now.
+    pub skewed: BTreeSet<NodeId>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Convergence {
     pub healed_at: SimTime,
@@ -90,6 +104,7 @@ pub struct Analyzer {
     pub availability: Availability,
     pub staleness: Staleness,
     pub convergence: Vec<Convergence>,
+    pub settle: Settle,
     inst: Vec<Inst>,
     copies: Vec<BTreeMap<NodeId, CopyState>>,
     views: Vec<BTreeSet<NodeId>>,
@@ -127,6 +142,7 @@ impl Analyzer {
             availability: Availability::default(),
             staleness: Staleness::default(),
             convergence: Vec::new(),
+            settle: Settle::default(),
             next_sample: SimTime::ZERO,
             faulted: false,
             load,
@@ -172,6 +188,14 @@ impl Analyzer {
     }
 
     fn fault(&mut self, t: SimTime, node: NodeId, f: FaultRecord) {
+        self.disturbed(t);
+        if let FaultRecord::ClockSkewed { offset_ns, drift_ppm } = f {
+            if offset_ns != 0 || drift_ppm != 0 {
+                self.settle.skewed.insert(node);
+            } else {
+                self.settle.skewed.remove(&node);
+            }
+        }
         let partitioned = !self.history.active.is_empty();
         self.history.ingest(t, node, f);
         if partitioned && self.history.active.is_empty() {
@@ -192,11 +216,16 @@ impl Analyzer {
             FaultRecord::Crashed => {
                 if let Some(i) = offset(&self.p.instances, node) {
                     let s = &self.inst[i];
+                    // Listed by the registry and healthy in some server's copy: a server that
+                    // restarted empty may have lost the only copy before the next beat, and an
+                    // instance already marked unhealthy (e.g. after a pause) has nothing left
+                    // to detect.
+                    let healthy = self.copies.iter().any(|c| c.get(&node) == Some(&CopyState::Healthy));
                     self.detection.episodes.push(Episode {
                         instance: node,
                         crashed: t,
                         ended: self.p.end,
-                        listed: s.listed,
+                        listed: s.listed && healthy,
                         viewed: s.views > 0,
                         unhealthy: None,
                         deleted: None,
@@ -224,6 +253,11 @@ impl Analyzer {
             }
             _ => {}
         }
+    }
+
+    fn disturbed(&mut self, t: SimTime) {
+        self.settle.last_disturbance = t;
+        self.settle.converged_at = None;
     }
 
     /// Servers `node` can reach both ways now (itself included).
@@ -302,6 +336,9 @@ impl Analyzer {
             Obs::Registered { instance } | Obs::MarkedHealthy { instance } => {
                 let Some(i) = offset(&self.p.instances, instance) else { return };
                 if matches!(o, Obs::Registered { .. }) {
+                    if !self.inst[i].known {
+                        self.disturbed(t);
+                    }
                     self.inst[i].listed = true;
                     self.inst[i].known = true;
                 }
@@ -403,8 +440,15 @@ impl Analyzer {
             l.sample(&self.views, &up);
         }
         self.samples_taken += 1;
-        if all_views_right && self.convergence.iter().any(|c| c.converged_at.is_none()) && self.copies_right() {
-            self.convergence.iter_mut().filter(|c| c.converged_at.is_none()).for_each(|c| c.converged_at = Some(t));
+        let pending = all_views_right && self.convergence.iter().any(|c| c.converged_at.is_none());
+        if pending || self.settle.converged_at.is_none() {
+            let right = self.copies_right();
+            if pending && right {
+                self.convergence.iter_mut().filter(|c| c.converged_at.is_none()).for_each(|c| c.converged_at = Some(t));
+            }
+            if right && self.settle.converged_at.is_none() {
+                self.settle.converged_at = Some(t);
+            }
         }
     }
 

@@ -28,6 +28,9 @@ use crate::engine::{NodeId, SimDuration, SimTime};
 pub enum Cause {
     Partition,
     Pause,
+    /// The instance itself was crashed in the window and restarted since: a late mark of its
+    /// own crash (e.g. a CP health probe sent before the restart that failed after it).
+    Restart,
     ServerPause,
     ServerCrash,
     ServerPartition,
@@ -136,6 +139,8 @@ pub fn cause(h: &History, p: &DetectionParams, instance: NodeId, t: SimTime) -> 
         Cause::Partition
     } else if h.was_paused(instance, from, t) {
         Cause::Pause
+    } else if h.was_down(instance, from, t) {
+        Cause::Restart
     } else if servers().any(|s| h.was_paused(s, from, t)) {
         Cause::ServerPause
     } else if servers().any(|s| h.was_down(s, from, t)) {

@@ -86,7 +86,9 @@ impl Elections {
 
     /// `log`: the terms of the winner's log entries when it won.
     pub fn leader_elected(&mut self, t: SimTime, node: NodeId, term: u64, log: &[u64]) {
-        for &(_, index, wterm) in self.acked.iter().filter(|a| a.0 < t) {
+        // Leader completeness binds leaders of later *terms*: a stale leader of a lower term
+        // can still be announced after the write (e.g. it was paused holding its votes).
+        for &(_, index, wterm) in self.acked.iter().filter(|a| a.0 < t && term > a.2) {
             if log.get(index as usize - 1) != Some(&wterm) {
                 self.lost_acks.push((t, term, index, wterm));
             }

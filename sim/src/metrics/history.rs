@@ -65,6 +65,11 @@ impl History {
                 self.is_paused.insert(node, false);
             }
             FaultRecord::Crashed => {
+                // A crash ends a pause: the world drops what the node deferred, and a later
+                // resume of the crashed node does nothing (and records nothing).
+                if self.is_paused.insert(node, false) == Some(true) {
+                    close(&mut self.paused, node, t);
+                }
                 open(&mut self.down, node, t);
                 self.is_down.insert(node, true);
             }

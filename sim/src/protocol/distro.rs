@@ -12,6 +12,10 @@
 //!   checksums of the services it is responsible for; a receiver pulls each service whose
 //!   checksum differs from its copy, and drops services it thinks the sender is responsible
 //!   for that the sender no longer lists. The responsible server's data wins.
+//! - **`bugs.skip_anti_entropy`**: no verify timer at all. Syncs are still retried until
+//!   acknowledged, so a partition heals through them; but a copy that loses data without a
+//!   failed sync (a server that restarts empty after the last change of a service) stays wrong
+//!   until the next change of that service, possibly forever.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -25,6 +29,8 @@ pub struct DistroConfig {
     pub sync_timeout: SimDuration,
     pub sync_retry: SimDuration,
     pub verify_interval: SimDuration,
+    /// `bugs.skip_anti_entropy`: never send checksums.
+    pub skip_anti_entropy: bool,
 }
 
 impl Default for DistroConfig {
@@ -34,6 +40,7 @@ impl Default for DistroConfig {
             sync_timeout: SimDuration::from_secs(3),
             sync_retry: SimDuration::from_secs(5),
             verify_interval: SimDuration::from_secs(5),
+            skip_anti_entropy: false,
         }
     }
 }
@@ -67,7 +74,7 @@ impl Distro {
     }
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>, has_peers: bool) {
-        if has_peers {
+        if has_peers && !self.config.skip_anti_entropy {
             ctx.set_timer(self.config.verify_interval, Timer::Verify);
         }
     }

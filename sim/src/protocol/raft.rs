@@ -15,6 +15,9 @@
 //! - **CheckQuorum**: a leader that has not heard from a majority (itself included) within the
 //!   last election timeout steps down; it checks at every heartbeat, so it steps down within an
 //!   election timeout plus a heartbeat interval of losing its majority.
+//! - **`bugs.vote_twice`** (a deliberate defect, off by default): a node grants every
+//!   up-to-date candidate of its term, even after voting for another one, so two candidates
+//!   that campaign in the same term can both collect a majority (`one_leader_per_term` fails).
 //!
 //! Defaults follow JRaft in Nacos (election 5 s + random [0, 1 s), heartbeat 500 ms); the
 //! etcd settings and the Raft paper's (150–300 ms) are expressible. Term, vote and log are
@@ -41,6 +44,9 @@ pub struct RaftConfig {
     pub heartbeat_interval: SimDuration,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// `bugs.vote_twice`: grant every up-to-date candidate of the current term, ignoring
+    /// `voted_for` (breaks election safety: two leaders in one term).
+    pub vote_twice: bool,
 }
 
 impl Default for RaftConfig {
@@ -51,6 +57,7 @@ impl Default for RaftConfig {
             heartbeat_interval: SimDuration::from_millis(500),
             pre_vote: true,
             check_quorum: true,
+            vote_twice: false,
         }
     }
 }
@@ -103,6 +110,9 @@ struct Progress {
     acked: SimTime,
     /// Highest broadcast round acknowledged.
     round: u32,
+    /// Local send time of the earliest round this follower acknowledged that is still recent
+    /// enough to matter: the latest such start over its acks, for the lease.
+    lease_from: Option<SimTime>,
 }
 
 #[derive(Debug)]
@@ -129,6 +139,9 @@ pub struct RaftNode {
     /// As leader: the index of this term's no-op, and the current broadcast round.
     term_start: u32,
     round: u32,
+    /// As leader: (round, local time its first AppendEntries went out), rounds within the last
+    /// election timeout, oldest first.
+    round_starts: std::collections::VecDeque<(u32, SimTime)>,
 }
 
 impl RaftNode {
@@ -149,6 +162,7 @@ impl RaftNode {
             leader: None,
             term_start: 0,
             round: 0,
+            round_starts: Default::default(),
         }
     }
 
@@ -300,14 +314,25 @@ impl RaftNode {
         let now = ctx.now();
         let next = self.log.len() as u32;
         // The votes just received count as contact.
-        self.progress =
-            self.peers().into_iter().map(|peer| Progress { peer, next, matched: 0, acked: now, round: 0 }).collect();
+        self.progress = self
+            .peers()
+            .into_iter()
+            .map(|peer| Progress { peer, next, matched: 0, acked: now, round: 0, lease_from: None })
+            .collect();
+        self.round_starts.clear();
         self.replicate_all(ctx);
         ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term: self.term });
         self.advance_commit(ctx);
     }
 
+    /// Opens a new round and sends every follower what it lacks (none: a heartbeat).
     fn replicate_all(&mut self, ctx: &mut NodeCtx<'_>) {
+        self.round += 1;
+        let now = ctx.now();
+        while self.round_starts.front().is_some_and(|(_, t)| now.saturating_since(*t) >= self.config.election_timeout) {
+            self.round_starts.pop_front();
+        }
+        self.round_starts.push_back((self.round, now));
         for k in 0..self.progress.len() {
             self.replicate(ctx, k);
         }
@@ -327,7 +352,6 @@ impl RaftNode {
     /// Leader only: opens a new round and sends every follower an AppendEntries in it; a read
     /// that arrived before is confirmed once a majority answered this round.
     pub fn broadcast(&mut self, ctx: &mut NodeCtx<'_>) -> u32 {
-        self.round += 1;
         self.replicate_all(ctx);
         self.round
     }
@@ -337,10 +361,23 @@ impl RaftNode {
         self.role == Role::Leader && self.progress.iter().filter(|p| p.round >= round).count() + 1 >= self.majority()
     }
 
-    /// Leader lease: a majority acknowledged within the election timeout, so (with CheckQuorum
-    /// on every follower) no other leader can have been elected meanwhile.
+    /// Leader lease: a majority acknowledged rounds *sent* within the election timeout, so
+    /// (with CheckQuorum on every follower, which refuses votes for an election timeout after
+    /// hearing the leader, and that hearing came after the send) no other leader can have been
+    /// elected meanwhile. Anchoring at the send time, not at the acknowledgement's arrival (Raft
+    /// thesis §6.4.1), keeps the lease safe when the leader was paused with acknowledgements
+    /// waiting: after a resume, old acknowledgements no longer extend it.
     pub fn lease_valid(&self, ctx: &NodeCtx<'_>) -> bool {
-        self.role == Role::Leader && self.quorum_active(ctx)
+        if self.role != Role::Leader {
+            return false;
+        }
+        let now = ctx.now();
+        let fresh = self
+            .progress
+            .iter()
+            .filter(|p| p.lease_from.is_some_and(|t| now.saturating_since(t) < self.config.election_timeout))
+            .count();
+        fresh + 1 >= self.majority()
     }
 
     /// Sends follower `k` the entries from its `next` index (none: a heartbeat).
@@ -394,6 +431,10 @@ impl RaftNode {
                 let p = &mut self.progress[k];
                 p.acked = now;
                 p.round = p.round.max(round);
+                if let Ok(i) = self.round_starts.binary_search_by_key(&round, |(r, _)| *r) {
+                    let sent = self.round_starts[i].1;
+                    p.lease_from = Some(p.lease_from.map_or(sent, |t| t.max(sent)));
+                }
                 if ok {
                     p.matched = p.matched.max(index);
                     p.next = p.matched + 1;
@@ -454,7 +495,8 @@ impl RaftNode {
             }
             self.become_follower(ctx, term);
         }
-        let granted = term == self.term && up_to_date && self.voted_for.is_none_or(|v| v == from);
+        let free = self.config.vote_twice || self.voted_for.is_none_or(|v| v == from);
+        let granted = term == self.term && up_to_date && free;
         if granted {
             self.voted_for = Some(from);
             self.reset_election_timer(ctx);

@@ -93,6 +93,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
             heartbeat_interval: r.heartbeat_interval,
             pre_vote: r.pre_vote,
             check_quorum: r.check_quorum,
+            vote_twice: s.bugs.vote_twice,
         },
         reads: r.reads,
         apply_before_commit: s.bugs.apply_before_commit,
@@ -195,6 +196,7 @@ fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {
             sync_timeout: r.distro.sync_timeout,
             sync_retry: r.distro.sync_retry,
             verify_interval: r.distro.verify_interval,
+            skip_anti_entropy: s.bugs.skip_anti_entropy,
         },
         push: PushConfig {
             enabled: r.push.enabled,

@@ -156,8 +156,9 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioErr
     load_str(&file, &text, overrides)
 }
 
-/// Like [`load`], from text; `file` is only used in messages.
-pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+/// The file's TOML table with `overrides` applied (untyped, unvalidated: [`load_str`] checks
+/// it). `regsim swarm` builds its variants on this table.
+pub fn table_with_overrides(file: &str, text: &str, overrides: &[Override]) -> Result<toml::Table, ScenarioError> {
     let table: toml::Table = toml::from_str(text).map_err(|e| {
         let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
         ScenarioError {
@@ -170,6 +171,15 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
     for o in overrides {
         o.apply(&mut root)?;
     }
+    match root {
+        toml::Value::Table(t) => Ok(t),
+        _ => Err(ScenarioError { location: file.to_string(), key_path: None, message: "expected a table".into() }),
+    }
+}
+
+/// Like [`load`], from text; `file` is only used in messages.
+pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
+    let root = toml::Value::Table(table_with_overrides(file, text, overrides)?);
     let scenario: Scenario = serde_path_to_error::deserialize(root).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().message().trim().to_string();

@@ -6,5 +6,5 @@ pub mod load;
 pub mod schema;
 
 pub use build::{Built, build};
-pub use load::{Override, ScenarioError, load, load_str};
+pub use load::{Override, ScenarioError, load, load_str, table_with_overrides};
 pub use schema::Scenario;

@@ -62,6 +62,14 @@ pub struct BugsSpec {
     /// The old Nacos Raft quirk: the CP leader applies a write before a majority stores it.
     #[serde(default)]
     pub apply_before_commit: bool,
+    /// AP servers never run Distro's checksum verify (anti-entropy), so a copy that missed a
+    /// sync (e.g. a server restarted after the last change) is never repaired.
+    #[serde(default)]
+    pub skip_anti_entropy: bool,
+    /// A Raft node grants its vote to any up-to-date candidate of its current term, ignoring
+    /// whom it already voted for: two candidates of one term can both win.
+    #[serde(default)]
+    pub vote_twice: bool,
 }
 
 fn default_seed() -> u64 {
