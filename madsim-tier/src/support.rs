@@ -235,6 +235,24 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     d
 }
 
+/// The KS statistic with a shift tolerance `delta`: the smallest `d` with
+/// `F_a(x - delta) - d <= F_b(x) <= F_a(x + delta) + d` for every `x`, i.e. the largest amount
+/// by which one empirical CDF exceeds the other moved `delta` to the right. Differences
+/// smaller than `delta` in the values cost nothing (`delta = 0` gives [`ks_statistic`]).
+pub fn ks_statistic_shifted(a: &[f64], b: &[f64], delta: f64) -> f64 {
+    if a.is_empty() || b.is_empty() {
+        return 0.0;
+    }
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let cdf = |v: &[f64], x: f64| v.partition_point(|y| *y <= x) as f64 / v.len() as f64;
+    // F_b(x - delta) - F_a(x) is largest where its first term jumps: x = b_j + delta.
+    let over = |p: &[f64], q: &[f64]| p.iter().map(|y| cdf(p, *y) - cdf(q, y + delta)).fold(0.0, f64::max);
+    over(&b, &a).max(over(&a, &b))
+}
+
 /// The two-sample KS critical value `c(alpha) * sqrt((n + m) / (n * m))`.
 pub fn ks_critical(c_alpha: f64, n: usize, m: usize) -> f64 {
     let (n, m) = (n as f64, m as f64);
@@ -255,6 +273,21 @@ mod tests {
         assert_eq!(ks_statistic(&a, &[2.5]), 0.5);
         // Ties: {1,1,2} vs {1,2,2}: at 1, 2/3 vs 1/3.
         let d = ks_statistic(&[1.0, 1.0, 2.0], &[1.0, 2.0, 2.0]);
+        assert!((d - 1.0 / 3.0).abs() < 1e-12, "{d}");
+    }
+
+    #[test]
+    fn shifted_ks_forgives_small_shifts_only() {
+        let a = [12.271, 17.271, 17.271, 17.271];
+        let b: Vec<f64> = a.iter().map(|x| x + 0.015).collect();
+        assert_eq!(ks_statistic(&a, &b), 0.75);
+        assert_eq!(ks_statistic_shifted(&a, &b, 0.0), 0.75);
+        assert_eq!(ks_statistic_shifted(&a, &b, 0.02), 0.0);
+        assert_eq!(ks_statistic_shifted(&b, &a, 0.02), 0.0);
+        // A 5 s jump (one missed health check) is not forgiven.
+        let c = [12.271, 17.271, 17.271, 22.271];
+        assert_eq!(ks_statistic_shifted(&a, &c, 0.1), 0.25);
+        let d = ks_statistic_shifted(&[1.0, 1.0, 2.0], &[1.0, 2.0, 2.0], 0.0);
         assert!((d - 1.0 / 3.0).abs() < 1e-12, "{d}");
     }
 
