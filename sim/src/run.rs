@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use crate::check::{self, Timing};
 use crate::engine::{FaultRecord, Outcome, SimDuration, SimTime, What};
+use crate::fault::{FaultAction, Topology};
 use crate::metrics::consistency::HistoryLog;
 use crate::metrics::load::LoadAnalyzer;
 use crate::metrics::{Analyzer, DetectionParams};
+use crate::net::NetStats;
 use crate::report::Report;
 use crate::report::model;
 use crate::scenario::build::{CONSUMERS, INSTANCES, SERVERS};
@@ -46,100 +48,153 @@ pub fn latency_bound(s: &Scenario) -> Option<SimDuration> {
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
     let mut built = build(scenario, seed).map_err(|(p, m)| format!("{p}: {m}"))?;
     let end = SimTime(scenario.duration.as_nanos());
-    let role = |name: &str| built.topology.role(name).map_or(0..0, |r| r.first..r.first + r.count);
-    let health = &scenario.registry.health;
-    let latency_max = latency_bound(scenario);
-    let lossless = scenario.network.loss == 0.0 && scenario.network.links.iter().all(|l| l.loss.unwrap_or(0.0) == 0.0);
-    let slack = latency_max.map_or(SimDuration::from_secs(1), |l| l.saturating_mul(4));
-    let params = DetectionParams {
-        instances: role(INSTANCES),
-        servers: role(SERVERS),
-        consumers: role(CONSUMERS),
-        lookback: health.unhealthy_after + health.check_interval + slack,
-        lossy: !lossless,
-        traffic: scenario.consumers.count > 0 && scenario.consumers.call_rate > 0.0,
-        sample_interval: scenario.metrics.sample_interval,
-        end,
-    };
-    let load = if params.traffic { Some(load_analyzer(scenario, seed)?) } else { None };
-    let cp = scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp;
-    let ops = HistoryLog::new(scenario.metrics.max_history_ops as usize, !cp);
-    let mut analyzer = Analyzer::new(params, built.world.fault_actions().to_vec(), load, ops);
-    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+    let mut collector = Collector::new(scenario, seed, &built.topology, built.world.fault_actions().to_vec())?;
     let world = &mut built.world;
     let mut records = Vec::new();
     let outcome = loop {
         let stop = (world.now() + CHUNK).min(end);
         let outcome = world.run_until(stop, scenario.limits.max_events);
         world.take_records(&mut records);
-        count_faults(&records, &mut faults);
-        analyzer.ingest(&records);
+        collector.ingest(&records);
         records.clear();
         match outcome {
             Outcome::ReachedEnd if stop < end => continue,
             other => break other,
         }
     };
-    analyzer.finish();
-    let timing = Timing {
-        unhealthy_after: health.unhealthy_after,
-        check_interval: health.check_interval,
-        beat_interval: scenario.instances.beat_interval,
-        latency_max,
-        lossless,
-    };
-    let mut invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
-    if !cp {
-        let bound = settle_timing(scenario, latency_max).bound();
-        let quiet = if lossless {
-            quiet_end(&analyzer)
-        } else {
-            Err("needs a lossless network (with loss, beats and syncs keep getting lost and some copy can be \
-                 wrong at every sample)"
-                .to_string())
-        };
-        invariants.push(check::converged_after_heal(&analyzer.settle, quiet, bound, end));
-    }
-    if scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp {
-        invariants.push(check::one_leader_per_term(&analyzer.elections));
-        let servers = role(SERVERS);
-        let logs: Vec<Vec<u64>> = servers
-            .map(crate::engine::NodeId)
-            .filter_map(|n| match world.actor(n) {
-                crate::protocol::Node::Raft(r) => Some(r.raft().log_terms()),
-                _ => None,
-            })
-            .collect();
-        invariants.extend(check::raft_logs(&logs, &analyzer.elections.committed));
-        invariants.push(check::acknowledged_writes_kept(&analyzer.elections));
-    }
-    let m = &scenario.metrics;
-    let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
-    if cp && consistency.verdict != "not_checked" {
-        invariants.push(check::linearizable(&consistency));
-    }
-    let report = Report {
-        scenario: scenario.name.clone(),
-        seed,
-        regsim_version: env!("CARGO_PKG_VERSION").to_string(),
+    let servers = built.servers();
+    let world = &built.world;
+    let raft_logs = servers
+        .into_iter()
+        .filter_map(|n| match world.actor(n) {
+            crate::protocol::Node::Raft(r) => Some(r.raft().log_terms()),
+            _ => None,
+        })
+        .collect();
+    let summary = DriverSummary {
         virtual_duration_s: world.now().as_secs_f64(),
         events: world.events(),
         digest: world.digest_hex(),
         outcome,
-        topology: built.topology.roles.iter().map(|r| (r.name.clone(), r.count)).collect(),
-        faults,
-        detection: model::DetectionReport::from(&analyzer.detection, analyzer.params()),
-        false_positives: model::FalsePositives::from(&analyzer.detection),
-        availability: model::AvailabilityReport::from(&analyzer.availability),
-        staleness: model::StalenessReport::from(&analyzer.staleness, analyzer.params()),
-        convergence: analyzer.convergence.iter().map(model::ConvergenceReport::from).collect(),
-        load: analyzer.load.as_ref().map(model::load_report),
-        elections: model::ElectionsReport::from(&analyzer.elections),
-        consistency,
         network: world.network().stats,
-        invariants,
+        raft_logs,
     };
-    Ok(RunOutput { report, analyzer })
+    Ok(collector.finish(scenario, seed, &built.topology, summary))
+}
+
+/// What a driver knows about its run besides the observation log.
+pub struct DriverSummary {
+    pub virtual_duration_s: f64,
+    pub events: u64,
+    /// Hex of the driver's event hash (digests of different drivers are not comparable).
+    pub digest: String,
+    pub outcome: Outcome,
+    pub network: NetStats,
+    /// CP mode: each server's log terms at the end, in server order.
+    pub raft_logs: Vec<Vec<u64>>,
+}
+
+/// Turns a driver's observation log into a [`Report`]: every driver (the core `World`, the
+/// madsim tier) feeds it records with their true virtual times, so reports come from one code.
+pub struct Collector {
+    analyzer: Analyzer,
+    faults: BTreeMap<String, u64>,
+}
+
+impl Collector {
+    /// `fault_actions` is the schedule that `FaultRecord::Applied` indexes.
+    pub fn new(
+        scenario: &Scenario,
+        seed: u64,
+        topology: &Topology,
+        fault_actions: Vec<FaultAction>,
+    ) -> Result<Collector, String> {
+        let end = SimTime(scenario.duration.as_nanos());
+        let role = |name: &str| topology.role(name).map_or(0..0, |r| r.first..r.first + r.count);
+        let health = &scenario.registry.health;
+        let latency_max = latency_bound(scenario);
+        let slack = latency_max.map_or(SimDuration::from_secs(1), |l| l.saturating_mul(4));
+        let params = DetectionParams {
+            instances: role(INSTANCES),
+            servers: role(SERVERS),
+            consumers: role(CONSUMERS),
+            lookback: health.unhealthy_after + health.check_interval + slack,
+            lossy: !lossless(scenario),
+            traffic: scenario.consumers.count > 0 && scenario.consumers.call_rate > 0.0,
+            sample_interval: scenario.metrics.sample_interval,
+            end,
+        };
+        let load = if params.traffic { Some(load_analyzer(scenario, seed)?) } else { None };
+        let cp = scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp;
+        let ops = HistoryLog::new(scenario.metrics.max_history_ops as usize, !cp);
+        Ok(Collector { analyzer: Analyzer::new(params, fault_actions, load, ops), faults: BTreeMap::new() })
+    }
+
+    /// Reads the next records of the log (in time order).
+    pub fn ingest(&mut self, records: &[crate::engine::Record<crate::protocol::Obs>]) {
+        count_faults(records, &mut self.faults);
+        self.analyzer.ingest(records);
+    }
+
+    /// Checks the invariants and makes the report.
+    pub fn finish(self, scenario: &Scenario, seed: u64, topology: &Topology, run: DriverSummary) -> RunOutput {
+        let Collector { mut analyzer, faults } = self;
+        analyzer.finish();
+        let health = &scenario.registry.health;
+        let timing = Timing {
+            unhealthy_after: health.unhealthy_after,
+            check_interval: health.check_interval,
+            beat_interval: scenario.instances.beat_interval,
+            latency_max: latency_bound(scenario),
+            lossless: lossless(scenario),
+        };
+        let mut invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
+        let cp = scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp;
+        if !cp {
+            let bound = settle_timing(scenario, timing.latency_max).bound();
+            let quiet = if timing.lossless {
+                quiet_end(&analyzer)
+            } else {
+                Err("needs a lossless network (with loss, beats and syncs keep getting lost and some copy can be \
+                     wrong at every sample)"
+                    .to_string())
+            };
+            let end = SimTime(scenario.duration.as_nanos());
+            invariants.push(check::converged_after_heal(&analyzer.settle, quiet, bound, end));
+        }
+        if cp {
+            invariants.push(check::one_leader_per_term(&analyzer.elections));
+            invariants.extend(check::raft_logs(&run.raft_logs, &analyzer.elections.committed));
+            invariants.push(check::acknowledged_writes_kept(&analyzer.elections));
+        }
+        let m = &scenario.metrics;
+        let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
+        if cp && consistency.verdict != "not_checked" {
+            invariants.push(check::linearizable(&consistency));
+        }
+        let report = Report {
+            scenario: scenario.name.clone(),
+            seed,
+            regsim_version: env!("CARGO_PKG_VERSION").to_string(),
+            virtual_duration_s: run.virtual_duration_s,
+            events: run.events,
+            digest: run.digest,
+            outcome: run.outcome,
+            topology: topology.roles.iter().map(|r| (r.name.clone(), r.count)).collect(),
+            faults,
+            detection: model::DetectionReport::from(&analyzer.detection, analyzer.params()),
+            false_positives: model::FalsePositives::from(&analyzer.detection),
+            availability: model::AvailabilityReport::from(&analyzer.availability),
+            staleness: model::StalenessReport::from(&analyzer.staleness, analyzer.params()),
+            convergence: analyzer.convergence.iter().map(model::ConvergenceReport::from).collect(),
+            load: analyzer.load.as_ref().map(model::load_report),
+            elections: model::ElectionsReport::from(&analyzer.elections),
+            consistency,
+            network: run.network,
+            invariants,
+        };
+        RunOutput { report, analyzer }
+    }
 }
 
 /// The timing `converged_after_heal` derives its bound from.
@@ -175,6 +230,10 @@ fn quiet_end(a: &Analyzer) -> Result<(), String> {
         return Err(format!("node {n}'s clock is still skewed at the end"));
     }
     Ok(())
+}
+
+fn lossless(s: &Scenario) -> bool {
+    s.network.loss == 0.0 && s.network.links.iter().all(|l| l.loss.unwrap_or(0.0) == 0.0)
 }
 
 /// Groups consumers by balancer (consumer i uses `balancers[i % len]`, as the world does).

@@ -12,7 +12,7 @@ use super::schema::{LinkSpec, RegistryMode, Scenario};
 use crate::balance::keys::{KeyDist, KeySampler};
 use crate::balance::{BalanceError, BalancerSpec, parse_spec};
 use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
-use crate::fault::{self, Topology};
+use crate::fault::{self, FaultAction, Topology};
 use crate::net::{LinkProfile, Network};
 use crate::protocol::cp::{CpConfig, CpServer};
 use crate::protocol::distro::DistroConfig;
@@ -49,6 +49,25 @@ impl Built {
     }
 }
 
+/// One node of the layout: its random stream's name, its actor and its start time.
+pub struct NodeSpec {
+    pub stream: String,
+    pub actor: Node,
+    pub start_at: SimTime,
+}
+
+/// Everything a driver needs to run a scenario, without the driver: the nodes in id order,
+/// the network model and the resolved fault schedule (in time order, same-time faults in file
+/// order). The core engine turns it into a `World` ([`build`]); `regsim-madsim` runs the same
+/// actors on madsim.
+pub struct Layout {
+    pub nodes: Vec<NodeSpec>,
+    pub network: Network,
+    pub faults: Vec<(SimTime, FaultAction)>,
+    pub topology: Topology,
+    pub seed: u64,
+}
+
 /// A build error: (key path, message). Only fault targets can fail here.
 pub type BuildError = (String, String);
 
@@ -74,6 +93,19 @@ pub fn check(s: &Scenario) -> Result<(), BuildError> {
 }
 
 pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
+    let Layout { nodes, network, faults, topology, seed } = layout(s, seed)?;
+    let mut world = World::new(seed, network);
+    for n in nodes {
+        world.add_node(&n.stream, n.actor, n.start_at);
+    }
+    for (at, action) in faults {
+        world.schedule_fault(at, action);
+    }
+    Ok(Built { world, topology, seed })
+}
+
+/// Lays out the nodes, the network and the fault schedule of `s` run with `seed`.
+pub fn layout(s: &Scenario, seed: u64) -> Result<Layout, BuildError> {
     let topology = topology(s);
     let class_of: Vec<u8> =
         topology.roles.iter().enumerate().flat_map(|(c, r)| std::iter::repeat_n(c as u8, r.count as usize)).collect();
@@ -82,7 +114,8 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     for (k, l) in s.network.links.iter().enumerate() {
         add_link(&mut net, &topology, k, l, s)?;
     }
-    let mut world = World::new(seed, net);
+    let mut nodes = Vec::new();
+    let mut add = |stream: String, actor: Node, start_at: SimTime| nodes.push(NodeSpec { stream, actor, start_at });
     let servers: Arc<[NodeId]> = (0..s.registry.servers).map(NodeId).collect();
     let server_cfg = server_config(s, Arc::clone(&servers));
     let r = &s.registry.raft;
@@ -107,7 +140,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
                 Node::Raft(Box::new(CpServer::new(Arc::clone(&cp_cfg), NodeId(i), Arc::clone(&servers))))
             }
         };
-        world.add_node(&format!("{SERVERS}/{i}"), node, SimTime::ZERO);
+        add(format!("{SERVERS}/{i}"), node, SimTime::ZERO);
     }
     let cfg = Arc::new(InstanceConfig {
         service: ServiceId(0),
@@ -129,11 +162,7 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     let spread = s.instances.start_spread.as_nanos();
     for i in 0..s.instances.count {
         let start = if spread == 0 { 0 } else { workload.random_range(0..spread) };
-        world.add_node(
-            &format!("{INSTANCES}/{i}"),
-            Node::Instance(ServiceInstance::new(Arc::clone(&cfg))),
-            SimTime(start),
-        );
+        add(format!("{INSTANCES}/{i}"), Node::Instance(ServiceInstance::new(Arc::clone(&cfg))), SimTime(start));
     }
     let c = &s.consumers;
     // The CP registry does not push: consumers poll as with push off.
@@ -158,13 +187,11 @@ pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
         let start = if spread == 0 { 0 } else { workload.random_range(0..spread) };
         let cfg = ConsumerConfig { balancer: specs[i as usize % specs.len()].clone(), ..consumer_cfg.clone() };
         let consumer = Consumer::new(cfg).map_err(|e| ("consumers.balancers".to_string(), e.to_string()))?;
-        world.add_node(&format!("{CONSUMERS}/{i}"), Node::Consumer(Box::new(consumer)), SimTime(start));
+        add(format!("{CONSUMERS}/{i}"), Node::Consumer(Box::new(consumer)), SimTime(start));
     }
     let mut fault_rng = stream(seed, "faults");
-    for (at, action) in fault::resolve(&s.faults, &topology, &mut fault_rng, SimTime(s.duration.as_nanos()))? {
-        world.schedule_fault(at, action);
-    }
-    Ok(Built { world, topology, seed })
+    let faults = fault::resolve(&s.faults, &topology, &mut fault_rng, SimTime(s.duration.as_nanos()))?;
+    Ok(Layout { nodes, network: net, faults, topology, seed })
 }
 
 /// The consumers' balancer specs, in scenario order.

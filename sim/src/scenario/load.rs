@@ -156,6 +156,24 @@ pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioErr
     load_str(&file, &text, overrides)
 }
 
+/// Like [`load`], then `check` (what one driver cannot run, e.g. the madsim tier), whose
+/// (key path, message) errors are located in the file or the `--set` like any other.
+pub fn load_with(
+    path: &Path,
+    overrides: &[Override],
+    check: impl Fn(&Scenario) -> Result<(), (String, String)>,
+) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        location: file.clone(),
+        key_path: None,
+        message: format!("cannot read the scenario: {e}"),
+    })?;
+    let scenario = load_str(&file, &text, overrides)?;
+    check(&scenario).map_err(|(p, m)| locate(&file, &text, overrides, &p, m))?;
+    Ok(scenario)
+}
+
 /// The file's TOML table with `overrides` applied (untyped, unvalidated: [`load_str`] checks
 /// it). `regsim swarm` builds its variants on this table.
 pub fn table_with_overrides(file: &str, text: &str, overrides: &[Override]) -> Result<toml::Table, ScenarioError> {

@@ -5,6 +5,6 @@ pub mod build;
 pub mod load;
 pub mod schema;
 
-pub use build::{Built, build};
-pub use load::{Override, ScenarioError, load, load_str, table_with_overrides};
+pub use build::{Built, Layout, NodeSpec, build, layout};
+pub use load::{Override, ScenarioError, load, load_str, load_with, table_with_overrides};
 pub use schema::Scenario;

@@ -1,0 +1,164 @@
+//! The `regsim-madsim` command line: `run` a scenario on madsim and write the same report as
+//! `regsim run`. Exit codes as `regsim`: 0 ran and every invariant held; 1 an invariant failed
+//! (or `--check-determinism` found a difference); 2 bad input, including scenario features
+//! madsim cannot express; 3 the event limit was reached.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use regsim::scenario::{Override, Scenario, ScenarioError, layout, load_with};
+use regsim_madsim::support;
+
+#[derive(Parser)]
+#[command(name = "regsim-madsim", version, about = "regsim's actors on the madsim simulator (cross-check tier)")]
+#[command(after_help = "Exit codes: 0 ok; 1 an invariant failed; 2 bad input or unsupported by madsim; 3 a run limit \
+                        was reached.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario on madsim: summary on stdout, report.json, report.md and SVG plots in --out.
+    Run(RunArgs),
+    /// Check that a scenario is valid and that the madsim tier can run it.
+    Check(ScenarioArgs),
+}
+
+#[derive(Args)]
+struct ScenarioArgs {
+    /// The scenario file (TOML).
+    file: PathBuf,
+    /// Override any scenario option, e.g. --set instances.count=1000 (repeatable).
+    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// Override the scenario's seed (also madsim's runtime seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output folder [default: reports/madsim/<scenario name>/].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run twice and fail (exit 1) if the two reports differ.
+    #[arg(long)]
+    check_determinism: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(a) => match load_scenario(&a) {
+            Ok(s) => {
+                println!("{}: ok for the madsim tier (scenario \"{}\")", a.file.display(), s.name);
+                ExitCode::SUCCESS
+            }
+            Err(e) => bad_input(&e),
+        },
+        Command::Run(a) => run_command(&a),
+    }
+}
+
+/// Loads with the core's checks, then the madsim tier's, located in the file like any error.
+fn load_scenario(a: &ScenarioArgs) -> Result<Scenario, ScenarioError> {
+    let overrides = a.set.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>()?;
+    load_with(&a.file, &overrides, |s| {
+        support::check(s)?;
+        let l = layout(s, s.seed)?;
+        support::check_layout(s, &l)
+    })
+}
+
+fn bad_input(e: &ScenarioError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(2)
+}
+
+#[cfg(not(madsim))]
+fn run_command(_: &RunArgs) -> ExitCode {
+    eprintln!(
+        "error: this regsim-madsim was built without madsim; build it with\n  \
+         RUSTFLAGS=\"--cfg madsim\" CARGO_TARGET_DIR=target/madsim cargo build --release -p regsim-madsim"
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(madsim)]
+fn run_command(a: &RunArgs) -> ExitCode {
+    let scenario = match load_scenario(&a.scenario) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    for note in support::notes(&scenario) {
+        eprintln!("note: {note}");
+    }
+    let seed = a.seed.unwrap_or(scenario.seed);
+    let started = std::time::Instant::now();
+    let out = match regsim_madsim::run(&scenario, seed) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.scenario.file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let wall = started.elapsed().as_secs_f64();
+    eprintln!(
+        "events processed {} in {:.2} s wall ({:.3} M events/s, madsim {})",
+        out.report.events,
+        wall,
+        out.report.events as f64 / wall.max(1e-9) / 1e6,
+        regsim_madsim::driver::MADSIM_VERSION
+    );
+    if a.check_determinism {
+        match regsim_madsim::run(&scenario, seed) {
+            Ok(again) if again.report == out.report => {
+                eprintln!("determinism: second run identical (digest {})", out.report.digest)
+            }
+            Ok(again) => {
+                eprintln!("determinism: FAILED: digests {} vs {}", out.report.digest, again.report.digest);
+                return ExitCode::from(1);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let dir = a.out.clone().unwrap_or_else(|| std::path::Path::new("reports").join("madsim").join(&scenario.name));
+    let written = regsim::report::render(&out.report, &out.analyzer)
+        .map_err(std::io::Error::other)
+        .and_then(|files| regsim::report::write_atomically(&dir, &files));
+    print!("{}", regsim::report::summary(&out.report));
+    match written {
+        Ok(paths) => {
+            let names: Vec<String> =
+                paths.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+            println!("report     {}/ ({})", dir.display(), names.join(", "));
+        }
+        Err(e) => {
+            eprintln!("error: cannot write the report into {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
+    let failed: Vec<_> = out.failed_invariants().collect();
+    if !failed.is_empty() {
+        let sets: String = a.scenario.set.iter().map(|s| format!(" --set '{s}'")).collect();
+        for i in &failed {
+            let at = i.first_violation_s.map_or(String::new(), |t| format!(" at {t:.3} s"));
+            eprintln!("invariant {} failed{at}: {}", i.name, i.detail);
+        }
+        eprintln!("reproduce with: regsim-madsim run {} --seed {seed}{sets}", a.scenario.file.display());
+        return ExitCode::from(1);
+    }
+    if out.hit_limit() {
+        eprintln!("run stopped at limits.max_events before the end of virtual time");
+        return ExitCode::from(3);
+    }
+    ExitCode::SUCCESS
+}
