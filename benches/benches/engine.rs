@@ -30,13 +30,13 @@ fn engine(c: &mut Criterion) {
     }
     group.finish();
     // The engine alone, as issue 2 defines its budget: network model, observations recorded
-    // (drained and dropped every 60 s of virtual time, as `run` does) and digest on; world
+    // (drained and dropped every `run::CHUNK` of virtual time, as `run` does) and digest on; world
     // building and metrics excluded.
     let mut group = c.benchmark_group("engine_only");
     group.sample_size(10);
     let s = heartbeat(10_000, 600);
     let end = regsim::engine::SimTime(s.duration.as_nanos());
-    let chunk = regsim::engine::SimDuration::from_secs(60);
+    let chunk = regsim::run::CHUNK;
     let run_engine = || {
         let mut built = regsim::scenario::build(&s, s.seed).expect("builds");
         let w = &mut built.world;

@@ -8,6 +8,7 @@
 pub mod actor;
 pub mod clock;
 pub mod digest;
+mod prefetch;
 pub mod queue;
 pub mod rng;
 pub mod time;

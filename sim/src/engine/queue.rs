@@ -200,6 +200,13 @@ impl<E> Calendar<E> {
         }
     }
 
+    /// The event that `pop` returns next if it is in the current bucket (no cursor move).
+    #[inline]
+    fn peek_loaded(&self) -> Option<&E> {
+        let o = *self.order.last()?;
+        self.near[o as u32 as usize].as_ref().map(|s| &s.event)
+    }
+
     fn peek_time(&mut self) -> Option<SimTime> {
         loop {
             if let Some(&o) = self.order.last() {
@@ -228,7 +235,12 @@ impl<E> Calendar<E> {
                 self.in_l1 -= self.l1[i].len();
                 std::mem::swap(&mut self.near, &mut self.l1[i]);
                 self.order.clear();
-                for (idx, slot) in self.near.iter().enumerate() {
+                // Keys are listed last event first: push order is nearly time order (a run of
+                // equal-delay timers is pushed in time order), so the list is nearly descending
+                // already and the sort, an insertion sort at these sizes, does little work and
+                // mispredicts few branches. (Listed first event first, the sort saw nearly
+                // reversed input: 8 % of the heartbeat run went to its mispredictions.)
+                for (idx, slot) in self.near.iter().enumerate().rev() {
                     let time = slot.as_ref().expect("calendar queue: bucket slots are filled").time;
                     self.order.push(Self::order_key(time, idx));
                 }
@@ -299,6 +311,13 @@ impl<E> EventQueue<E> {
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
         self.keys.pop().map(|s| (s.time, s.event))
+    }
+
+    /// The next event if it is already loaded in the current bucket (it usually is), without
+    /// moving the cursor: for prefetching what that event will touch.
+    #[inline]
+    pub fn peek_loaded(&self) -> Option<&E> {
+        self.keys.peek_loaded()
     }
 
     /// Time of the earliest event (may advance the calendar's cursor, hence `&mut`).

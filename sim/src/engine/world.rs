@@ -137,8 +137,13 @@ struct Meta {
     /// Number of ids in this node's `cancelled` list (0 on the fast path).
     cancelled: u32,
     next_timer: u32,
-    clock: LocalClock,
+    /// Whether the node's clock was ever skewed (then `World::clocks` holds it; otherwise the
+    /// node reads true time and `clocks` is not touched, keeping `Meta` at 16 bytes).
+    skewed: bool,
 }
+
+// Four metas per cache line: the world reads one at random per event.
+const _: () = assert!(std::mem::size_of::<Meta>() == 16);
 
 /// Rarely touched per-node lists.
 struct Aux<M, T> {
@@ -150,6 +155,7 @@ pub struct World<A: Actor> {
     seed: u64,
     now: SimTime,
     meta: Vec<Meta>,
+    clocks: Vec<LocalClock>,
     actors: Vec<A>,
     rngs: Vec<SimRng>,
     /// Draws for targets resolved when a fault fires (`follower[random]`).
@@ -174,6 +180,7 @@ impl<A: Actor> World<A> {
             seed,
             now: SimTime::ZERO,
             meta: Vec::new(),
+            clocks: Vec::new(),
             actors: Vec::new(),
             rngs: Vec::new(),
             fault_rng: stream(seed, "faults/fire"),
@@ -200,8 +207,9 @@ impl<A: Actor> World<A> {
             incarnation: 0,
             cancelled: 0,
             next_timer: 0,
-            clock: LocalClock::default(),
+            skewed: false,
         });
+        self.clocks.push(LocalClock::default());
         self.actors.push(actor);
         self.rngs.push(stream(self.seed, stream_name));
         self.aux.push(Aux { cancelled: Vec::new(), deferred: Vec::new() });
@@ -284,6 +292,7 @@ impl<A: Actor> World<A> {
         };
         debug_assert!(time >= self.now, "time went backwards: {time} < {}", self.now);
         self.now = time;
+        self.prefetch_next();
         match event {
             Event::Start { node, incarnation } => {
                 let m = self.meta[node.index()];
@@ -353,6 +362,21 @@ impl<A: Actor> World<A> {
         true
     }
 
+    /// Prefetches the per-node state the next queued event will read (see `prefetch`).
+    #[inline]
+    fn prefetch_next(&self) {
+        let node = match self.queue.peek_loaded() {
+            Some(Event::Deliver { to, .. }) => *to,
+            Some(Event::Timer { node, .. } | Event::Start { node, .. }) => *node,
+            Some(Event::Refused { from, .. }) => *from,
+            Some(Event::Fault(_)) | None => return,
+        };
+        if let (Some(m), Some(a)) = (self.meta.get(node.index()), self.actors.get(node.index())) {
+            super::prefetch::prefetch(m);
+            super::prefetch::prefetch(a);
+        }
+    }
+
     fn fold(&mut self, tag: u64, node: NodeId, payload: &impl Hash) {
         self.events += 1;
         self.digest.fold(self.now.0);
@@ -364,7 +388,7 @@ impl<A: Actor> World<A> {
     fn dispatch(&mut self, node: NodeId, handler: impl FnOnce(&mut A, &mut Ctx<'_, A::Msg, A::Timer, A::Obs>)) {
         let i = node.index();
         let m = &mut self.meta[i];
-        let clock = m.clock;
+        let clock = if m.skewed { self.clocks[i] } else { LocalClock::default() };
         let incarnation = m.incarnation;
         let mut ctx = Ctx::new(
             node,
@@ -476,7 +500,8 @@ impl<A: Actor> World<A> {
             }
             FaultAction::Skew { nodes, offset_ns, drift_ppm } => {
                 for n in nodes {
-                    self.meta[n.index()].clock.set_skew(self.now, *offset_ns, *drift_ppm);
+                    self.meta[n.index()].skewed = true;
+                    self.clocks[n.index()].set_skew(self.now, *offset_ns, *drift_ppm);
                     self.record(*n, FaultRecord::ClockSkewed { offset_ns: *offset_ns, drift_ppm: *drift_ppm });
                 }
             }
