@@ -211,7 +211,7 @@ mod tests {
         let long = check(&heartbeat(&["instances.count=10", "duration=100000s"]), 0.05).expect_err("too long");
         assert_eq!(long.0, "duration");
         assert!(check(&heartbeat(&["instances.count=300"]), 0.05).is_ok());
-        let limit = wall_limit(&heartbeat(&["duration=80s"]), 0.05);
+        let limit = wall_limit(&heartbeat(&["duration=80s", "faults[0].at=30s"]), 0.05);
         assert_eq!(limit, Duration::from_secs(14));
     }
 
