@@ -409,7 +409,11 @@ mod tests {
             Msg::WriteOk { req: 3, found: false },
             Msg::Forward { origin: NodeId(12), kind: Write::Beat, service: ServiceId(2), req: 5 },
             Msg::ForwardOk { origin: NodeId(12), req: 5, found: true },
-            Msg::Sync { service: ServiceId(1), data: Arc::new(vec![rec(4, true, 10), rec(5, false, u64::MAX)]), seq: 9 },
+            Msg::Sync {
+                service: ServiceId(1),
+                data: Arc::new(vec![rec(4, true, 10), rec(5, false, u64::MAX)]),
+                seq: 9,
+            },
             Msg::Sync { service: ServiceId(1), data: Arc::new(Vec::new()), seq: 0 },
             Msg::SyncOk { service: ServiceId(1), seq: 9 },
             Msg::Verify { checksums: Arc::new(vec![(ServiceId(0), 0xdead_beef), (ServiceId(4), 1)]) },
@@ -417,7 +421,10 @@ mod tests {
             Msg::Report { req: 1 },
             Msg::ReportOk { req: 1 },
             Msg::Query { service: ServiceId(0), req: 44 },
-            Msg::QueryOk { req: 44, answer: Arc::new(QueryAnswer { instances: nodes(&[1, 2]), registered: nodes(&[1, 2, 3]) }) },
+            Msg::QueryOk {
+                req: 44,
+                answer: Arc::new(QueryAnswer { instances: nodes(&[1, 2]), registered: nodes(&[1, 2, 3]) }),
+            },
             Msg::Redirect { req: 2, leader: Some(NodeId(0)) },
             Msg::Redirect { req: 2, leader: None },
             Msg::Probe { round: 6 },
@@ -467,7 +474,12 @@ mod tests {
         assert_eq!(decode(42, &long), Err(DecodeError::Malformed("trailing bytes")));
         // A count of 2^32 - 1 nodes in a few bytes is refused before allocating.
         let mut lie = Vec::new();
-        encode(42, NodeId(3), &Msg::Push { service: ServiceId(0), instances: Arc::new(Vec::new()), push_id: 0 }, &mut lie);
+        encode(
+            42,
+            NodeId(3),
+            &Msg::Push { service: ServiceId(0), instances: Arc::new(Vec::new()), push_id: 0 },
+            &mut lie,
+        );
         lie[HEADER_LEN + 5..HEADER_LEN + 9].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode(42, &lie), Err(DecodeError::Malformed("count larger than the frame")));
         let mut tag = buf.clone();

@@ -84,7 +84,11 @@ fn main() -> ExitCode {
 fn load_scenario(a: &ScenarioArgs) -> Result<Scenario, ScenarioError> {
     let overrides = a.set.iter().map(|s| Override::parse(s)).collect::<Result<Vec<_>, _>>()?;
     if a.real {
-        let f = time_scale(a).map_err(|message| ScenarioError { location: "command line".into(), key_path: None, message })?;
+        let f = time_scale(a).map_err(|message| ScenarioError {
+            location: "command line".into(),
+            key_path: None,
+            message,
+        })?;
         return load_with(&a.file, &overrides, |s| real::check(s, f));
     }
     load_with(&a.file, &overrides, |s| {
@@ -96,7 +100,8 @@ fn load_scenario(a: &ScenarioArgs) -> Result<Scenario, ScenarioError> {
 
 /// `--time-scale`, required with `--real` and checked.
 fn time_scale(a: &ScenarioArgs) -> Result<f64, String> {
-    let f = a.time_scale.ok_or("--real needs --time-scale F (e.g. --time-scale 0.05: 20 times faster than real time)")?;
+    let f =
+        a.time_scale.ok_or("--real needs --time-scale F (e.g. --time-scale 0.05: 20 times faster than real time)")?;
     real::check_time_scale(f)?;
     Ok(f)
 }

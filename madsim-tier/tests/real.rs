@@ -115,7 +115,8 @@ fn heartbeat_on_real_sockets_detects_exactly_the_crashed_instances_within_the_wi
     let (d_lo, d_hi) = window(h.delete_after);
     assert_eq!((u_lo, (u_hi * 100.0).round() / 100.0), (9.0, 21.01));
     let d = &o.analyzer.detection;
-    for (name, v, lo, hi) in [("unhealthy", &d.unhealthy.latencies_s, u_lo, u_hi), ("deleted", &d.deleted.latencies_s, d_lo, d_hi)]
+    for (name, v, lo, hi) in
+        [("unhealthy", &d.unhealthy.latencies_s, u_lo, u_hi), ("deleted", &d.deleted.latencies_s, d_lo, d_hi)]
     {
         assert_eq!(v.len(), truth.len(), "{name}");
         for x in v.iter() {
@@ -128,9 +129,10 @@ fn heartbeat_on_real_sockets_detects_exactly_the_crashed_instances_within_the_wi
     let core = regsim::run::run(&s, s.seed).expect("core run");
     assert_eq!(detected(&core), (truth.clone(), truth));
     let c = &core.analyzer.detection;
-    for (name, r, k) in
-        [("unhealthy", &d.unhealthy.latencies_s, &c.unhealthy.latencies_s), ("deleted", &d.deleted.latencies_s, &c.deleted.latencies_s)]
-    {
+    for (name, r, k) in [
+        ("unhealthy", &d.unhealthy.latencies_s, &c.unhealthy.latencies_s),
+        ("deleted", &d.deleted.latencies_s, &c.deleted.latencies_s),
+    ] {
         let range = |v: &[f64]| v.iter().fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(*x), b.max(*x)));
         let (rl, rh) = range(r);
         let (kl, kh) = range(k);

@@ -225,7 +225,8 @@ fn nonce() -> u64 {
 async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, RealError> {
     let Layout { nodes, network, faults, topology, seed, .. } = l;
     let end = SimTime(s.duration.as_nanos());
-    let clock = Clock { start: Instant::now(), scale, horizon_ns: end.0.saturating_mul(2).saturating_add(3_600_000_000_000) };
+    let clock =
+        Clock { start: Instant::now(), scale, horizon_ns: end.0.saturating_mul(2).saturating_add(3_600_000_000_000) };
     let mut meta = Vec::with_capacity(nodes.len());
     let mut actors = Vec::with_capacity(nodes.len());
     let mut rngs = Vec::with_capacity(nodes.len());

@@ -85,7 +85,9 @@ pub fn check_time_scale(f: f64) -> Result<(), String> {
     if f.is_finite() && (MIN_TIME_SCALE..=1.0).contains(&f) {
         Ok(())
     } else {
-        Err(format!("--time-scale: expected a number in [{MIN_TIME_SCALE}, 1] (e.g. 0.05 runs 20 times faster than real time), got {f}"))
+        Err(format!(
+            "--time-scale: expected a number in [{MIN_TIME_SCALE}, 1] (e.g. 0.05 runs 20 times faster than real time), got {f}"
+        ))
     }
 }
 
