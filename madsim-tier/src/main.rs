@@ -144,13 +144,14 @@ fn run_command(a: &RunArgs) -> ExitCode {
     let wall = out.wall.as_secs_f64();
     eprintln!(
         "real: {} nodes on 127.0.0.1/udp, time scale {f}: {:.1} s virtual in {wall:.2} s wall; {} events ({:.3} M \
-         events/s); {} send errors, {} foreign datagrams",
+         events/s); {} send errors, {} foreign datagrams; timers at most {} late (virtual)",
         out.nodes,
         out.run.report.virtual_duration_s,
         out.run.report.events,
         out.run.report.events as f64 / wall.max(1e-9) / 1e6,
         out.send_errors,
-        out.foreign
+        out.foreign,
+        out.timer_late_max
     );
     let dir = a.out.clone().unwrap_or_else(|| std::path::Path::new("reports").join("real").join(&scenario.name));
     finish(a, &out.run, &dir, "regsim-madsim run --real", seed)

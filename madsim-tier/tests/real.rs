@@ -84,12 +84,13 @@ fn heartbeat_on_real_sockets_detects_exactly_the_crashed_instances_within_the_wi
     let out = real::driver::run(&s, s.seed, TIME_SCALE).expect("real run");
     let o = &out.run;
     eprintln!(
-        "real: {} nodes, {:.1} s virtual in {:.2} s wall, {} events, {} send errors",
+        "real: {} nodes, {:.1} s virtual in {:.2} s wall, {} events, {} send errors, timers at most {} late",
         out.nodes,
         o.report.virtual_duration_s,
         out.wall.as_secs_f64(),
         o.report.events,
-        out.send_errors
+        out.send_errors,
+        out.timer_late_max
     );
     assert_eq!(out.nodes, 301);
     assert_eq!(o.report.digest, real::DIGEST, "a real report must not carry an event hash");

@@ -61,8 +61,13 @@ pub struct RealOutput {
     pub run: RunOutput,
     pub nodes: usize,
     pub wall: Duration,
+    /// Datagrams the kernel refused to send (e.g. a full send buffer): lost.
     pub send_errors: u64,
+    /// Datagrams received that were not frames of this run (dropped).
     pub foreign: u64,
+    /// The latest any timer fired after its deadline, in virtual time (the tolerance's
+    /// measured counterpart; includes timers held by a pause).
+    pub timer_late_max: SimDuration,
 }
 
 /// Runs `scenario` with `seed` on real sockets at `time_scale` on a fresh thread, and makes
@@ -120,7 +125,14 @@ fn run_here(s: &Scenario, seed: u64, scale: f64) -> Result<RealOutput, RealError
         raft_logs: out.raft_logs,
     };
     let run = collector.finish(&view, seed, &topology, summary);
-    Ok(RealOutput { run, nodes, wall, send_errors: out.send_errors, foreign: out.foreign })
+    Ok(RealOutput {
+        run,
+        nodes,
+        wall,
+        send_errors: out.send_errors,
+        foreign: out.foreign,
+        timer_late_max: out.timer_late_max,
+    })
 }
 
 /// What the runtime hands back when the run ends.
@@ -133,6 +145,7 @@ struct SimOutput {
     virtual_ns: u64,
     send_errors: u64,
     foreign: u64,
+    timer_late_max: SimDuration,
 }
 
 /// Real time against virtual time: `virtual = (now − start) / scale`.
@@ -194,6 +207,9 @@ struct Shared {
     frame: Vec<u8>,
     send_errors: u64,
     foreign: u64,
+    /// The latest a timer fired after its deadline (virtual ns; a paused node's timers wait
+    /// for the resume and count too).
+    timer_late_max: u64,
     /// A message that does not fit a datagram stops the run.
     fatal: Option<String>,
 }
@@ -261,6 +277,7 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
         frame: Vec::with_capacity(256),
         send_errors: 0,
         foreign: 0,
+        timer_late_max: 0,
         fatal: None,
     };
     SHARED.with(|cell| *cell.borrow_mut() = Some(shared));
@@ -301,6 +318,7 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
         virtual_ns,
         send_errors: g.send_errors,
         foreign: g.foreign,
+        timer_late_max: SimDuration(g.timer_late_max),
     })
 }
 
@@ -365,7 +383,8 @@ impl Timers {
         }
         None
     }
-    fn pop_due(&mut self, now: u64) -> Option<Timer> {
+    /// The next timer due at `now`, with its deadline.
+    fn pop_due(&mut self, now: u64) -> Option<(u64, Timer)> {
         loop {
             let Reverse((at, id)) = *self.heap.peek()?;
             if at > now {
@@ -373,7 +392,7 @@ impl Timers {
             }
             self.heap.pop();
             if let Some(t) = self.live.remove(&id) {
-                return Some(t);
+                return Some((at, t));
             }
         }
     }
@@ -442,8 +461,11 @@ async fn node_main(i: u32) {
             with(|g| g.dispatch(i, &mut io, |a, ctx| a.on_refused(ctx, to, msg)));
         }
         let now = c.now_ns();
-        while let Some(timer) = io.timers.pop_due(now) {
-            with(|g| g.dispatch(i, &mut io, |a, ctx| a.on_timer(ctx, timer)));
+        while let Some((at, timer)) = io.timers.pop_due(now) {
+            with(|g| {
+                g.timer_late_max = g.timer_late_max.max(now - at);
+                g.dispatch(i, &mut io, |a, ctx| a.on_timer(ctx, timer));
+            });
         }
         let deadline = io.timers.next_deadline().unwrap_or(u64::MAX);
         tokio::select! {
