@@ -12,6 +12,7 @@
 pub mod codec;
 pub mod real;
 pub mod support;
+pub mod timers;
 
 #[cfg(madsim)]
 pub mod driver;

@@ -11,13 +11,11 @@
 //! times and stops the run at the scaled end. The run has its own thread.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::Duration;
 
-use regsim::engine::{Actor, Ctx, Effect, FaultRecord, NodeId, Outcome, Record, SimDuration, SimRng, SimTime, TimerId};
+use regsim::engine::{Actor, Ctx, Effect, FaultRecord, NodeId, Outcome, Record, SimDuration, SimRng, SimTime};
 use regsim::engine::{What, stream};
 use regsim::fault::FaultAction;
 use regsim::net::{Delivery, NetStats, Network};
@@ -33,6 +31,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::{DIGEST, TIMER_RESOLUTION, collector_view, wall_limit};
 use crate::codec::{self, MAX_DATAGRAM};
+use crate::timers::Timers;
 
 type Timer = <Node as Actor>::Timer;
 
@@ -357,45 +356,6 @@ async fn wait_until(t: SimTime) -> bool {
 
 enum Input {
     Refused { to: NodeId, msg: Msg },
-}
-
-/// The actor's timers of one incarnation: a heap by (deadline, id) with lazy cancellation.
-#[derive(Default)]
-struct Timers {
-    heap: BinaryHeap<Reverse<(u64, u32)>>,
-    live: BTreeMap<u32, Timer>,
-}
-
-impl Timers {
-    fn insert(&mut self, at: u64, id: TimerId, timer: Timer) {
-        self.heap.push(Reverse((at, id.0)));
-        self.live.insert(id.0, timer);
-    }
-    fn cancel(&mut self, id: TimerId) {
-        self.live.remove(&id.0);
-    }
-    fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(Reverse((at, id))) = self.heap.peek() {
-            if self.live.contains_key(id) {
-                return Some(*at);
-            }
-            self.heap.pop();
-        }
-        None
-    }
-    /// The next timer due at `now`, with its deadline.
-    fn pop_due(&mut self, now: u64) -> Option<(u64, Timer)> {
-        loop {
-            let Reverse((at, id)) = *self.heap.peek()?;
-            if at > now {
-                return None;
-            }
-            self.heap.pop();
-            if let Some(t) = self.live.remove(&id) {
-                return Some((at, t));
-            }
-        }
-    }
 }
 
 /// What a node task lends to `Shared::dispatch` to carry out effects.
