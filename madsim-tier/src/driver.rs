@@ -22,8 +22,7 @@
 //! boxed balancers), borrowed only between awaits.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -31,9 +30,7 @@ use std::time::{Duration, Instant};
 use madsim::net::{Endpoint, NetSim};
 use madsim::runtime::{Handle, Runtime};
 use madsim::time::{TimeHandle, sleep_until};
-use regsim::engine::{
-    Actor, Ctx, Digest, Effect, FaultRecord, NodeId, Outcome, Record, SimRng, SimTime, TimerId, What, stream,
-};
+use regsim::engine::{Actor, Ctx, Digest, Effect, FaultRecord, NodeId, Outcome, Record, SimRng, SimTime, What, stream};
 use regsim::fault::FaultAction;
 use regsim::net::{Latency, LatencySpec, NetStats, Partition};
 use regsim::protocol::{Msg, Node, Obs};
@@ -43,6 +40,7 @@ use regsim::scenario::{Layout, Scenario, layout};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::support;
+use crate::timers::Timers;
 
 type Timer = <Node as Actor>::Timer;
 
@@ -300,44 +298,6 @@ enum Input {
     Refused { to: NodeId, msg: Msg },
 }
 
-/// The actor's timers of one incarnation: a heap by (deadline, id) with lazy cancellation.
-#[derive(Default)]
-struct Timers {
-    heap: BinaryHeap<Reverse<(u64, u32)>>,
-    live: BTreeMap<u32, Timer>,
-}
-
-impl Timers {
-    fn insert(&mut self, at: u64, id: TimerId, timer: Timer) {
-        self.heap.push(Reverse((at, id.0)));
-        self.live.insert(id.0, timer);
-    }
-    fn cancel(&mut self, id: TimerId) {
-        self.live.remove(&id.0);
-    }
-    fn next_deadline(&mut self) -> Option<u64> {
-        while let Some(Reverse((at, id))) = self.heap.peek() {
-            if self.live.contains_key(id) {
-                return Some(*at);
-            }
-            self.heap.pop();
-        }
-        None
-    }
-    fn pop_due(&mut self, now: u64) -> Option<Timer> {
-        loop {
-            let Reverse((at, id)) = *self.heap.peek()?;
-            if at > now {
-                return None;
-            }
-            self.heap.pop();
-            if let Some(t) = self.live.remove(&id) {
-                return Some(t);
-            }
-        }
-    }
-}
-
 /// What a node task lends to `Shared::dispatch` to carry out effects.
 struct Io {
     ep: Endpoint,
@@ -367,7 +327,7 @@ async fn node_main(i: u32) {
     });
     loop {
         let now = now_ns();
-        while let Some(timer) = io.timers.pop_due(now) {
+        while let Some((_, timer)) = io.timers.pop_due(now) {
             let payload = timer.clone();
             with(|g| g.dispatch(i, 3, &payload, &mut io, |a, ctx| a.on_timer(ctx, timer)));
         }

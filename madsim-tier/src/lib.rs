@@ -5,8 +5,14 @@
 //! sans-IO (the same actor code runs on another runtime), and as the path to real sockets.
 //! The simulator is compiled only with `RUSTFLAGS="--cfg madsim"` (see README, "madsim tier");
 //! `support` (what the tier can run, the KS statistic) is compiled in both builds.
+//!
+//! The plain build (no `--cfg madsim`) carries `--real` instead: the same actors on tokio with
+//! real UDP sockets on 127.0.0.1 and scaled wall-clock time ([`real`], wire format in [`codec`]).
 
+pub mod codec;
+pub mod real;
 pub mod support;
+pub mod timers;
 
 #[cfg(madsim)]
 pub mod driver;

@@ -52,3 +52,72 @@ fn what_madsim_cannot_express_is_rejected_with_its_key_path() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("raft-leader-isolation.toml:") && text.contains("faults[0].target"), "{text}");
 }
+
+/// `--real` (both builds can `check` it): its own limits and rejections, exit 2, located in the
+/// file when the file says it.
+#[test]
+fn what_real_mode_cannot_express_is_rejected() {
+    let hb = scenario("heartbeat.toml");
+    let real = |extra: &[&str]| {
+        let args: Vec<&str> =
+            ["check", hb.as_str(), "--real", "--time-scale", "0.05"].into_iter().chain(extra.iter().copied()).collect();
+        regsim_madsim(&args)
+    };
+    // The canonical heartbeat has 10,001 nodes.
+    let (code, text) = real(&[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("heartbeat.toml:") && text.contains("instances.count") && text.contains("500"), "{text}");
+    let small = ["--set", "instances.count=100"];
+    let cases: [(&[&str], &str); 2] = [
+        (&["--set", "faults[0].action=skew", "--set", "faults[0].offset=2s"], "faults[0].action"),
+        (&["--set", "duration=100000s"], "duration"),
+    ];
+    for (sets, key) in cases {
+        let args: Vec<&str> = small.iter().chain(sets).copied().collect();
+        let (code, text) = real(&args);
+        assert_eq!(code, 2, "{sets:?}: {text}");
+        assert!(text.contains(key) && text.contains("not supported by --real"), "{sets:?}: {text}");
+    }
+    let (code, text) =
+        regsim_madsim(&["check", &scenario("raft-leader-isolation.toml"), "--real", "--time-scale", "0.05"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("raft-leader-isolation.toml:") && text.contains("faults[0].target"), "{text}");
+    // What the core's network model emulates at the sender is accepted.
+    let emulated = ["--set", "network.duplicate=0.01", "--set", "network.loss=0.01"];
+    let (code, text) = real(&small.iter().chain(&emulated).copied().collect::<Vec<_>>());
+    assert_eq!(code, 0, "{text}");
+    // Arguments.
+    for args in [
+        &["check", hb.as_str(), "--real"][..],
+        &["check", hb.as_str(), "--real", "--time-scale", "2"],
+        &["check", hb.as_str(), "--real", "--time-scale", "0"],
+        &["check", hb.as_str(), "--time-scale", "0.05"],
+    ] {
+        let (code, text) = regsim_madsim(args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains("--time-scale") || text.contains("--real"), "{args:?}: {text}");
+    }
+}
+
+/// The plain build runs only `--real` and refuses `--check-determinism` with it; the madsim
+/// build refuses `--real`.
+#[test]
+fn run_picks_the_driver_of_the_build() {
+    let hb = scenario("heartbeat.toml");
+    let small = ["--set", "instances.count=10", "--set", "duration=700s"];
+    let args: Vec<&str> = ["run", hb.as_str(), "--real", "--time-scale", "0.05", "--check-determinism"]
+        .into_iter()
+        .chain(small)
+        .collect();
+    let (code, text) = regsim_madsim(&args);
+    assert_eq!(code, 2, "{text}");
+    if cfg!(madsim) {
+        assert!(text.contains("--real") && text.contains("--cfg madsim"), "{text}");
+    } else {
+        assert!(text.contains("--check-determinism") && text.contains("not deterministic"), "{text}");
+        let args: Vec<&str> = ["run", hb.as_str()].into_iter().chain(small).collect();
+        let (code, text) = regsim_madsim(&args);
+        assert_eq!(code, 2, "{text}");
+        assert!(text.contains("only --real"), "{text}");
+    }
+}

@@ -1,0 +1,489 @@
+//! The wire format of `--real` mode: one `regsim::protocol::Msg` per UDP datagram.
+//!
+//! The protocol's message enum has no serde derives (nothing in `regsim::protocol` knows how
+//! it is carried), so this is a small hand-written codec over every variant: a frame header,
+//! then a tag byte and the fields in declaration order, little-endian, vectors as a `u32`
+//! count then the elements. It is the only place that knows the bytes; a round-trip test
+//! covers every variant.
+//!
+//! Frame header: magic `b"RG"`, version 1, the run's nonce (`u64`) and the sender's `NodeId`
+//! (`u32`). The nonce rejects stray datagrams (e.g. from another run that got an ephemeral
+//! port this run used before); the sender id in the header means the receiver never maps
+//! source addresses back to nodes (a restarted node may come back on another port).
+//!
+//! Decoding never trusts a length: a vector count is checked against the bytes left before
+//! anything is allocated, and trailing bytes are an error.
+
+use std::sync::Arc;
+
+use regsim::engine::{NodeId, SimTime};
+use regsim::protocol::raft::{Append, Cmd, Entry};
+use regsim::protocol::{InstRec, Msg, QueryAnswer, ServiceId, Write};
+
+/// The largest UDP payload over IPv4 (65,535 − 8 UDP − 20 IP header bytes).
+pub const MAX_DATAGRAM: usize = 65_507;
+
+const MAGIC: [u8; 2] = *b"RG";
+const VERSION: u8 = 1;
+/// Magic, version, nonce, sender.
+pub const HEADER_LEN: usize = 2 + 1 + 8 + 4;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not a frame of this format and version, or of another run.
+    Foreign,
+    /// Cut short, an unknown tag, a count larger than the bytes left, or bytes left over.
+    Malformed(&'static str),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Foreign => write!(f, "not a regsim frame of this run"),
+            DecodeError::Malformed(what) => write!(f, "malformed frame: {what}"),
+        }
+    }
+}
+
+/// Encodes `msg` from `from` into `out` (cleared first). The caller checks
+/// `out.len() <= MAX_DATAGRAM`.
+pub fn encode(nonce: u64, from: NodeId, msg: &Msg, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    put_u64(out, nonce);
+    put_u32(out, from.0);
+    put_msg(out, msg);
+}
+
+/// Decodes a frame of run `nonce`: (sender, message).
+pub fn decode(nonce: u64, buf: &[u8]) -> Result<(NodeId, Msg), DecodeError> {
+    let mut r = Reader { buf };
+    if r.bytes(2).ok() != Some(&MAGIC[..]) || r.u8().ok() != Some(VERSION) || r.u64().ok() != Some(nonce) {
+        return Err(DecodeError::Foreign);
+    }
+    let from = r.node()?;
+    let msg = r.msg()?;
+    if !r.buf.is_empty() {
+        return Err(DecodeError::Malformed("trailing bytes"));
+    }
+    Ok((from, msg))
+}
+
+fn put_u8(o: &mut Vec<u8>, v: u8) {
+    o.push(v);
+}
+fn put_u32(o: &mut Vec<u8>, v: u32) {
+    o.extend_from_slice(&v.to_le_bytes());
+}
+fn put_u64(o: &mut Vec<u8>, v: u64) {
+    o.extend_from_slice(&v.to_le_bytes());
+}
+fn put_bool(o: &mut Vec<u8>, v: bool) {
+    o.push(u8::from(v));
+}
+fn put_len(o: &mut Vec<u8>, n: usize) {
+    put_u32(o, u32::try_from(n).unwrap_or(u32::MAX));
+}
+fn put_write(o: &mut Vec<u8>, w: Write) {
+    put_u8(
+        o,
+        match w {
+            Write::Register => 0,
+            Write::Beat => 1,
+        },
+    );
+}
+fn put_nodes(o: &mut Vec<u8>, v: &[NodeId]) {
+    put_len(o, v.len());
+    v.iter().for_each(|n| put_u32(o, n.0));
+}
+
+fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
+    match msg {
+        Msg::Write { kind, service, req } => {
+            put_u8(o, 0);
+            put_write(o, *kind);
+            put_u32(o, service.0);
+            put_u64(o, *req);
+        }
+        Msg::WriteOk { req, found } => {
+            put_u8(o, 1);
+            put_u64(o, *req);
+            put_bool(o, *found);
+        }
+        Msg::Forward { origin, kind, service, req } => {
+            put_u8(o, 2);
+            put_u32(o, origin.0);
+            put_write(o, *kind);
+            put_u32(o, service.0);
+            put_u64(o, *req);
+        }
+        Msg::ForwardOk { origin, req, found } => {
+            put_u8(o, 3);
+            put_u32(o, origin.0);
+            put_u64(o, *req);
+            put_bool(o, *found);
+        }
+        Msg::Sync { service, data, seq } => {
+            put_u8(o, 4);
+            put_u32(o, service.0);
+            put_len(o, data.len());
+            for r in data.iter() {
+                put_u32(o, r.instance.0);
+                put_bool(o, r.healthy);
+                put_u64(o, r.last_beat.0);
+            }
+            put_u32(o, *seq);
+        }
+        Msg::SyncOk { service, seq } => {
+            put_u8(o, 5);
+            put_u32(o, service.0);
+            put_u32(o, *seq);
+        }
+        Msg::Verify { checksums } => {
+            put_u8(o, 6);
+            put_len(o, checksums.len());
+            for (s, c) in checksums.iter() {
+                put_u32(o, s.0);
+                put_u64(o, *c);
+            }
+        }
+        Msg::Pull { service } => {
+            put_u8(o, 7);
+            put_u32(o, service.0);
+        }
+        Msg::Report { req } => {
+            put_u8(o, 8);
+            put_u64(o, *req);
+        }
+        Msg::ReportOk { req } => {
+            put_u8(o, 9);
+            put_u64(o, *req);
+        }
+        Msg::Query { service, req } => {
+            put_u8(o, 10);
+            put_u32(o, service.0);
+            put_u64(o, *req);
+        }
+        Msg::QueryOk { req, answer } => {
+            put_u8(o, 11);
+            put_u64(o, *req);
+            put_nodes(o, &answer.instances);
+            put_nodes(o, &answer.registered);
+        }
+        Msg::Redirect { req, leader } => {
+            put_u8(o, 12);
+            put_u64(o, *req);
+            put_bool(o, leader.is_some());
+            put_u32(o, leader.map_or(0, |n| n.0));
+        }
+        Msg::Probe { round } => {
+            put_u8(o, 13);
+            put_u32(o, *round);
+        }
+        Msg::ProbeOk { round } => {
+            put_u8(o, 14);
+            put_u32(o, *round);
+        }
+        Msg::Push { service, instances, push_id } => {
+            put_u8(o, 15);
+            put_u32(o, service.0);
+            put_nodes(o, instances);
+            put_u64(o, *push_id);
+        }
+        Msg::PushAck { push_id } => {
+            put_u8(o, 16);
+            put_u64(o, *push_id);
+        }
+        Msg::Call { req } => {
+            put_u8(o, 17);
+            put_u64(o, *req);
+        }
+        Msg::CallOk { req } => {
+            put_u8(o, 18);
+            put_u64(o, *req);
+        }
+        Msg::RequestVote { term, pre, last_index, last_term } => {
+            put_u8(o, 19);
+            put_u64(o, *term);
+            put_bool(o, *pre);
+            put_u32(o, *last_index);
+            put_u32(o, *last_term);
+        }
+        Msg::Vote { term, pre, granted } => {
+            put_u8(o, 20);
+            put_u64(o, *term);
+            put_bool(o, *pre);
+            put_bool(o, *granted);
+        }
+        Msg::AppendEntries { term, body } => {
+            put_u8(o, 21);
+            put_u64(o, *term);
+            put_u32(o, body.prev_index);
+            put_u64(o, body.prev_term);
+            put_len(o, body.entries.len());
+            for e in &body.entries {
+                put_u64(o, e.term);
+                match e.cmd {
+                    Cmd::Noop => put_u8(o, 0),
+                    Cmd::Register { service, instance } => {
+                        put_u8(o, 1);
+                        put_u32(o, service.0);
+                        put_u32(o, instance.0);
+                    }
+                    Cmd::Health { service, instance, healthy } => {
+                        put_u8(o, 2);
+                        put_u32(o, service.0);
+                        put_u32(o, instance.0);
+                        put_bool(o, healthy);
+                    }
+                }
+            }
+            put_u32(o, body.commit);
+            put_u32(o, body.round);
+        }
+        Msg::AppendOk { term, ok, index, round } => {
+            put_u8(o, 22);
+            put_u64(o, *term);
+            put_bool(o, *ok);
+            put_u32(o, *index);
+            put_u32(o, *round);
+        }
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+type R<T> = Result<T, DecodeError>;
+
+impl<'a> Reader<'a> {
+    fn bytes(&mut self, n: usize) -> R<&'a [u8]> {
+        if self.buf.len() < n {
+            return Err(DecodeError::Malformed("cut short"));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+    fn array<const N: usize>(&mut self) -> R<[u8; N]> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.bytes(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> R<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+    fn u32(&mut self) -> R<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn u64(&mut self) -> R<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    fn bool(&mut self) -> R<bool> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(DecodeError::Malformed("bool")),
+        }
+    }
+    fn node(&mut self) -> R<NodeId> {
+        self.u32().map(NodeId)
+    }
+    fn service(&mut self) -> R<ServiceId> {
+        self.u32().map(ServiceId)
+    }
+    fn write(&mut self) -> R<Write> {
+        match self.u8()? {
+            0 => Ok(Write::Register),
+            1 => Ok(Write::Beat),
+            _ => Err(DecodeError::Malformed("write kind")),
+        }
+    }
+    /// A vector count, checked against the bytes left (each element takes at least `min`).
+    fn len(&mut self, min: usize) -> R<usize> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min) > self.buf.len() {
+            return Err(DecodeError::Malformed("count larger than the frame"));
+        }
+        Ok(n)
+    }
+    fn nodes(&mut self) -> R<Arc<Vec<NodeId>>> {
+        let n = self.len(4)?;
+        (0..n).map(|_| self.node()).collect::<R<Vec<_>>>().map(Arc::new)
+    }
+
+    fn msg(&mut self) -> R<Msg> {
+        Ok(match self.u8()? {
+            0 => Msg::Write { kind: self.write()?, service: self.service()?, req: self.u64()? },
+            1 => Msg::WriteOk { req: self.u64()?, found: self.bool()? },
+            2 => Msg::Forward { origin: self.node()?, kind: self.write()?, service: self.service()?, req: self.u64()? },
+            3 => Msg::ForwardOk { origin: self.node()?, req: self.u64()?, found: self.bool()? },
+            4 => {
+                let service = self.service()?;
+                let n = self.len(13)?;
+                let data = (0..n)
+                    .map(|_| {
+                        Ok(InstRec { instance: self.node()?, healthy: self.bool()?, last_beat: SimTime(self.u64()?) })
+                    })
+                    .collect::<R<Vec<_>>>()?;
+                Msg::Sync { service, data: Arc::new(data), seq: self.u32()? }
+            }
+            5 => Msg::SyncOk { service: self.service()?, seq: self.u32()? },
+            6 => {
+                let n = self.len(12)?;
+                let checksums = (0..n).map(|_| Ok((self.service()?, self.u64()?))).collect::<R<Vec<_>>>()?;
+                Msg::Verify { checksums: Arc::new(checksums) }
+            }
+            7 => Msg::Pull { service: self.service()? },
+            8 => Msg::Report { req: self.u64()? },
+            9 => Msg::ReportOk { req: self.u64()? },
+            10 => Msg::Query { service: self.service()?, req: self.u64()? },
+            11 => {
+                let req = self.u64()?;
+                let answer = QueryAnswer { instances: self.nodes()?, registered: self.nodes()? };
+                Msg::QueryOk { req, answer: Arc::new(answer) }
+            }
+            12 => {
+                let req = self.u64()?;
+                let some = self.bool()?;
+                let n = self.node()?;
+                Msg::Redirect { req, leader: some.then_some(n) }
+            }
+            13 => Msg::Probe { round: self.u32()? },
+            14 => Msg::ProbeOk { round: self.u32()? },
+            15 => Msg::Push { service: self.service()?, instances: self.nodes()?, push_id: self.u64()? },
+            16 => Msg::PushAck { push_id: self.u64()? },
+            17 => Msg::Call { req: self.u64()? },
+            18 => Msg::CallOk { req: self.u64()? },
+            19 => Msg::RequestVote {
+                term: self.u64()?,
+                pre: self.bool()?,
+                last_index: self.u32()?,
+                last_term: self.u32()?,
+            },
+            20 => Msg::Vote { term: self.u64()?, pre: self.bool()?, granted: self.bool()? },
+            21 => {
+                let term = self.u64()?;
+                let prev_index = self.u32()?;
+                let prev_term = self.u64()?;
+                let n = self.len(9)?;
+                let entries = (0..n).map(|_| self.entry()).collect::<R<Vec<_>>>()?;
+                let body = Append { prev_index, prev_term, entries, commit: self.u32()?, round: self.u32()? };
+                Msg::AppendEntries { term, body: Arc::new(body) }
+            }
+            22 => Msg::AppendOk { term: self.u64()?, ok: self.bool()?, index: self.u32()?, round: self.u32()? },
+            _ => return Err(DecodeError::Malformed("unknown message tag")),
+        })
+    }
+
+    fn entry(&mut self) -> R<Entry> {
+        let term = self.u64()?;
+        let cmd = match self.u8()? {
+            0 => Cmd::Noop,
+            1 => Cmd::Register { service: self.service()?, instance: self.node()? },
+            2 => Cmd::Health { service: self.service()?, instance: self.node()?, healthy: self.bool()? },
+            _ => return Err(DecodeError::Malformed("unknown raft command")),
+        };
+        Ok(Entry { term, cmd })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_variant() -> Vec<Msg> {
+        let nodes = |v: &[u32]| Arc::new(v.iter().copied().map(NodeId).collect::<Vec<_>>());
+        let rec = |i, h, t| InstRec { instance: NodeId(i), healthy: h, last_beat: SimTime(t) };
+        let entries = vec![
+            Entry { term: 1, cmd: Cmd::Noop },
+            Entry { term: 2, cmd: Cmd::Register { service: ServiceId(3), instance: NodeId(9) } },
+            Entry { term: 2, cmd: Cmd::Health { service: ServiceId(3), instance: NodeId(9), healthy: false } },
+        ];
+        vec![
+            Msg::Write { kind: Write::Register, service: ServiceId(1), req: 7 },
+            Msg::Write { kind: Write::Beat, service: ServiceId(0), req: u64::MAX },
+            Msg::WriteOk { req: 3, found: false },
+            Msg::Forward { origin: NodeId(12), kind: Write::Beat, service: ServiceId(2), req: 5 },
+            Msg::ForwardOk { origin: NodeId(12), req: 5, found: true },
+            Msg::Sync {
+                service: ServiceId(1),
+                data: Arc::new(vec![rec(4, true, 10), rec(5, false, u64::MAX)]),
+                seq: 9,
+            },
+            Msg::Sync { service: ServiceId(1), data: Arc::new(Vec::new()), seq: 0 },
+            Msg::SyncOk { service: ServiceId(1), seq: 9 },
+            Msg::Verify { checksums: Arc::new(vec![(ServiceId(0), 0xdead_beef), (ServiceId(4), 1)]) },
+            Msg::Pull { service: ServiceId(8) },
+            Msg::Report { req: 1 },
+            Msg::ReportOk { req: 1 },
+            Msg::Query { service: ServiceId(0), req: 44 },
+            Msg::QueryOk {
+                req: 44,
+                answer: Arc::new(QueryAnswer { instances: nodes(&[1, 2]), registered: nodes(&[1, 2, 3]) }),
+            },
+            Msg::Redirect { req: 2, leader: Some(NodeId(0)) },
+            Msg::Redirect { req: 2, leader: None },
+            Msg::Probe { round: 6 },
+            Msg::ProbeOk { round: 6 },
+            Msg::Push { service: ServiceId(0), instances: nodes(&[7, 8, 9]), push_id: 11 },
+            Msg::PushAck { push_id: 11 },
+            Msg::Call { req: 100 },
+            Msg::CallOk { req: 100 },
+            Msg::RequestVote { term: 4, pre: true, last_index: 10, last_term: 3 },
+            Msg::Vote { term: 4, pre: false, granted: true },
+            Msg::AppendEntries {
+                term: 5,
+                body: Arc::new(Append { prev_index: 2, prev_term: 1, entries, commit: 2, round: 77 }),
+            },
+            Msg::AppendOk { term: 5, ok: true, index: 5, round: 77 },
+        ]
+    }
+
+    #[test]
+    fn every_variant_round_trips() {
+        let mut buf = Vec::new();
+        for msg in every_variant() {
+            encode(42, NodeId(3), &msg, &mut buf);
+            assert!(buf.len() <= MAX_DATAGRAM);
+            assert_eq!(decode(42, &buf), Ok((NodeId(3), msg.clone())), "{msg:?}");
+        }
+    }
+
+    #[test]
+    fn beats_are_small() {
+        let mut buf = Vec::new();
+        encode(1, NodeId(1), &Msg::Write { kind: Write::Beat, service: ServiceId(0), req: 1 }, &mut buf);
+        assert_eq!(buf.len(), HEADER_LEN + 1 + 1 + 4 + 8);
+    }
+
+    #[test]
+    fn foreign_and_broken_frames_are_rejected() {
+        let mut buf = Vec::new();
+        encode(42, NodeId(3), &Msg::Report { req: 1 }, &mut buf);
+        assert_eq!(decode(43, &buf), Err(DecodeError::Foreign), "another run's nonce");
+        assert_eq!(decode(42, b"hello"), Err(DecodeError::Foreign));
+        for cut in HEADER_LEN..buf.len() {
+            assert!(matches!(decode(42, &buf[..cut]), Err(DecodeError::Malformed(_))), "cut at {cut}");
+        }
+        let mut long = buf.clone();
+        long.push(0);
+        assert_eq!(decode(42, &long), Err(DecodeError::Malformed("trailing bytes")));
+        // A count of 2^32 - 1 nodes in a few bytes is refused before allocating.
+        let mut lie = Vec::new();
+        encode(
+            42,
+            NodeId(3),
+            &Msg::Push { service: ServiceId(0), instances: Arc::new(Vec::new()), push_id: 0 },
+            &mut lie,
+        );
+        lie[HEADER_LEN + 5..HEADER_LEN + 9].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(decode(42, &lie), Err(DecodeError::Malformed("count larger than the frame")));
+        let mut tag = buf.clone();
+        tag[HEADER_LEN] = 200;
+        assert_eq!(decode(42, &tag), Err(DecodeError::Malformed("unknown message tag")));
+    }
+}
