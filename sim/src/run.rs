@@ -216,6 +216,16 @@ pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> check::S
         verify_interval: r.distro.verify_interval,
         sample_interval: s.metrics.sample_interval,
         hop: latency_max.unwrap_or(SimDuration::from_secs(1)),
+        views: (s.consumers.count > 0).then(|| {
+            let c = &s.consumers;
+            // As scenario::build: 10 s with push on, 3 s with push off (AP runs only here).
+            let default_poll = if s.registry.push.enabled { 10 } else { 3 };
+            check::ViewTiming {
+                poll_interval: c.poll_interval.unwrap_or(SimDuration::from_secs(default_poll)),
+                backoff_max: c.backoff_max,
+                query_timeout: c.query_timeout,
+            }
+        }),
     }
 }
 

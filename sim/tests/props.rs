@@ -183,9 +183,10 @@ proptest! {
         prop_assert!(bad.is_empty(), "{:?}\n--- scenario ---\n{}", bad, text);
     }
 
-    /// After every fault is healed, copies converge (lossless network: the invariant applies).
+    /// After every fault is healed, server copies and consumer views converge (lossless network:
+    /// the invariant applies).
     #[test]
-    fn copies_converge_after_the_last_fault((c, p) in world(Some(false), 1, false, 6)) {
+    fn copies_and_views_converge_after_the_last_fault((c, p) in world(Some(false), 1, false, 6)) {
         let (text, out) = run(&c, &p, &[]);
         let conv = out.report.invariants.iter().find(|i| i.name == "converged_after_heal");
         prop_assert!(conv.is_some_and(|i| i.holds && !i.detail.starts_with("not applicable")), "{:?}\n{}", conv, text);

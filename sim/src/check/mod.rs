@@ -15,7 +15,8 @@
 //! - `converged_after_heal` (AP runs on a lossless network): once the last disturbance is over (every partition
 //!   healed, every server running, no clock skewed; a disturbance is any fault record or an
 //!   instance's first registration), every running server's copy lists exactly the running
-//!   instances as healthy within the bound of [`SettleTiming::bound`]. Anti-entropy (Distro's
+//!   instances as healthy, and every running consumer's view lists exactly the running
+//!   instances, within the bound of [`SettleTiming::bound`]. Anti-entropy (Distro's
 //!   checksum verify) is what guarantees this for a copy that lost data without a failed sync.
 
 pub mod linearizability;
@@ -134,6 +135,16 @@ pub struct SettleTiming {
     pub sample_interval: SimDuration,
     /// One-way latency bound (1 s when the distribution is unbounded).
     pub hop: SimDuration,
+    /// Consumers' polling, when there are consumers (their views must converge too).
+    pub views: Option<ViewTiming>,
+}
+
+/// How consumers refresh their views (for the views phase of [`SettleTiming::bound`]).
+#[derive(Clone, Copy, Debug)]
+pub struct ViewTiming {
+    pub poll_interval: SimDuration,
+    pub backoff_max: SimDuration,
+    pub query_timeout: SimDuration,
 }
 
 impl SettleTiming {
@@ -154,9 +165,17 @@ impl SettleTiming {
     ///    a copy that missed no sync but lost its data (a restarted server) is repaired by the
     ///    next checksum verify, within `verify_interval` plus a pull and its answer:
     ///    `sync_delay + sync_timeout + sync_retry + verify_interval + 4 hops`.
-    /// 4. **sampling**: copies are compared every `sample_interval`.
+    /// 4. **views** (when there are consumers): once every copy is right, each consumer's next
+    ///    poll gets the right list. The next poll is due at most `max(poll_interval,
+    ///    backoff_max)` later (a consumer whose polls failed during the fault waits out its
+    ///    backoff), a query still in flight may first bring an older list (it left before the
+    ///    copies were right; its answer comes within `query_timeout`), and the answer takes
+    ///    2 hops: `query_timeout + max(poll_interval, backoff_max) + 2 hops`. (Pushes only
+    ///    speed this up.)
+    /// 5. **sampling**: copies and views are compared every `sample_interval`.
     ///
-    /// With Nacos defaults and 10 ms latency: 7 s + 20 s + 15 s + 1 s ≈ 43 s. On a lossy
+    /// With Nacos defaults and 10 ms latency: 7 s + 20 s + 15 s + 1 s ≈ 43 s without
+    /// consumers, plus 3 s + 60 s for the views phase with them. On a lossy
     /// network no bound holds (beats and syncs can be lost again and again, and with enough
     /// instances some copy is wrong at every sample), so the invariant applies without loss only.
     pub fn bound(&self) -> SimDuration {
@@ -167,7 +186,9 @@ impl SettleTiming {
         let beats = (self.beat_interval + self.request_timeout + hops(4)).saturating_mul(2);
         let health = self.unhealthy_after + self.check_interval + hops(1);
         let replication = self.sync_delay + self.sync_timeout + self.sync_retry + self.verify_interval + hops(4);
-        membership + beats.max(health) + replication + self.sample_interval
+        let views =
+            self.views.map_or(SimDuration::ZERO, |v| v.query_timeout + v.poll_interval.max(v.backoff_max) + hops(2));
+        membership + beats.max(health) + replication + views + self.sample_interval
     }
 }
 
@@ -196,7 +217,7 @@ pub fn converged_after_heal(
             name,
             holds: true,
             detail: format!(
-                "last disturbance at {:.3} s, every copy right {:.3} s later (bound {bound})",
+                "last disturbance at {:.3} s, every copy and view right {:.3} s later (bound {bound})",
                 from.as_secs_f64(),
                 (c - from).as_secs_f64()
             ),
@@ -211,7 +232,7 @@ pub fn converged_after_heal(
             name,
             holds: false,
             detail: format!(
-                "last disturbance at {:.3} s, copies {} (bound {bound})",
+                "last disturbance at {:.3} s, copies and views {} (bound {bound})",
                 from.as_secs_f64(),
                 c.map_or("never converged".to_string(), |c| format!(
                     "converged only {:.3} s later",

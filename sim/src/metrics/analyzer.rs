@@ -82,7 +82,8 @@ pub struct Staleness {
 
 /// Convergence after the last disturbance (for the `converged_after_heal` invariant): the
 /// last fault record or first registration of an instance, and the first sample at or after it
-/// at which every running server's healthy list equals the running instances.
+/// at which every running server's healthy list equals the running instances and every running
+/// consumer's view equals the running instances it can reach.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Settle {
     pub last_disturbance: SimTime,
@@ -446,7 +447,7 @@ impl Analyzer {
             if pending && right {
                 self.convergence.iter_mut().filter(|c| c.converged_at.is_none()).for_each(|c| c.converged_at = Some(t));
             }
-            if right && self.settle.converged_at.is_none() {
+            if right && all_views_right && self.settle.converged_at.is_none() {
                 self.settle.converged_at = Some(t);
             }
         }
