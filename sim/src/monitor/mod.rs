@@ -18,11 +18,14 @@
 
 pub mod aggregate;
 pub mod binop;
+pub mod duration;
 pub mod eval;
 pub mod functions;
 pub mod labels;
 pub mod query;
+pub mod rulefile;
 pub mod store;
+pub mod template;
 
 pub use eval::{Element, EvalError, Value, Vector, instant_query};
 pub use labels::Labels;
