@@ -17,10 +17,12 @@
 //! `series_notation` (promtool's `a+bxN` input notation) and `unittest` (promtool's test format).
 
 pub mod aggregate;
+pub mod alerting;
 pub mod binop;
 pub mod duration;
 pub mod eval;
 pub mod functions;
+pub mod group;
 pub mod labels;
 pub mod query;
 pub mod rulefile;
