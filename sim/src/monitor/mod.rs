@@ -26,8 +26,10 @@ pub mod group;
 pub mod labels;
 pub mod query;
 pub mod rulefile;
+pub mod series_notation;
 pub mod store;
 pub mod template;
+pub mod unittest;
 
 pub use eval::{Element, EvalError, Value, Vector, instant_query};
 pub use labels::Labels;
