@@ -228,7 +228,10 @@ mod tests {
         let (samples, tr) = r.eval(hit(), 0, 0).expect("eval");
         assert_eq!(state(&r), Some(AlertState::Pending));
         assert_eq!(tr.pending.len(), 1);
-        assert_eq!(samples[0].0.to_string(), r#"ALERTS{alertname="InstanceDown", alertstate="pending", instance="a", severity="page"}"#);
+        assert_eq!(
+            samples[0].0.to_string(),
+            r#"ALERTS{alertname="InstanceDown", alertstate="pending", instance="a", severity="page"}"#
+        );
         r.eval(hit(), 30_000, 0).expect("eval");
         assert_eq!(state(&r), Some(AlertState::Pending), "30 s < for");
         let (_, tr) = r.eval(hit(), 60_000, 0).expect("eval");

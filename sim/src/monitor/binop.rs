@@ -32,9 +32,7 @@ pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> Result<Value, EvalError
         (Value::Vector(v), Value::Scalar(s)) => vector_scalar(&op, v, s, false, return_bool).map(Value::Vector),
         (Value::Scalar(s), Value::Vector(v)) => vector_scalar(&op, v, s, true, return_bool).map(Value::Vector),
         (Value::Vector(l), Value::Vector(r)) if is_set(&op) => Ok(Value::Vector(set_op(&op, l, r, on, &names))),
-        (Value::Vector(l), Value::Vector(r)) => {
-            vector_vector(&op, l, r, on, &names, return_bool).map(Value::Vector)
-        }
+        (Value::Vector(l), Value::Vector(r)) => vector_vector(&op, l, r, on, &names, return_bool).map(Value::Vector),
     }
 }
 

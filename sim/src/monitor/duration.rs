@@ -64,7 +64,7 @@ pub fn format_ms(ms: i64) -> String {
     for (unit, len) in UNITS {
         let len = len.unsigned_abs();
         // Years and weeks only when exact, as Prometheus (90d rather than 12w6d).
-        if (*unit == "y" || *unit == "w") && left % len != 0 {
+        if (*unit == "y" || *unit == "w") && !left.is_multiple_of(len) {
             continue;
         }
         if left >= len {
@@ -81,7 +81,9 @@ mod tests {
 
     #[test]
     fn parse_and_format() {
-        for (text, ms) in [("0", 0), ("0s", 0), ("15s", 15_000), ("1h30m", 5_400_000), ("250ms", 250), ("1d", 86_400_000)] {
+        for (text, ms) in
+            [("0", 0), ("0s", 0), ("15s", 15_000), ("1h30m", 5_400_000), ("250ms", 250), ("1d", 86_400_000)]
+        {
             assert_eq!(parse_ms(text), Ok(ms), "{text}");
         }
         for bad in ["", "5", "m", "1m1h", "1s1s", "1.5m", "-1m", "1 m"] {

@@ -143,9 +143,7 @@ impl<'a> Evaluator<'a> {
 
     fn charge(&mut self, n: usize) -> Result<(), EvalError> {
         self.samples_left = self.samples_left.checked_sub(n).ok_or_else(|| {
-            EvalError(format!(
-                "query processing would load too many samples into memory (limit {DEFAULT_MAX_SAMPLES})"
-            ))
+            EvalError(format!("query processing would load too many samples into memory (limit {DEFAULT_MAX_SAMPLES})"))
         })?;
         Ok(())
     }
@@ -154,10 +152,10 @@ impl<'a> Evaluator<'a> {
 /// Does the series `labels` satisfy the selector's name and every matcher? A missing label
 /// matches as the empty string, as in Prometheus.
 pub fn selector_matches(vs: &VectorSelector, labels: &Labels) -> bool {
-    if let Some(name) = &vs.name {
-        if labels.name() != Some(name.as_str()) {
-            return false;
-        }
+    if let Some(name) = &vs.name
+        && labels.name() != Some(name.as_str())
+    {
+        return false;
     }
     vs.matchers.matchers.iter().all(|m: &Matcher| m.is_match(labels.get(&m.name).unwrap_or("")))
 }

@@ -170,7 +170,6 @@ fn extreme(points: &[Sample], better: impl Fn(f64, f64) -> bool) -> f64 {
 mod tests {
     use super::super::eval::tests::{query, store};
 
-
     /// ANCHORS.md: a counter rising by 60 every 15 s has rate(x[1m]) = 4, at any phase.
     #[test]
     fn rate_extrapolation_anchor() {

@@ -118,7 +118,13 @@ impl Group {
                 previous: BTreeSet::new(),
             })
             .collect();
-        Group { file: spec.file.clone(), name: spec.name.clone(), interval_ms: spec.interval_ms, limit: spec.limit, rules }
+        Group {
+            file: spec.file.clone(),
+            name: spec.name.clone(),
+            interval_ms: spec.interval_ms,
+            limit: spec.limit,
+            rules,
+        }
     }
 
     /// Evaluates every rule at `t`, in order, writing results into `store`. Never fails: a

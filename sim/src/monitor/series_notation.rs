@@ -118,8 +118,14 @@ mod tests {
     fn expanding_notation() {
         assert_eq!(expand_values("1+1x3").expect("ok"), vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0)]);
         assert_eq!(expand_values("10-2x2").expect("ok"), vec![Some(10.0), Some(8.0), Some(6.0)]);
-        assert_eq!(expand_values("0x2 _x2 5").expect("ok"), vec![Some(0.0), Some(0.0), Some(0.0), None, None, Some(5.0)]);
-        assert_eq!(expand_values("_ -1 1e3 +Inf").expect("ok"), vec![None, Some(-1.0), Some(1000.0), Some(f64::INFINITY)]);
+        assert_eq!(
+            expand_values("0x2 _x2 5").expect("ok"),
+            vec![Some(0.0), Some(0.0), Some(0.0), None, None, Some(5.0)]
+        );
+        assert_eq!(
+            expand_values("_ -1 1e3 +Inf").expect("ok"),
+            vec![None, Some(-1.0), Some(1000.0), Some(f64::INFINITY)]
+        );
         assert_eq!(expand_values("-1+5e-1x1").expect("ok"), vec![Some(-1.0), Some(-0.5)]);
         let v = expand_values("1 stale").expect("ok");
         assert!(v[1].is_some_and(is_stale));
@@ -130,7 +136,10 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(parse_labels(r#"up{job="a", instance="b"}"#).expect("ok").to_string(), r#"up{instance="b", job="a"}"#);
+        assert_eq!(
+            parse_labels(r#"up{job="a", instance="b"}"#).expect("ok").to_string(),
+            r#"up{instance="b", job="a"}"#
+        );
         assert_eq!(parse_labels("{}").expect("ok"), Labels::empty());
         assert_eq!(parse_labels(r#"{job="a"}"#).expect("ok").to_string(), r#"{job="a"}"#);
         assert!(parse_labels(r#"up{job=~"a"}"#).is_err());

@@ -158,11 +158,16 @@ struct TestFile {
     tests: Vec<TestGroup>,
 }
 
+/// (eval_time, alertname, expected (labels, annotations)).
+type AlertTest = (i64, String, Vec<(Labels, Labels)>);
+/// (eval_time, query, expected (labels, value)).
+type ExprTest = (i64, Query, Vec<(Labels, f64)>);
+
 struct TestGroup {
     name: Option<String>,
     series: Vec<(Labels, Vec<(i64, f64)>)>,
-    alert_tests: Vec<(i64, String, Vec<(Labels, Labels)>)>,
-    expr_tests: Vec<(i64, Query, Vec<(Labels, f64)>)>,
+    alert_tests: Vec<AlertTest>,
+    expr_tests: Vec<ExprTest>,
 }
 
 /// Loads, runs and reports one test file. Bad input (the file, its rule files, an expression
@@ -193,7 +198,11 @@ fn load(path: &Path) -> Result<TestFile, LoadError> {
     let mut groups = Vec::new();
     for (i, rf) in raw.rule_files.iter().enumerate() {
         if rf.value.contains(['*', '?', '[']) {
-            return Err(at(&rf.referenced, format!("rule_files[{i}]"), "globs are not supported; list each file".into()));
+            return Err(at(
+                &rf.referenced,
+                format!("rule_files[{i}]"),
+                "globs are not supported; list each file".into(),
+            ));
         }
         groups.extend(rulefile::load(&dir.join(&rf.value))?.groups);
     }
@@ -240,9 +249,12 @@ fn test_group(file: &str, gi: usize, g: RawGroup, eval_interval_ms: i64) -> Resu
     }
     let mut series = Vec::new();
     for (i, s) in g.input_series.iter().enumerate() {
-        let labels = parse_labels(&s.series.value).map_err(|e| at(&s.series.referenced, format!("input_series[{i}].series"), e))?;
+        let labels = parse_labels(&s.series.value)
+            .map_err(|e| at(&s.series.referenced, format!("input_series[{i}].series"), e))?;
         let values = match &s.values {
-            Some(v) => expand_values(&v.value).map_err(|e| at(&v.referenced, format!("input_series[{i}].values"), e))?,
+            Some(v) => {
+                expand_values(&v.value).map_err(|e| at(&v.referenced, format!("input_series[{i}].values"), e))?
+            }
             None => Vec::new(),
         };
         let samples = values.iter().enumerate().filter_map(|(k, v)| v.map(|v| (k as i64 * interval_ms, v))).collect();
@@ -252,7 +264,11 @@ fn test_group(file: &str, gi: usize, g: RawGroup, eval_interval_ms: i64) -> Resu
     for (i, a) in g.alert_rule_test.iter().enumerate() {
         let t = duration(&a.eval_time, format!("alert_rule_test[{i}].eval_time"), 0)?;
         if a.alertname.value.is_empty() {
-            return Err(at(&a.alertname.referenced, format!("alert_rule_test[{i}].alertname"), "expected an alert name".into()));
+            return Err(at(
+                &a.alertname.referenced,
+                format!("alert_rule_test[{i}].alertname"),
+                "expected an alert name".into(),
+            ));
         }
         let exp = a
             .exp_alerts
@@ -269,14 +285,17 @@ fn test_group(file: &str, gi: usize, g: RawGroup, eval_interval_ms: i64) -> Resu
     for (i, e) in g.promql_expr_test.iter().enumerate() {
         let t = duration(&e.eval_time, format!("promql_expr_test[{i}].eval_time"), 0)?;
         let q = Query::parse(&e.expr.value).map_err(|m| {
-            at(&e.expr.referenced, format!("promql_expr_test[{i}].expr"), format!("{m}, in expression {:?}", e.expr.value))
+            at(
+                &e.expr.referenced,
+                format!("promql_expr_test[{i}].expr"),
+                format!("{m}, in expression {:?}", e.expr.value),
+            )
         })?;
         let mut exp = Vec::new();
         for (k, s) in e.exp_samples.iter().enumerate() {
             let l = match &s.labels {
-                Some(text) => parse_labels(&text.value).map_err(|m| {
-                    at(&text.referenced, format!("promql_expr_test[{i}].exp_samples[{k}].labels"), m)
-                })?,
+                Some(text) => parse_labels(&text.value)
+                    .map_err(|m| at(&text.referenced, format!("promql_expr_test[{i}].exp_samples[{k}].labels"), m))?,
                 None => Labels::empty(),
             };
             exp.push((l, s.value));
