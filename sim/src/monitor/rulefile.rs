@@ -163,7 +163,20 @@ pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Resu
         _ => file.to_string(),
     };
     let message = first_line(&inner.to_string());
-    Err(LoadError { location, key_path: path.filter(|p| p != "."), message })
+    Err(LoadError { location, key_path: path.map(|p| clean_path(&p)).filter(|p| p != "." && !p.is_empty()), message })
+}
+
+/// Removes the `value` segments the `Spanned` wrapper adds to key paths
+/// (`groups[0].rules[1].value.fro` -> `groups[0].rules[1].fro`); a real `value` key
+/// (`exp_samples[0].value` in test files) is kept.
+fn clean_path(p: &str) -> String {
+    let mut out = p.replace(".value.", ".");
+    if let Some(head) = out.strip_suffix(".value")
+        && !head.rsplit('.').next().is_some_and(|last| last.starts_with("exp_samples["))
+    {
+        out = head.to_string();
+    }
+    out
 }
 
 /// The message without a trailing location ("at line 3 column 5") the YAML crate may add.
@@ -316,7 +329,7 @@ mod tests {
         assert!(e.starts_with("r.yml:7:14: groups[0].rules[0].for: expected a duration"), "{e}");
         let e = error(&GOOD.replace("labels:", "lables:"));
         assert!(e.starts_with("r.yml:9:"), "{e}");
-        assert!(e.contains("lables"), "unknown key named: {e}");
+        assert!(e.contains("groups[0].rules[0].lables: unknown field `lables`"), "unknown key named: {e}");
         let e = error(&GOOD.replace("      - record: job:up:sum\n", "      - record: job:up:sum\n        for: 1m\n"));
         assert!(e.contains("groups[0].rules[1].for: invalid field 'for' in recording rule"), "{e}");
         let e = error(&GOOD.replace("{{ $labels.instance }}", "{{ $value | humanize }}"));
