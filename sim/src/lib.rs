@@ -13,6 +13,7 @@ pub mod check;
 pub mod engine;
 pub mod fault;
 pub mod metrics;
+pub mod monitor;
 pub mod net;
 pub mod protocol;
 pub mod report;
