@@ -154,27 +154,26 @@ impl<E> Calendar<E> {
         (u128::from(time.0) << 32) | u128::from(idx)
     }
 
-    #[inline]
-    fn push(&mut self, key: Key<E>) {
-        let b = key.time.0 >> BUCKET_SHIFT;
+    // `push` and `place` are inlined into their callers on purpose: out of line, the caller
+    // wrote the event field by field into a stack temporary and `place` copied it out in
+    // 16-byte loads, which cannot be store-forwarded from narrower stores; the stalls were a
+    // sixth of the heartbeat run. Inlined, the event goes straight into its bucket.
+    #[inline(always)]
+    fn push(&mut self, time: SimTime, seq: u64, event: E) {
+        let b = time.0 >> BUCKET_SHIFT;
         if b >> (2 * LEVEL_BITS) != self.cursor >> (2 * LEVEL_BITS) && b > self.cursor {
-            self.far.push(Reverse(key));
+            self.far.push(Reverse(Key { time, seq, event }));
         } else {
-            self.place(Slot { time: key.time, event: key.event });
+            self.place(Slot { time, event });
         }
     }
 
     /// Puts an event of the current superblock (or earlier) where it belongs.
-    #[inline]
+    #[inline(always)]
     fn place(&mut self, slot: Slot<E>) {
         let b = slot.time.0 >> BUCKET_SHIFT;
         if b <= self.cursor {
-            // Descending order: insert after every key greater than this one (all of them
-            // were placed earlier, so a later index breaks time ties the way `seq` does).
-            let k = Self::order_key(slot.time, self.near.len());
-            let at = self.order.partition_point(|&o| o > k);
-            self.near.push(Some(slot));
-            self.order.insert(at, k);
+            self.place_near(slot);
         } else if b >> LEVEL_BITS == self.cursor >> LEVEL_BITS {
             let i = (b & SLOT_MASK) as usize;
             self.l1[i].push(Some(slot));
@@ -186,6 +185,17 @@ impl<E> Calendar<E> {
             self.l2_occupied.set(i);
             self.in_l2 += 1;
         }
+    }
+
+    /// An event for the current bucket (rare: latencies and timers land in later buckets).
+    /// Descending order: insert after every key greater than this one (all of them were placed
+    /// earlier, so a later index breaks time ties the way `seq` does).
+    #[inline(never)]
+    fn place_near(&mut self, slot: Slot<E>) {
+        let k = Self::order_key(slot.time, self.near.len());
+        let at = self.order.partition_point(|&o| o > k);
+        self.near.push(Some(slot));
+        self.order.insert(at, k);
     }
 
     #[inline]
@@ -299,11 +309,11 @@ impl<E> EventQueue<E> {
     }
 
     /// Schedules `event` at `time`; returns its sequence number (unique, increasing).
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, time: SimTime, event: E) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.keys.push(Key { time, seq, event });
+        self.keys.push(time, seq, event);
         seq
     }
 
