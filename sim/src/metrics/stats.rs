@@ -4,8 +4,10 @@ use serde::Serialize;
 
 /// `{count, mean_s, min_s, p50_s, p90_s, p99_s, max_s}` of a sample in seconds. Percentiles
 /// use the nearest-rank method (the smallest sample with at least p % of samples at or below
-/// it), so every reported value is an observed one. Empty samples give zeros and `count = 0`.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+/// it), so every reported value is an observed one. Empty samples give `count = 0` and zeros in
+/// memory, and `null` for every statistic in JSON: a 0.0 would read as "detected at once" and
+/// would be averaged into sweeps (which count a `null` as missing).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     pub count: u64,
     pub mean_s: f64,
@@ -14,6 +16,22 @@ pub struct Summary {
     pub p90_s: f64,
     pub p99_s: f64,
     pub max_s: f64,
+}
+
+impl Serialize for Summary {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let v = |x: f64| (self.count > 0).then_some(x);
+        let mut st = ser.serialize_struct("Summary", 7)?;
+        st.serialize_field("count", &self.count)?;
+        st.serialize_field("mean_s", &v(self.mean_s))?;
+        st.serialize_field("min_s", &v(self.min_s))?;
+        st.serialize_field("p50_s", &v(self.p50_s))?;
+        st.serialize_field("p90_s", &v(self.p90_s))?;
+        st.serialize_field("p99_s", &v(self.p99_s))?;
+        st.serialize_field("max_s", &v(self.max_s))?;
+        st.end()
+    }
 }
 
 /// Rounds to the nanosecond so reports do not carry float noise.
@@ -55,5 +73,16 @@ mod tests {
         let one = Summary::of(&[3.0]);
         assert_eq!((one.p50_s, one.p99_s), (3.0, 3.0));
         assert_eq!(Summary::of(&[]).count, 0);
+    }
+
+    #[test]
+    fn empty_sample_serializes_nulls() {
+        let json = serde_json::to_string(&Summary::of(&[])).expect("serializes");
+        assert_eq!(
+            json,
+            r#"{"count":0,"mean_s":null,"min_s":null,"p50_s":null,"p90_s":null,"p99_s":null,"max_s":null}"#
+        );
+        let one = serde_json::to_string(&Summary::of(&[1.5])).expect("serializes");
+        assert!(one.contains(r#""p99_s":1.5"#), "{one}");
     }
 }

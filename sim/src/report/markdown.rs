@@ -69,21 +69,19 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
     if let Some(e) = &r.elections {
         let d = &e.downtime;
         let _ = writeln!(s, "## Leader elections\n");
+        let times = if d.count == 0 {
+            "no new leader measured".to_string()
+        } else {
+            format!(
+                "time to a new leader (s): min {:.3}, p50 {:.3}, p90 {:.3}, p99 {:.3}, max {:.3}, mean {:.3}",
+                d.min_s, d.p50_s, d.p90_s, d.p99_s, d.max_s, d.mean_s
+            )
+        };
         let _ = writeln!(
             s,
-            "{} leader failures; time to a new leader (s): min {:.3}, p50 {:.3}, p90 {:.3}, p99 {:.3}, max {:.3}, mean {:.3}. \
+            "{} leader failures; {times}. \
              Terms per incident: mean {:.2}, max {}; {} elections without a winner (split votes); {} unresolved at the end.\n",
-            e.incidents,
-            d.min_s,
-            d.p50_s,
-            d.p90_s,
-            d.p99_s,
-            d.max_s,
-            d.mean_s,
-            e.terms_mean,
-            e.terms_max,
-            e.split_votes,
-            e.unresolved
+            e.incidents, e.terms_mean, e.terms_max, e.split_votes, e.unresolved
         );
     }
     for i in r.elections.iter().flat_map(|e| &e.isolations) {
