@@ -169,6 +169,7 @@ impl Collector {
             invariants.extend(check::raft_logs(&run.raft_logs, &analyzer.elections.committed));
             invariants.push(check::acknowledged_writes_kept(&analyzer.elections));
         }
+        let end_time = SimTime(scenario.duration.as_nanos());
         let m = &scenario.metrics;
         let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
         if cp && consistency.verdict != "not_checked" {
@@ -192,6 +193,10 @@ impl Collector {
             load: analyzer.load.as_ref().map(model::load_report),
             elections: model::ElectionsReport::from(&analyzer.elections),
             consistency,
+            alerts: scenario.monitoring.as_ref().map(|m| {
+                crate::metrics::alerts::alerts_report(&analyzer.monitor, &analyzer.detection.episodes, m, end_time)
+            }),
+            rules: scenario.monitoring.as_ref().map(|_| crate::metrics::alerts::rules_report(&analyzer.monitor)),
             network: run.network,
             invariants,
         };

@@ -2,6 +2,7 @@
 //! them atomically (temporary files renamed into place, so an interrupted run leaves no half
 //! report).
 
+pub mod alerts_md;
 pub mod compare;
 pub mod lb;
 pub mod lb_plot;
