@@ -24,6 +24,8 @@ pub const CHUNK: SimDuration = SimDuration::from_secs(1);
 pub struct RunOutput {
     pub report: Report,
     pub analyzer: Analyzer,
+    /// Every sample the Prometheus server stored (monitoring scenarios), for `metrics.om`.
+    pub prometheus_store: Option<crate::monitor::Store>,
 }
 
 impl RunOutput {
@@ -81,7 +83,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         network: world.network().stats,
         raft_logs,
     };
-    Ok(collector.finish(scenario, seed, &built.topology, summary))
+    let mut out = collector.finish(scenario, seed, &built.topology, summary);
+    if let Some(r) = built.topology.role(crate::scenario::build::PROMETHEUS) {
+        if let crate::protocol::Node::Prometheus(p) = built.world.actor_mut(crate::engine::NodeId(r.first)) {
+            out.prometheus_store = Some(p.take_store());
+        }
+    }
+    Ok(out)
 }
 
 /// What a driver knows about its run besides the observation log.
@@ -200,7 +208,7 @@ impl Collector {
             network: run.network,
             invariants,
         };
-        RunOutput { report, analyzer }
+        RunOutput { report, analyzer, prometheus_store: None }
     }
 }
 

@@ -119,9 +119,58 @@ fn bad_monitoring_input_is_located() {
     assert!(err.location.ends_with("t.toml:5:18"), "{err}");
     assert_eq!(err.key_path.as_deref(), Some("monitoring.prometheus.scrape_timeout"), "{err}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_regsim"))
-        .args(["check".as_ref(), dir.join("m.toml").as_os_str()])
+        .arg("check")
+        .arg(dir.join("m.toml"))
         .output()
         .expect("spawn");
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `metrics.om` (every stored sample as OpenMetrics) is byte-identical across runs and loads
+/// with `promtool tsdb create-blocks-from openmetrics` (promtool from Debian's `prometheus`
+/// package, installed by .ci/run; REGSIM_SKIP_PROMTOOL=1 skips only the promtool step).
+#[test]
+fn metrics_om_is_deterministic_and_promtool_loads_it() {
+    let base = std::env::temp_dir().join(format!("regsim-om-{}", std::process::id()));
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/monitoring.toml");
+    let mut texts = Vec::new();
+    for k in 0..2 {
+        let out_dir = base.join(format!("run{k}"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_regsim"))
+            .arg("run")
+            .arg(&file)
+            .arg("--out")
+            .arg(&out_dir)
+            .output()
+            .expect("spawn");
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        texts.push(std::fs::read(out_dir.join("metrics.om")).expect("metrics.om written"));
+    }
+    assert!(texts[0] == texts[1], "metrics.om differs between two runs of the same seed");
+    let text = String::from_utf8(texts[0].clone()).expect("utf-8");
+    assert!(text.ends_with("# EOF\n"));
+    assert!(text.contains("\nup{instance=\"n3\",job=\"api\"} 0 "), "a failed scrape is exported");
+    assert!(text.contains("# TYPE job:up:count unknown\n"), "recording rules are exported");
+    let promtool = std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !promtool {
+        assert!(
+            std::env::var("REGSIM_SKIP_PROMTOOL").is_ok_and(|v| v == "1"),
+            "promtool not found on PATH: install it (Debian: apt-get install prometheus) or set REGSIM_SKIP_PROMTOOL=1"
+        );
+        return;
+    }
+    let tsdb = base.join("tsdb");
+    let out = std::process::Command::new("promtool")
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(base.join("run0/metrics.om"))
+        .arg(&tsdb)
+        .output()
+        .expect("spawn promtool");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "promtool refused metrics.om: {said}");
+    // One block of the 2 h run, with every non-stale sample.
+    let samples = text.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(said.contains(&format!(" {samples} ")), "promtool should report {samples} samples: {said}");
+    let _ = std::fs::remove_dir_all(&base);
 }

@@ -173,6 +173,11 @@ impl Prometheus {
         &self.store
     }
 
+    /// Moves the stored samples out (after a run, for export).
+    pub fn take_store(&mut self) -> Store {
+        std::mem::take(&mut self.store)
+    }
+
     /// The rule groups with their rules' status.
     pub fn groups(&self) -> &[Group] {
         &self.groups
