@@ -84,10 +84,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         raft_logs,
     };
     let mut out = collector.finish(scenario, seed, &built.topology, summary);
-    if let Some(r) = built.topology.role(crate::scenario::build::PROMETHEUS) {
-        if let crate::protocol::Node::Prometheus(p) = built.world.actor_mut(crate::engine::NodeId(r.first)) {
-            out.prometheus_store = Some(p.take_store());
-        }
+    if let Some(r) = built.topology.role(crate::scenario::build::PROMETHEUS)
+        && let crate::protocol::Node::Prometheus(p) = built.world.actor_mut(crate::engine::NodeId(r.first))
+    {
+        out.prometheus_store = Some(p.take_store());
     }
     Ok(out)
 }

@@ -148,9 +148,8 @@ pub fn alerts_report(log: &MonitorLog, episodes: &[Episode], m: &MonitoringSpec,
     let p = &m.prometheus;
     let mut rules = Vec::new();
     for g in &m.loaded {
-        let interval = g.interval_ms.filter(|ms| *ms > 0).map_or(p.evaluation_interval, |ms| {
-            SimDuration::from_millis(ms as u64)
-        });
+        let interval =
+            g.interval_ms.filter(|ms| *ms > 0).map_or(p.evaluation_interval, |ms| SimDuration::from_millis(ms as u64));
         for r in &g.rules {
             let RuleKind::Alert { for_ms, .. } = &r.kind else { continue };
             let for_d = SimDuration::from_millis((*for_ms).max(0) as u64);
@@ -208,9 +207,8 @@ pub fn alerts_report(log: &MonitorLog, episodes: &[Episode], m: &MonitoringSpec,
                 }
             }
             let over = |xs: &[f64], w: SimDuration| xs.iter().filter(|x| **x > secs(w)).count() as u64;
-            let beyond = over(&pending, pending_w)
-                + over(&firing, firing_w)
-                + notified_w.map_or(0, |w| over(&notified, w));
+            let beyond =
+                over(&pending, pending_w) + over(&firing, firing_w) + notified_w.map_or(0, |w| over(&notified, w));
             rules.push(AlertRuleReport {
                 alert: r.name.clone(),
                 group: g.name.clone(),
@@ -312,9 +310,15 @@ fn reason(log: &MonitorLog, f: &Followed, e: &Episode, for_d: SimDuration, quara
     }
     match (dropped, failed) {
         (Some(d), Some(x)) if x <= d => {
-            format!("target dropped by discovery at {} before an evaluation returned the alert (up = 0 at {})", at(d), at(x))
+            format!(
+                "target dropped by discovery at {} before an evaluation returned the alert (up = 0 at {})",
+                at(d),
+                at(x)
+            )
         }
         (Some(d), _) => format!("target dropped by discovery at {} before any failed scrape", at(d)),
-        (None, _) => format!("the rule never returned an alert for it before {}", restarted.map_or("the end".to_string(), at)),
+        (None, _) => {
+            format!("the rule never returned an alert for it before {}", restarted.map_or("the end".to_string(), at))
+        }
     }
 }

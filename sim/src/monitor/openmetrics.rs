@@ -44,11 +44,8 @@ fn timestamp(t_ms: i64) -> String {
 
 fn series_text(labels: &Labels) -> String {
     let name = labels.name().unwrap_or_default();
-    let pairs: Vec<String> = labels
-        .iter()
-        .filter(|(k, _)| *k != METRIC_NAME)
-        .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
-        .collect();
+    let pairs: Vec<String> =
+        labels.iter().filter(|(k, _)| *k != METRIC_NAME).map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
     if pairs.is_empty() { name.to_string() } else { format!("{name}{{{}}}", pairs.join(",")) }
 }
 

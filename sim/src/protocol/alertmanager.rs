@@ -113,7 +113,8 @@ impl Alertmanager {
         let Timer::Flush { group } = timer else { return };
         let now = ms(ctx);
         let Some(g) = self.groups.get_mut(&group) else { return };
-        let firing: BTreeSet<Labels> = g.alerts.values().filter(|a| a.ends_at_ms > now).map(|a| a.labels.clone()).collect();
+        let firing: BTreeSet<Labels> =
+            g.alerts.values().filter(|a| a.ends_at_ms > now).map(|a| a.labels.clone()).collect();
         let resolved: Vec<Labels> =
             g.alerts.values().filter(|a| a.ends_at_ms <= now).map(|a| a.labels.clone()).collect();
         let new_firing = firing.iter().any(|l| !g.last_firing.contains(l));
@@ -123,7 +124,11 @@ impl Alertmanager {
         if new_firing || newly_resolved || repeat_due {
             let n = Notification {
                 group: g.labels.clone(),
-                firing: firing.iter().filter_map(|l| g.alerts.get(l)).map(|a| (a.labels.clone(), a.starts_at_ms)).collect(),
+                firing: firing
+                    .iter()
+                    .filter_map(|l| g.alerts.get(l))
+                    .map(|a| (a.labels.clone(), a.starts_at_ms))
+                    .collect(),
                 resolved: if self.config.send_resolved { resolved.clone() } else { Vec::new() },
             };
             self.notifications += 1;

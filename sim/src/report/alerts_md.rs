@@ -32,10 +32,8 @@ pub fn markdown(s: &mut String, r: &Report) {
             "| alert | for | stage | window | count | min | p50 | p90 | max | mean |\n|---|---|---|---|---|---|---|---|---|---|"
         );
         for x in &a.rules {
-            let mut rows = vec![
-                ("pending", x.window.pending_s, &x.alert_pending),
-                ("firing", x.window.firing_s, &x.alert_firing),
-            ];
+            let mut rows =
+                vec![("pending", x.window.pending_s, &x.alert_pending), ("firing", x.window.firing_s, &x.alert_firing)];
             if let (Some(n), Some(w)) = (&x.alert_notified, x.window.notified_s) {
                 rows.push(("notified", w, n));
             }
@@ -46,14 +44,20 @@ pub fn markdown(s: &mut String, r: &Report) {
         let _ = writeln!(s);
         for x in &a.rules {
             if !x.never_fired.is_empty() {
-                let _ = writeln!(s, "**{}** never fired for {} of {} crashes:\n", x.alert, x.never_fired.len(), a.crashes);
+                let _ =
+                    writeln!(s, "**{}** never fired for {} of {} crashes:\n", x.alert, x.never_fired.len(), a.crashes);
                 for n in &x.never_fired {
                     let _ = writeln!(s, "- {} crashed at {:.1} s: {}", n.instance, n.crashed_at_s, n.reason);
                 }
                 let _ = writeln!(s);
             }
             if !x.never_notified.is_empty() {
-                let _ = writeln!(s, "**{}** fired but was never notified for {} crashes:\n", x.alert, x.never_notified.len());
+                let _ = writeln!(
+                    s,
+                    "**{}** fired but was never notified for {} crashes:\n",
+                    x.alert,
+                    x.never_notified.len()
+                );
                 for n in &x.never_notified {
                     let _ = writeln!(s, "- {} crashed at {:.1} s: {}", n.instance, n.crashed_at_s, n.reason);
                 }
@@ -90,7 +94,8 @@ pub fn markdown(s: &mut String, r: &Report) {
 /// One line per alerting rule for the stdout summary.
 pub fn summary(s: &mut String, r: &Report) {
     let Some(a) = &r.alerts else { return };
-    let _ = writeln!(s, "alerts           {} crashes; firing latency from the crash (s), window in brackets", a.crashes);
+    let _ =
+        writeln!(s, "alerts           {} crashes; firing latency from the crash (s), window in brackets", a.crashes);
     for x in &a.rules {
         let f = &x.alert_firing;
         let fired = if f.count == 0 {

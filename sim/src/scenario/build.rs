@@ -13,13 +13,13 @@ use crate::balance::keys::{KeyDist, KeySampler};
 use crate::balance::{BalanceError, BalancerSpec, parse_spec};
 use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
 use crate::fault::{self, FaultAction, Topology};
-use crate::net::{LinkProfile, Network};
 use crate::monitor::group::EngineConfig;
+use crate::net::{LinkProfile, Network};
 use crate::protocol::alertmanager::{Alertmanager, AlertmanagerConfig};
 use crate::protocol::cp::{CpConfig, CpServer};
-use crate::protocol::prometheus::{Prometheus, PrometheusConfig};
 use crate::protocol::distro::DistroConfig;
 use crate::protocol::membership::MembershipConfig;
+use crate::protocol::prometheus::{Prometheus, PrometheusConfig};
 use crate::protocol::push::PushConfig;
 use crate::protocol::raft::RaftConfig;
 use crate::protocol::{
@@ -231,7 +231,11 @@ pub fn layout(s: &Scenario, seed: u64) -> Result<Layout, BuildError> {
                 repeat_interval: a.repeat_interval,
                 send_resolved: a.send_resolved,
             };
-            add(format!("{ALERTMANAGER}/0"), Node::Alertmanager(Box::new(Alertmanager::new(Arc::new(config)))), SimTime::ZERO);
+            add(
+                format!("{ALERTMANAGER}/0"),
+                Node::Alertmanager(Box::new(Alertmanager::new(Arc::new(config)))),
+                SimTime::ZERO,
+            );
         }
     }
     let mut fault_rng = stream(seed, "faults");
