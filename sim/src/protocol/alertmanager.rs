@@ -157,3 +157,83 @@ impl Alertmanager {
         self.by_labels.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Harness;
+    use super::*;
+
+    fn am() -> Alertmanager {
+        Alertmanager::new(Arc::new(AlertmanagerConfig {
+            group_by: vec!["alertname".into()],
+            group_wait: SimDuration::from_secs(30),
+            group_interval: SimDuration::from_secs(300),
+            repeat_interval: SimDuration::from_secs(4 * 3600),
+            send_resolved: true,
+        }))
+    }
+
+    fn alert(instance: &str, starts_s: i64, ends_s: i64) -> Msg {
+        let labels = Labels::from_pairs([("alertname", "Down"), ("instance", instance)]);
+        Msg::Alerts {
+            batch: Arc::new(vec![AlertMsg { labels, starts_at_ms: starts_s * 1000, ends_at_ms: ends_s * 1000 }]),
+        }
+    }
+
+    fn notified(obs: &[Obs]) -> Vec<(Vec<String>, Vec<String>)> {
+        obs.iter()
+            .filter_map(|o| match o {
+                Obs::Notified(n) => Some((
+                    n.firing.iter().filter_map(|(l, _)| l.get("instance").map(String::from)).collect(),
+                    n.resolved.iter().filter_map(|l| l.get("instance").map(String::from)).collect(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// group_wait for a new group, group_interval after, resolved reported once and the group
+    /// deleted, so the next alert waits group_wait again; repeat_interval re-notifies.
+    #[test]
+    fn grouping_timers_and_resolution() {
+        let mut a = am();
+        let mut h = Harness::new(NodeId(9));
+        let from = NodeId(1);
+        let out = h.at(0.0, |c| a.on_message(c, from, alert("a", 0, 240)));
+        assert_eq!(out.timers(), vec![(SimDuration::from_secs(30), Timer::Flush { group: 1 })], "group_wait");
+        let out = h.at(10.0, |c| a.on_message(c, from, alert("b", 10, 250)));
+        assert!(out.timers().is_empty(), "same group: no new timer");
+        let out = h.at(30.0, |c| a.on_timer(c, Timer::Flush { group: 1 }));
+        assert_eq!(notified(&out.obs), vec![(vec!["a".to_string(), "b".to_string()], vec![])]);
+        assert_eq!(out.timers(), vec![(SimDuration::from_secs(300), Timer::Flush { group: 1 })], "group_interval");
+        // Prometheus stopped re-sending: both expired by 330 s, reported resolved, group gone.
+        let out = h.at(330.0, |c| a.on_timer(c, Timer::Flush { group: 1 }));
+        assert_eq!(notified(&out.obs), vec![(vec![], vec!["a".to_string(), "b".to_string()])]);
+        assert!(out.timers().is_empty(), "empty group deleted");
+        let out = h.at(400.0, |c| a.on_message(c, from, alert("c", 400, 100_000)));
+        assert_eq!(
+            out.timers(),
+            vec![(SimDuration::from_secs(30), Timer::Flush { group: 2 })],
+            "new group waits again"
+        );
+        let out = h.at(430.0, |c| a.on_timer(c, Timer::Flush { group: 2 }));
+        assert_eq!(notified(&out.obs).len(), 1);
+        // Nothing changed: no notification until repeat_interval (4 h) has passed.
+        let out = h.at(730.0, |c| a.on_timer(c, Timer::Flush { group: 2 }));
+        assert!(notified(&out.obs).is_empty());
+        let out = h.at(430.0 + 4.0 * 3600.0, |c| a.on_timer(c, Timer::Flush { group: 2 }));
+        assert_eq!(notified(&out.obs), vec![(vec!["c".to_string()], vec![])], "repeat_interval");
+    }
+
+    /// An alert that resolves before group_wait elapses is never notified.
+    #[test]
+    fn resolved_before_group_wait_is_never_notified() {
+        let mut a = am();
+        let mut h = Harness::new(NodeId(9));
+        h.at(0.0, |c| a.on_message(c, NodeId(1), alert("a", 0, 240)));
+        h.at(15.0, |c| a.on_message(c, NodeId(1), alert("a", 0, 15)));
+        let out = h.at(30.0, |c| a.on_timer(c, Timer::Flush { group: 1 }));
+        assert!(notified(&out.obs).is_empty());
+        assert!(out.timers().is_empty(), "group deleted");
+    }
+}

@@ -19,6 +19,8 @@ pub mod push;
 pub mod raft;
 pub mod server;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 

@@ -454,3 +454,111 @@ impl Prometheus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Harness;
+    use super::super::{InstanceList, QueryAnswer};
+    use super::*;
+    use crate::monitor::{Query, instant_query};
+
+    const RULES: &str = "groups:
+  - name: g
+    rules:
+      - alert: InstanceDown
+        expr: up == 0
+        for: 1m
+";
+
+    fn prometheus() -> Prometheus {
+        let groups = crate::monitor::rulefile::parse(RULES, "r.yml").expect("rules").groups;
+        Prometheus::new(Arc::new(PrometheusConfig {
+            job: "api".into(),
+            service: ServiceId(0),
+            servers: Arc::from([NodeId(0)]),
+            healthy_only: true,
+            refresh_interval: SimDuration::from_secs(30),
+            query_timeout: SimDuration::from_secs(3),
+            scrape_interval: SimDuration::from_secs(15),
+            scrape_timeout: SimDuration::from_secs(10),
+            evaluation_interval: SimDuration::from_secs(15),
+            resend_delay: SimDuration::from_secs(60),
+            lookback: SimDuration::from_secs(300),
+            retention: SimDuration::from_secs(86_400),
+            engine: EngineConfig::default(),
+            groups,
+            alertmanager: Some(NodeId(7)),
+        }))
+    }
+
+    fn answer(req: u64, instances: &[u32]) -> Msg {
+        let list: InstanceList = Arc::new(instances.iter().copied().map(NodeId).collect());
+        Msg::QueryOk { req, answer: Arc::new(QueryAnswer { instances: Arc::clone(&list), registered: list }) }
+    }
+
+    fn up(p: &Prometheus, t_s: i64) -> Vec<f64> {
+        let q = Query::parse("up").expect("query");
+        instant_query(p.store(), &q, t_s * 1000).expect("eval").into_vector().iter().map(|e| e.value).collect()
+    }
+
+    fn alerts(obs: &[Obs]) -> Vec<AlertTransition> {
+        obs.iter()
+            .filter_map(|o| match o {
+                Obs::Alert(a) => Some(a.state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Discovery, a good scrape, a refused one (`up = 0`, the alert pending), then the target
+    /// dropped by discovery: its `up` goes stale and the pending alert vanishes before `for`.
+    /// Kept, the same target fires 60 s after pending and is sent to Alertmanager.
+    #[test]
+    fn a_dropped_target_goes_stale_and_its_pending_alert_vanishes() {
+        for keep in [false, true] {
+            let mut p = prometheus();
+            let mut h = Harness::new(NodeId(6));
+            let out = h.at(0.0, |c| p.on_start(c));
+            assert_eq!(out.sent(), vec![(NodeId(0), Msg::Query { service: ServiceId(0), req: 1 })]);
+            let out = h.at(0.01, |c| p.on_message(c, NodeId(0), answer(1, &[5])));
+            assert_eq!(out.obs, vec![Obs::Target { instance: NodeId(5), present: true }]);
+            let out = h.at(1.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
+            assert_eq!(out.sent(), vec![(NodeId(5), Msg::Scrape { seq: 1 })]);
+            h.at(1.01, |c| p.on_message(c, NodeId(5), Msg::ScrapeOk { seq: 1, registry_requests: 3, calls_served: 0 }));
+            assert_eq!(up(&p, 2), vec![1.0]);
+            h.at(16.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
+            let out = h.at(16.0, |c| p.on_refused(c, NodeId(5), Msg::Scrape { seq: 2 }));
+            assert_eq!(out.obs, vec![Obs::ScrapeFailed { instance: NodeId(5) }]);
+            assert_eq!(up(&p, 17), vec![0.0]);
+            let out = h.at(20.0, |c| p.on_timer(c, Timer::Evaluate { group: 0 }));
+            assert_eq!(alerts(&out.obs), vec![AlertTransition::Pending]);
+            h.at(30.0, |c| p.on_timer(c, Timer::Refresh));
+            let out = h.at(30.01, |c| p.on_message(c, NodeId(0), answer(2, if keep { &[5] } else { &[] })));
+            if !keep {
+                assert_eq!(out.obs, vec![Obs::Target { instance: NodeId(5), present: false }]);
+                assert!(up(&p, 31).is_empty(), "stale at once, not after the 5 m lookback");
+            }
+            let mut states = Vec::new();
+            let mut sent_to_am = 0;
+            for t in [35.0, 50.0, 65.0, 80.0, 95.0] {
+                if keep {
+                    // Still refused: up = 0 keeps coming.
+                    h.at(t - 4.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
+                    let seq = p.targets.get(&NodeId(5)).map_or(0, |x| x.seq);
+                    h.at(t - 4.0, |c| p.on_refused(c, NodeId(5), Msg::Scrape { seq }));
+                }
+                let out = h.at(t, |c| p.on_timer(c, Timer::Evaluate { group: 0 }));
+                states.extend(alerts(&out.obs));
+                sent_to_am +=
+                    out.sent().iter().filter(|(to, m)| *to == NodeId(7) && matches!(m, Msg::Alerts { .. })).count();
+            }
+            if keep {
+                assert_eq!(states, vec![AlertTransition::Firing], "fires at 80 s = pending 20 s + for 60 s");
+                assert_eq!(sent_to_am, 1, "sent once; resent only after resend_delay");
+            } else {
+                assert!(states.is_empty(), "never fires: {states:?}");
+                assert_eq!(sent_to_am, 0);
+            }
+        }
+    }
+}
