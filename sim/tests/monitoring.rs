@@ -64,11 +64,19 @@ fn check_never_fired(out: &RunOutput) {
             .map(|(t, _, _)| (*t - e.crashed).as_secs_f64());
         assert!(dropped.is_some_and(|s| s <= 50.0 + SLACK_S), "{} dropped after {dropped:?} s", e.instance);
     }
-    // The rules family: every rule evaluated, healthy, and only the two rules without `for`
-    // fired.
+    // The rules family: the faulty rule (many-to-many matching once two targets are up) is
+    // `err` and quarantined after 10 consecutive failures; every other rule, the next one of
+    // its group included, kept being evaluated and is healthy; only the two alerts without
+    // `for` fired.
     let rules = out.report.rules.as_ref().expect("rules family");
-    assert_eq!(rules.len(), 6);
+    assert_eq!(rules.len(), 8);
     for r in rules {
+        if r.rule == "job:registry_requests:per_up_wrong" {
+            assert_eq!((r.health.as_str(), r.errors, r.quarantined), ("err", 10, true), "{r:?}");
+            assert!(r.last_error.as_deref().is_some_and(|e| e.contains("many-to-many matching not allowed")), "{r:?}");
+            assert!(r.evaluations <= 20, "quarantined early: {r:?}");
+            continue;
+        }
         assert_eq!((r.health.as_str(), r.errors, r.quarantined), ("ok", 0, false), "{r:?}");
         assert!(r.evaluations >= 100, "{r:?}");
         let fires = matches!(r.rule.as_str(), "TargetsMissing" | "InstanceDownNow");
