@@ -75,6 +75,11 @@ pub struct AlertRuleReport {
     /// Latencies above their window (should be 0; network latency aside).
     pub beyond_window: u64,
     pub never_fired: Vec<NeverFired>,
+    /// The firing and notified latencies themselves, for the plot (not in report.json).
+    #[serde(skip)]
+    pub firing_samples_s: Vec<f64>,
+    #[serde(skip)]
+    pub notified_samples_s: Vec<f64>,
     /// Crashes whose alert fired but no notification listed it (with Alertmanager).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub never_notified: Vec<NeverFired>,
@@ -222,6 +227,8 @@ pub fn alerts_report(log: &MonitorLog, episodes: &[Episode], m: &MonitoringSpec,
                 alert_firing: Summary::of(&firing),
                 alert_notified: m.alertmanager_enabled.then(|| Summary::of(&notified)),
                 beyond_window: beyond,
+                firing_samples_s: firing.clone(),
+                notified_samples_s: notified.clone(),
                 never_fired,
                 never_notified,
             });
