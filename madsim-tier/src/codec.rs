@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use regsim::engine::{NodeId, SimTime};
+use regsim::protocol::alertmanager::AlertMsg;
 use regsim::protocol::raft::{Append, Cmd, Entry};
 use regsim::protocol::{InstRec, Msg, QueryAnswer, ServiceId, Write};
 
@@ -93,6 +94,10 @@ fn put_write(o: &mut Vec<u8>, w: Write) {
             Write::Beat => 1,
         },
     );
+}
+fn put_str(o: &mut Vec<u8>, v: &str) {
+    put_len(o, v.len());
+    o.extend_from_slice(v.as_bytes());
 }
 fn put_nodes(o: &mut Vec<u8>, v: &[NodeId]) {
     put_len(o, v.len());
@@ -250,6 +255,30 @@ fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
             put_u32(o, *index);
             put_u32(o, *round);
         }
+        Msg::Scrape { seq } => {
+            put_u8(o, 23);
+            put_u32(o, *seq);
+        }
+        Msg::ScrapeOk { seq, registry_requests, calls_served } => {
+            put_u8(o, 24);
+            put_u32(o, *seq);
+            put_u64(o, *registry_requests);
+            put_u64(o, *calls_served);
+        }
+        Msg::Alerts { batch } => {
+            put_u8(o, 25);
+            put_len(o, batch.len());
+            for a in batch.iter() {
+                let pairs: Vec<(&str, &str)> = a.labels.iter().collect();
+                put_len(o, pairs.len());
+                for (k, v) in pairs {
+                    put_str(o, k);
+                    put_str(o, v);
+                }
+                put_u64(o, a.starts_at_ms as u64);
+                put_u64(o, a.ends_at_ms as u64);
+            }
+        }
     }
 }
 
@@ -309,6 +338,10 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::Malformed("count larger than the frame"));
         }
         Ok(n)
+    }
+    fn string(&mut self) -> R<String> {
+        let n = self.len(1)?;
+        String::from_utf8(self.bytes(n)?.to_vec()).map_err(|_| DecodeError::Malformed("utf-8"))
     }
     fn nodes(&mut self) -> R<Arc<Vec<NodeId>>> {
         let n = self.len(4)?;
@@ -375,6 +408,24 @@ impl<'a> Reader<'a> {
                 Msg::AppendEntries { term, body: Arc::new(body) }
             }
             22 => Msg::AppendOk { term: self.u64()?, ok: self.bool()?, index: self.u32()?, round: self.u32()? },
+            23 => Msg::Scrape { seq: self.u32()? },
+            24 => Msg::ScrapeOk { seq: self.u32()?, registry_requests: self.u64()?, calls_served: self.u64()? },
+            25 => {
+                let n = self.len(20)?;
+                let mut batch = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let pairs = self.len(8)?;
+                    let mut kv = Vec::with_capacity(pairs);
+                    for _ in 0..pairs {
+                        kv.push((self.string()?, self.string()?));
+                    }
+                    let labels = regsim::monitor::Labels::from_pairs(kv);
+                    let starts_at_ms = self.u64()? as i64;
+                    let ends_at_ms = self.u64()? as i64;
+                    batch.push(AlertMsg { labels, starts_at_ms, ends_at_ms });
+                }
+                Msg::Alerts { batch: Arc::new(batch) }
+            }
             _ => return Err(DecodeError::Malformed("unknown message tag")),
         })
     }
@@ -440,6 +491,15 @@ mod tests {
                 body: Arc::new(Append { prev_index: 2, prev_term: 1, entries, commit: 2, round: 77 }),
             },
             Msg::AppendOk { term: 5, ok: true, index: 5, round: 77 },
+            Msg::Scrape { seq: 3 },
+            Msg::ScrapeOk { seq: 3, registry_requests: 12, calls_served: 40 },
+            Msg::Alerts {
+                batch: Arc::new(vec![AlertMsg {
+                    labels: regsim::monitor::Labels::metric("ALERTS", &[("alertname", "X"), ("instance", "n4")]),
+                    starts_at_ms: 1_000,
+                    ends_at_ms: -5,
+                }]),
+            },
         ]
     }
 

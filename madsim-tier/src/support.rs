@@ -94,6 +94,9 @@ pub fn check(s: &Scenario) -> Result<(), Rejection> {
             "expected no per-role link profiles (madsim has one global latency range and loss rate)",
         );
     }
+    if s.monitoring.is_some() {
+        return reject("monitoring", "the Prometheus and Alertmanager actors are not wired to madsim yet");
+    }
     for (i, f) in s.faults.iter().enumerate() {
         if f.action == ActionKind::Skew {
             return reject(&format!("faults[{i}].action"), "\"skew\" (madsim has one clock for every node)");

@@ -558,6 +558,15 @@ fn run_command(a: &RunArgs) -> ExitCode {
     }
     let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join(&scenario.name));
     let written = report::render(&out.report, &out.analyzer)
+        .map(|mut files| {
+            // Every stored Prometheus sample, as OpenMetrics text (monitoring scenarios).
+            match out.prometheus_store.as_ref().map(regsim::monitor::openmetrics::export) {
+                Some(Ok(text)) => files.push(("metrics.om".to_string(), text.into_bytes())),
+                Some(Err(e)) => eprintln!("warning: metrics.om not written: {e}"),
+                None => {}
+            }
+            files
+        })
         .map_err(std::io::Error::other)
         .and_then(|files| report::write_atomically(&dir, &files));
     print!("{}", report::summary(&out.report));

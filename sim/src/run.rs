@@ -24,6 +24,8 @@ pub const CHUNK: SimDuration = SimDuration::from_secs(1);
 pub struct RunOutput {
     pub report: Report,
     pub analyzer: Analyzer,
+    /// Every sample the Prometheus server stored (monitoring scenarios), for `metrics.om`.
+    pub prometheus_store: Option<crate::monitor::Store>,
 }
 
 impl RunOutput {
@@ -81,7 +83,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         network: world.network().stats,
         raft_logs,
     };
-    Ok(collector.finish(scenario, seed, &built.topology, summary))
+    let mut out = collector.finish(scenario, seed, &built.topology, summary);
+    if let Some(r) = built.topology.role(crate::scenario::build::PROMETHEUS)
+        && let crate::protocol::Node::Prometheus(p) = built.world.actor_mut(crate::engine::NodeId(r.first))
+    {
+        out.prometheus_store = Some(p.take_store());
+    }
+    Ok(out)
 }
 
 /// What a driver knows about its run besides the observation log.
@@ -169,6 +177,7 @@ impl Collector {
             invariants.extend(check::raft_logs(&run.raft_logs, &analyzer.elections.committed));
             invariants.push(check::acknowledged_writes_kept(&analyzer.elections));
         }
+        let end_time = SimTime(scenario.duration.as_nanos());
         let m = &scenario.metrics;
         let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
         if cp && consistency.verdict != "not_checked" {
@@ -192,10 +201,14 @@ impl Collector {
             load: analyzer.load.as_ref().map(model::load_report),
             elections: model::ElectionsReport::from(&analyzer.elections),
             consistency,
+            alerts: scenario.monitoring.as_ref().map(|m| {
+                crate::metrics::alerts::alerts_report(&analyzer.monitor, &analyzer.detection.episodes, m, end_time)
+            }),
+            rules: scenario.monitoring.as_ref().map(|_| crate::metrics::alerts::rules_report(&analyzer.monitor)),
             network: run.network,
             invariants,
         };
-        RunOutput { report, analyzer }
+        RunOutput { report, analyzer, prometheus_store: None }
     }
 }
 

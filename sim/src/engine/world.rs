@@ -259,6 +259,10 @@ impl<A: Actor> World<A> {
     pub fn actor(&self, n: NodeId) -> &A {
         &self.actors[n.index()]
     }
+    /// For drivers reading an actor's state out after a run (never during one).
+    pub fn actor_mut(&mut self, n: NodeId) -> &mut A {
+        &mut self.actors[n.index()]
+    }
     pub fn status(&self, n: NodeId) -> Status {
         self.meta[n.index()].status
     }

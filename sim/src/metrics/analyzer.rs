@@ -119,6 +119,8 @@ pub struct Analyzer {
     pub elections: super::elections::Elections,
     /// Client-visible registry operations, for the linearizability checker.
     pub ops: super::consistency::HistoryLog,
+    /// What the monitoring actors (Prometheus, Alertmanager) reported.
+    pub monitor: super::alerts::MonitorLog,
 }
 
 fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
@@ -150,6 +152,7 @@ impl Analyzer {
             samples_taken: 0,
             elections: Default::default(),
             ops,
+            monitor: Default::default(),
             p,
         }
     }
@@ -354,6 +357,11 @@ impl Analyzer {
             Obs::Campaign { term } => self.elections.campaign(node, term),
             Obs::Committed { index, term } => self.elections.committed.push((index, term)),
             Obs::SteppedDown { .. } => self.elections.stepped_down(t, node),
+            Obs::Target { instance, present } => self.monitor.targets.push((t, instance, present)),
+            Obs::ScrapeFailed { instance } => self.monitor.scrape_failures.push((t, instance)),
+            Obs::Alert(ref a) => self.monitor.alerts.push((t, std::sync::Arc::clone(a))),
+            Obs::Notified(ref n) => self.monitor.notifications.push((t, std::sync::Arc::clone(n))),
+            Obs::Rules(ref g) => self.monitor.group_status(g),
             Obs::Member { .. } | Obs::Reregistered => {}
         }
     }

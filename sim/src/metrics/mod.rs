@@ -1,6 +1,7 @@
 //! Observations -> statistics. Metrics read the world's log of actor observations and
 //! ground-truth fault records (streamed, see `analyzer`); a protocol never grades itself.
 
+pub mod alerts;
 pub mod analyzer;
 pub mod consistency;
 pub mod detection;

@@ -24,6 +24,7 @@ pub mod eval;
 pub mod functions;
 pub mod group;
 pub mod labels;
+pub mod openmetrics;
 pub mod query;
 pub mod rulefile;
 pub mod series_notation;

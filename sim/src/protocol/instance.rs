@@ -7,7 +7,9 @@
 //! round-robin order until every server was tried once (Nacos' `NamingProxy.reqApi`).
 //! A refused connection (server process down) counts as a failure at once, as a timeout
 //! does. The instance also serves consumers' application calls (answering at once; service
-//! time is the balancer issue's model).
+//! time is the balancer issue's model). A Prometheus scrape is answered at once with the
+//! process's counters: registry requests sent (`registry_requests_total`) and calls served
+//! (`calls_served_total`, reset by a crash like any in-memory counter).
 //! A request's timeout timer is not cancelled when the answer comes: it fires later, finds the
 //! request no longer in flight and does nothing (cheaper than cancelling on this hot path).
 //!
@@ -41,6 +43,8 @@ pub struct InstanceConfig {
 /// stay small).
 #[derive(Clone, Debug, Default)]
 struct Work {
+    /// Calls answered since the process started (the `calls_served_total` counter).
+    served: u64,
     busy: u32,
     waiting: std::collections::VecDeque<(NodeId, u64)>,
 }
@@ -99,6 +103,10 @@ impl ServiceInstance {
             Msg::WriteOk { req, found } => (req, found),
             Msg::Call { req } => return self.call(ctx, from, req),
             Msg::Probe { round } => return ctx.send(from, Msg::ProbeOk { round }),
+            Msg::Scrape { seq } => {
+                let calls_served = self.work.as_ref().map_or(0, |w| w.served);
+                return ctx.send(from, Msg::ScrapeOk { seq, registry_requests: self.next_req, calls_served });
+            }
             Msg::Redirect { req, leader } => {
                 let to = leader.and_then(|l| self.config.servers.iter().position(|s| *s == l));
                 return self.failed(ctx, req, to);
@@ -133,6 +141,7 @@ impl ServiceInstance {
             Timer::Served { client, req } => {
                 ctx.send(client, Msg::CallOk { req });
                 let work = self.work.get_or_insert_default();
+                work.served += 1;
                 work.busy = work.busy.saturating_sub(1);
                 if let Some((client, req)) = work.waiting.pop_front() {
                     self.serve(ctx, client, req);
@@ -170,6 +179,7 @@ impl ServiceInstance {
     /// out, as with a full accept backlog).
     fn call(&mut self, ctx: &mut NodeCtx<'_>, client: NodeId, req: u64) {
         if self.config.service_time.is_none() {
+            self.work.get_or_insert_default().served += 1;
             return ctx.send(client, Msg::CallOk { req });
         }
         let (limit, queue_max) = (self.config.concurrency, self.config.queue_max as usize);

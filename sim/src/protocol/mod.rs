@@ -8,15 +8,19 @@
 //! variant of [`Node`], so the world dispatches statically. Defaults and mechanisms follow
 //! ../shared/ANCHORS.md.
 
+pub mod alertmanager;
 pub mod consumer;
 pub mod cp;
 pub mod distro;
 pub mod instance;
 pub mod membership;
+pub mod prometheus;
 pub mod push;
 pub mod raft;
 pub mod server;
 pub mod table;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::sync::Arc;
 
@@ -171,6 +175,21 @@ pub enum Msg {
         /// The leader's broadcast round this answers (for read-index confirmation).
         round: u32,
     },
+    /// Prometheus -> instance: scrape `GET /metrics` (the scrape's sequence number).
+    Scrape {
+        seq: u32,
+    },
+    /// Instance -> Prometheus: the instance's counters (registry requests it sent, calls it
+    /// served since its process started).
+    ScrapeOk {
+        seq: u32,
+        registry_requests: u64,
+        calls_served: u64,
+    },
+    /// Prometheus -> Alertmanager: `POST /api/v2/alerts` with firing and resolved alerts.
+    Alerts {
+        batch: Arc<Vec<alertmanager::AlertMsg>>,
+    },
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -233,6 +252,25 @@ pub enum Timer {
     },
     ProbeTimeout {
         round: u32,
+    },
+    /// Prometheus: the next service-discovery refresh.
+    Refresh,
+    /// Prometheus: the next scrape of `target` (a stale `generation` is a dropped target's timer).
+    Scrape {
+        target: NodeId,
+        generation: u32,
+    },
+    ScrapeTimeout {
+        target: NodeId,
+        seq: u32,
+    },
+    /// Prometheus: the next evaluation of rule group `group`.
+    Evaluate {
+        group: u32,
+    },
+    /// Alertmanager: flush aggregation group `group`.
+    Flush {
+        group: u32,
     },
 }
 
@@ -337,6 +375,21 @@ pub enum Obs {
         req: u64,
         result: Option<InstanceList>,
     },
+    /// Prometheus: service discovery added (`present`) or dropped a scrape target.
+    Target {
+        instance: NodeId,
+        present: bool,
+    },
+    /// Prometheus: a scrape of `instance` failed (refused or timed out): `up = 0`.
+    ScrapeFailed {
+        instance: NodeId,
+    },
+    /// Prometheus: an alert changed state (pending, firing, resolved).
+    Alert(Arc<prometheus::AlertObs>),
+    /// Prometheus: the status of every rule of a group after one evaluation.
+    Rules(Arc<prometheus::GroupStatus>),
+    /// Alertmanager: a notification of an aggregation group.
+    Notified(Arc<alertmanager::Notification>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -360,6 +413,8 @@ pub enum Node {
     Consumer(Box<Consumer>),
     /// A registry server in CP mode (Raft).
     Raft(Box<cp::CpServer>),
+    Prometheus(Box<prometheus::Prometheus>),
+    Alertmanager(Box<alertmanager::Alertmanager>),
 }
 
 impl Actor for Node {
@@ -373,6 +428,8 @@ impl Actor for Node {
             Node::Instance(i) => i.on_start(ctx),
             Node::Consumer(c) => c.on_start(ctx),
             Node::Raft(r) => r.on_start(ctx),
+            Node::Prometheus(p) => p.on_start(ctx),
+            Node::Alertmanager(a) => a.on_start(ctx),
         }
     }
 
@@ -382,6 +439,8 @@ impl Actor for Node {
             Node::Instance(i) => i.on_message(ctx, from, msg),
             Node::Consumer(c) => c.on_message(ctx, from, msg),
             Node::Raft(r) => r.on_message(ctx, from, msg),
+            Node::Prometheus(p) => p.on_message(ctx, from, msg),
+            Node::Alertmanager(a) => a.on_message(ctx, from, msg),
         }
     }
 
@@ -391,6 +450,8 @@ impl Actor for Node {
             Node::Instance(i) => i.on_timer(ctx, timer),
             Node::Consumer(c) => c.on_timer(ctx, timer),
             Node::Raft(r) => r.on_timer(ctx, timer),
+            Node::Prometheus(p) => p.on_timer(ctx, timer),
+            Node::Alertmanager(a) => a.on_timer(ctx, timer),
         }
     }
 
@@ -400,6 +461,8 @@ impl Actor for Node {
             Node::Instance(i) => i.on_refused(ctx, to, msg),
             Node::Consumer(c) => c.on_refused(ctx, to, msg),
             Node::Raft(r) => r.on_refused(ctx, to, msg),
+            Node::Prometheus(p) => p.on_refused(ctx, to, msg),
+            Node::Alertmanager(a) => a.on_refused(ctx, to, msg),
         }
     }
 
@@ -420,6 +483,8 @@ impl Actor for Node {
             Node::Instance(i) => i.crash(),
             Node::Consumer(c) => c.crash(),
             Node::Raft(r) => r.crash(),
+            Node::Prometheus(p) => p.crash(),
+            Node::Alertmanager(a) => a.crash(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! them atomically (temporary files renamed into place, so an interrupted run leaves no half
 //! report).
 
+pub mod alerts_md;
 pub mod compare;
 pub mod lb;
 pub mod lb_plot;
@@ -54,6 +55,25 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
             "elections-cdf.svg".to_string(),
             plot::cdf_svg(&title, "seconds from the leader's crash", "fraction of leader failures", &lines)?,
         ));
+    }
+    if let Some(a) = &report.alerts {
+        let labels: Vec<(String, &[f64])> = a
+            .rules
+            .iter()
+            .flat_map(|r| {
+                let of = |what: &str| format!("{} {what}, of {} crashes", r.alert, a.crashes);
+                [(of("firing"), &r.firing_samples_s), (of("notified"), &r.notified_samples_s)]
+            })
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(l, s)| (l, s.as_slice()))
+            .collect();
+        if !labels.is_empty() {
+            let lines: Vec<plot::CdfLine<'_>> =
+                labels.iter().map(|(label, samples)| plot::CdfLine { label, samples }).collect();
+            let title = format!("{}: alert latency from the crash", report.scenario);
+            let svg = plot::cdf_svg(&title, "seconds from the crash", "fraction of the line's alerts", &lines)?;
+            plots.push(("alerts-cdf.svg".to_string(), svg));
+        }
     }
     if let Some(load) = &analyzer.load {
         let loads: Vec<(String, Vec<u64>)> =

@@ -42,6 +42,12 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<BTreeMap<String, LoadReport>>,
     pub consistency: ConsistencyReport,
+    /// Monitoring: alert latencies after crashes and the crashes no alert fired for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::metrics::alerts::AlertsReport>,
+    /// Monitoring: every rule's health, evaluations, errors, quarantine, times fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Vec<crate::metrics::alerts::RuleReport>>,
     pub network: NetStats,
     pub invariants: Vec<Invariant>,
 }

@@ -13,10 +13,13 @@ use crate::balance::keys::{KeyDist, KeySampler};
 use crate::balance::{BalanceError, BalancerSpec, parse_spec};
 use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
 use crate::fault::{self, FaultAction, Topology};
+use crate::monitor::group::EngineConfig;
 use crate::net::{LinkProfile, Network};
+use crate::protocol::alertmanager::{Alertmanager, AlertmanagerConfig};
 use crate::protocol::cp::{CpConfig, CpServer};
 use crate::protocol::distro::DistroConfig;
 use crate::protocol::membership::MembershipConfig;
+use crate::protocol::prometheus::{Prometheus, PrometheusConfig};
 use crate::protocol::push::PushConfig;
 use crate::protocol::raft::RaftConfig;
 use crate::protocol::{
@@ -26,6 +29,8 @@ use crate::protocol::{
 pub const SERVERS: &str = "servers";
 pub const INSTANCES: &str = "instances";
 pub const CONSUMERS: &str = "consumers";
+pub const PROMETHEUS: &str = "prometheus";
+pub const ALERTMANAGER: &str = "alertmanager";
 
 /// A world ready to run, with the layout the metrics need.
 pub struct Built {
@@ -76,6 +81,11 @@ fn topology(s: &Scenario) -> Topology {
     topology.add_role(SERVERS, s.registry.servers);
     topology.add_role(INSTANCES, s.instances.count);
     topology.add_role(CONSUMERS, s.consumers.count);
+    // Monitoring roles only when configured, so scenarios without them keep their layout.
+    if let Some(m) = &s.monitoring {
+        topology.add_role(PROMETHEUS, 1);
+        topology.add_role(ALERTMANAGER, u32::from(m.alertmanager_enabled));
+    }
     topology
 }
 
@@ -174,7 +184,7 @@ pub fn layout(s: &Scenario, seed: u64) -> Result<Layout, BuildError> {
         balancer: specs[0].clone(),
         keys,
         service: ServiceId(0),
-        servers,
+        servers: Arc::clone(&servers),
         poll_interval: c.poll_interval.unwrap_or(SimDuration::from_secs(default_poll)),
         backoff_max: c.backoff_max,
         query_timeout: c.query_timeout,
@@ -188,6 +198,45 @@ pub fn layout(s: &Scenario, seed: u64) -> Result<Layout, BuildError> {
         let cfg = ConsumerConfig { balancer: specs[i as usize % specs.len()].clone(), ..consumer_cfg.clone() };
         let consumer = Consumer::new(cfg).map_err(|e| ("consumers.balancers".to_string(), e.to_string()))?;
         add(format!("{CONSUMERS}/{i}"), Node::Consumer(Box::new(consumer)), SimTime(start));
+    }
+    if let Some(m) = &s.monitoring {
+        let first = s.registry.servers + s.instances.count + c.count;
+        let alertmanager = m.alertmanager_enabled.then_some(NodeId(first + 1));
+        let p = &m.prometheus;
+        let config = PrometheusConfig {
+            job: m.job.clone(),
+            service: ServiceId(0),
+            servers: Arc::clone(&servers),
+            healthy_only: p.healthy_only,
+            refresh_interval: p.refresh_interval,
+            query_timeout: p.query_timeout,
+            scrape_interval: p.scrape_interval,
+            scrape_timeout: p.scrape_timeout,
+            evaluation_interval: p.evaluation_interval,
+            resend_delay: p.resend_delay,
+            lookback: p.lookback,
+            retention: p.retention,
+            engine: EngineConfig { quarantine_after: p.quarantine_after },
+            groups: m.loaded.clone(),
+            alertmanager,
+        };
+        let prom = Node::Prometheus(Box::new(Prometheus::new(Arc::new(config))));
+        add(format!("{PROMETHEUS}/0"), prom, SimTime::ZERO);
+        if m.alertmanager_enabled {
+            let a = &m.alertmanager;
+            let config = AlertmanagerConfig {
+                group_by: a.group_by.clone(),
+                group_wait: a.group_wait,
+                group_interval: a.group_interval,
+                repeat_interval: a.repeat_interval,
+                send_resolved: a.send_resolved,
+            };
+            add(
+                format!("{ALERTMANAGER}/0"),
+                Node::Alertmanager(Box::new(Alertmanager::new(Arc::new(config)))),
+                SimTime::ZERO,
+            );
+        }
     }
     let mut fault_rng = stream(seed, "faults");
     let faults = fault::resolve(&s.faults, &topology, &mut fault_rng, SimTime(s.duration.as_nanos()))?;

@@ -203,7 +203,17 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
         let message = e.inner().message().trim().to_string();
         locate(file, text, overrides, if path == "." { "" } else { &path }, message)
     })?;
+    let mut scenario = scenario;
     scenario.validate().map_err(|(p, m)| locate(file, text, overrides, &p, m))?;
+    if let Some(m) = &mut scenario.monitoring {
+        // Rule files are relative to the scenario file; errors point into the rule file.
+        let base = Path::new(file).parent().unwrap_or(Path::new("."));
+        m.load_rules(base).map_err(|e| ScenarioError {
+            location: e.location,
+            key_path: e.key_path,
+            message: e.message,
+        })?;
+    }
     super::build::check(&scenario).map_err(|(p, m)| locate(file, text, overrides, &p, m))?;
     Ok(scenario)
 }

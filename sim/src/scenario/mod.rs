@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod load;
+pub mod monitoring;
 pub mod schema;
 
 pub use build::{Built, Layout, NodeSpec, build, layout};

@@ -51,6 +51,9 @@ pub struct Scenario {
     pub metrics: MetricsSpec,
     #[serde(default)]
     pub faults: Vec<FaultSpec>,
+    /// A Prometheus server and an Alertmanager watching the instances (issue 9).
+    #[serde(default)]
+    pub monitoring: Option<super::monitoring::MonitoringSpec>,
     /// Deliberate protocol defects (all off by default), to show that the checks catch them.
     #[serde(default)]
     pub bugs: BugsSpec,
@@ -598,6 +601,9 @@ impl Scenario {
         }
         if m.max_checker_states == 0 || m.max_checker_states > limits::MAX_CHECKER_STATES {
             return e("metrics.max_checker_states", &format!("expected 1 to {}", limits::MAX_CHECKER_STATES));
+        }
+        if let Some(m) = &self.monitoring {
+            m.validate()?;
         }
         if self.faults.len() > limits::MAX_FAULTS {
             return e("faults", &format!("expected at most {} faults", limits::MAX_FAULTS));

@@ -1,0 +1,564 @@
+//! A Prometheus 2.x server: service discovery from the registry, scraping, rule evaluation,
+//! and alerts sent to Alertmanager. The storage and rule engine are the pure code of
+//! [`crate::monitor`]; this actor only adds time and messages.
+//!
+//! Model (ANCHORS.md, "Monitoring"):
+//! - **Discovery** polls a registry server every `refresh_interval` (30 s, consul_sd's
+//!   default) with the same list query consumers use (random server, round-robin failover on
+//!   timeout or refusal). The targets are the healthy instances (`healthy_only`, as a Nacos or
+//!   Consul SD that filters on health) or every registered one. A failed refresh keeps the
+//!   previous targets, as Prometheus does. Pushes the registry sends (the query subscribes the
+//!   caller) are acknowledged and ignored: discovery is by polling only.
+//! - **Scraping**: each target has its own loop, every `scrape_interval` from a random offset
+//!   (Prometheus spreads targets by a hash of their labels). A scrape is a message to the
+//!   instance; its answer writes `up = 1`, `scrape_duration_seconds` and the instance's
+//!   counters, stamped with the scrape's start time. A refused connection (process down) or no
+//!   answer within `scrape_timeout` writes `up = 0` and staleness markers for the target's
+//!   other series. A target dropped by discovery is no longer scraped and every series of its
+//!   last scrape, `up` included, gets a staleness marker at once: an `up == 0` alert that was
+//!   pending on it disappears.
+//! - **Rules**: each group is evaluated every `interval` (its own, else
+//!   `evaluation_interval`) from a random offset; the rule engine isolates failing rules and
+//!   quarantines persistent failures ([`crate::monitor::group`]).
+//! - **Alerts** are sent to the Alertmanager node after the evaluation that made them fire,
+//!   re-sent every `resend_delay` (1 m, `--rules.alert.resend-delay`) while firing, and once
+//!   when they resolve; a firing alert is sent with `ends_at = now + 4 * max(resend_delay,
+//!   interval)` as Prometheus does, so Alertmanager resolves it if the resends stop.
+//!
+//! Observations: targets added and dropped, failed scrapes, alert transitions with the
+//! instance they name, and each group's rule status after every evaluation.
+//!
+//! A crash loses the targets and the alert states (the rule engine restarts from inactive);
+//! the stored samples survive, as Prometheus replays its WAL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand::RngExt;
+
+use super::alertmanager::AlertMsg;
+use super::{Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
+use crate::engine::{NodeId, SimDuration, SimTime};
+use crate::monitor::Labels;
+use crate::monitor::alerting::AlertState;
+use crate::monitor::group::{EngineConfig, Group};
+use crate::monitor::rulefile::GroupSpec;
+use crate::monitor::store::Store;
+
+#[derive(Clone, Debug)]
+pub struct PrometheusConfig {
+    /// The `job` label of every target.
+    pub job: String,
+    pub service: ServiceId,
+    pub servers: ServerList,
+    pub healthy_only: bool,
+    pub refresh_interval: SimDuration,
+    /// Timeout of one discovery query to one server.
+    pub query_timeout: SimDuration,
+    pub scrape_interval: SimDuration,
+    pub scrape_timeout: SimDuration,
+    pub evaluation_interval: SimDuration,
+    pub resend_delay: SimDuration,
+    pub lookback: SimDuration,
+    /// Samples older than this are dropped.
+    pub retention: SimDuration,
+    pub engine: EngineConfig,
+    pub groups: Vec<GroupSpec>,
+    pub alertmanager: Option<NodeId>,
+}
+
+/// An alert transition, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertObs {
+    pub rule: String,
+    pub labels: Labels,
+    pub state: AlertTransition,
+    /// The instance the alert's `instance` label names, if it names a node.
+    pub instance: Option<NodeId>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertTransition {
+    Pending,
+    Firing,
+    Resolved,
+}
+
+/// The status of one rule after an evaluation of its group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleStatus {
+    pub rule: String,
+    /// `alerting` or `recording`.
+    pub kind: &'static str,
+    pub health: &'static str,
+    pub evaluations: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    pub quarantined: bool,
+    pub times_fired: u64,
+}
+
+/// Every rule of one group after one evaluation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupStatus {
+    pub file: String,
+    pub group: String,
+    pub rules: Vec<RuleStatus>,
+}
+
+#[derive(Clone, Debug)]
+struct Target {
+    generation: u32,
+    seq: u32,
+    /// The scrape in flight: its sequence number and local start time.
+    in_flight: Option<(u32, SimTime)>,
+    /// Series the last successful scrape wrote (besides `up`).
+    series: Vec<Labels>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Discovery {
+    req: u64,
+    server_idx: usize,
+    tried: usize,
+}
+
+#[derive(Debug)]
+pub struct Prometheus {
+    config: Arc<PrometheusConfig>,
+    store: Store,
+    groups: Vec<Group>,
+    targets: BTreeMap<NodeId, Target>,
+    next_gen: u32,
+    discovery: Option<Discovery>,
+    next_req: u64,
+    /// Last time (ms) each alert was sent to Alertmanager, by alert labels.
+    last_sent: BTreeMap<Labels, i64>,
+    /// Appends the store refused (out of order, limits): counted, never fatal.
+    pub append_errors: u64,
+}
+
+/// The `instance` label of a node.
+pub fn instance_label(n: NodeId) -> String {
+    n.to_string()
+}
+
+/// The node an `instance` label names (`n17`), if any.
+pub fn parse_instance(s: &str) -> Option<NodeId> {
+    s.strip_prefix('n').and_then(|d| d.parse().ok()).map(NodeId)
+}
+
+fn ms(t: SimTime) -> i64 {
+    (t.as_nanos() / 1_000_000) as i64
+}
+
+impl Prometheus {
+    pub fn new(config: Arc<PrometheusConfig>) -> Prometheus {
+        let lookback_ms = (config.lookback.as_nanos() / 1_000_000) as i64;
+        Prometheus {
+            groups: config.groups.iter().map(Group::new).collect(),
+            store: Store::new(lookback_ms),
+            config,
+            targets: BTreeMap::new(),
+            next_gen: 0,
+            discovery: None,
+            next_req: 0,
+            last_sent: BTreeMap::new(),
+            append_errors: 0,
+        }
+    }
+
+    /// The stored samples (for export).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Moves the stored samples out (after a run, for export).
+    pub fn take_store(&mut self) -> Store {
+        std::mem::take(&mut self.store)
+    }
+
+    /// The rule groups with their rules' status.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    fn group_interval(&self, g: usize) -> SimDuration {
+        match self.groups[g].interval_ms {
+            Some(ms) if ms > 0 => SimDuration::from_millis(ms as u64),
+            _ => self.config.evaluation_interval,
+        }
+    }
+
+    pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
+        self.refresh(ctx);
+        for g in 0..self.groups.len() {
+            let interval = self.group_interval(g).as_nanos().max(1);
+            let offset = SimDuration(ctx.rng().random_range(0..interval));
+            ctx.set_timer(offset, Timer::Evaluate { group: g as u32 });
+        }
+    }
+
+    pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
+        match msg {
+            Msg::QueryOk { req, answer } if self.discovery.is_some_and(|d| d.req == req) => {
+                self.discovery = None;
+                let list = if self.config.healthy_only { &answer.instances } else { &answer.registered };
+                let list = Arc::clone(list);
+                self.set_targets(ctx, &list);
+                ctx.set_timer(self.config.refresh_interval, Timer::Refresh);
+            }
+            Msg::Redirect { req, leader } => {
+                let to = leader.and_then(|l| self.config.servers.iter().position(|s| *s == l));
+                self.discovery_failed(ctx, req, to);
+            }
+            Msg::Push { push_id, .. } => ctx.send(from, Msg::PushAck { push_id }),
+            Msg::ScrapeOk { seq, registry_requests, calls_served } => {
+                self.scraped(ctx, from, seq, Some((registry_requests, calls_served)));
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
+        match timer {
+            Timer::Refresh => self.refresh(ctx),
+            Timer::QueryTimeout { req, attempt } if self.discovery.is_some_and(|d| d.tried == usize::from(attempt)) => {
+                self.discovery_failed(ctx, req, None);
+            }
+            Timer::Scrape { target, generation } => self.scrape(ctx, target, generation),
+            Timer::ScrapeTimeout { target, seq } => self.scraped(ctx, target, seq, None),
+            Timer::Evaluate { group } => self.evaluate(ctx, group as usize),
+            _ => {}
+        }
+    }
+
+    pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
+        match msg {
+            Msg::Query { req, .. } => self.discovery_failed(ctx, req, None),
+            Msg::Scrape { seq } => self.scraped(ctx, to, seq, None),
+            _ => {}
+        }
+    }
+
+    pub fn crash(&mut self) {
+        self.targets.clear();
+        self.discovery = None;
+        self.last_sent.clear();
+        self.groups = self.config.groups.iter().map(Group::new).collect();
+    }
+
+    fn refresh(&mut self, ctx: &mut NodeCtx<'_>) {
+        let n = self.config.servers.len();
+        if n == 0 {
+            return;
+        }
+        let start = if n > 1 { ctx.rng().random_range(0..n) } else { 0 };
+        self.next_req += 1;
+        self.query(ctx, Discovery { req: self.next_req, server_idx: start, tried: 1 });
+    }
+
+    fn query(&mut self, ctx: &mut NodeCtx<'_>, d: Discovery) {
+        let server = self.config.servers[d.server_idx];
+        ctx.send(server, Msg::Query { service: self.config.service, req: d.req });
+        ctx.set_timer(self.config.query_timeout, Timer::QueryTimeout { req: d.req, attempt: d.tried as u16 });
+        self.discovery = Some(d);
+    }
+
+    fn discovery_failed(&mut self, ctx: &mut NodeCtx<'_>, req: u64, to: Option<usize>) {
+        let Some(d) = self.discovery.filter(|d| d.req == req) else { return };
+        let n = self.config.servers.len();
+        if d.tried < n {
+            let server_idx = to.unwrap_or((d.server_idx + 1) % n);
+            self.query(ctx, Discovery { req, server_idx, tried: d.tried + 1 });
+            return;
+        }
+        // Every server failed: keep the current targets and try again next refresh.
+        self.discovery = None;
+        ctx.set_timer(self.config.refresh_interval, Timer::Refresh);
+    }
+
+    /// Applies a discovery result (sorted instance list).
+    fn set_targets(&mut self, ctx: &mut NodeCtx<'_>, list: &[NodeId]) {
+        let now = ms(ctx.now());
+        let gone: Vec<NodeId> = self.targets.keys().copied().filter(|t| list.binary_search(t).is_err()).collect();
+        for t in gone {
+            let Some(target) = self.targets.remove(&t) else { continue };
+            let up = self.up_labels(t);
+            for l in target.series.iter().chain(std::iter::once(&up)) {
+                if self.store.mark_stale(l, now).is_err() {
+                    self.append_errors += 1;
+                }
+            }
+            ctx.observe(Obs::Target { instance: t, present: false });
+        }
+        for &t in list {
+            if self.targets.contains_key(&t) {
+                continue;
+            }
+            self.next_gen = self.next_gen.wrapping_add(1);
+            let generation = self.next_gen;
+            self.targets.insert(t, Target { generation, seq: 0, in_flight: None, series: Vec::new() });
+            let interval = self.config.scrape_interval.as_nanos().max(1);
+            let offset = SimDuration(ctx.rng().random_range(0..interval));
+            ctx.set_timer(offset, Timer::Scrape { target: t, generation });
+            ctx.observe(Obs::Target { instance: t, present: true });
+        }
+    }
+
+    fn target_labels(&self, t: NodeId, name: &str) -> Labels {
+        Labels::metric(name, &[("instance", &instance_label(t)), ("job", &self.config.job)])
+    }
+
+    fn up_labels(&self, t: NodeId) -> Labels {
+        self.target_labels(t, "up")
+    }
+
+    fn scrape(&mut self, ctx: &mut NodeCtx<'_>, t: NodeId, generation: u32) {
+        let now = ctx.now();
+        let Some(target) = self.targets.get_mut(&t).filter(|x| x.generation == generation) else { return };
+        ctx.set_timer(self.config.scrape_interval, Timer::Scrape { target: t, generation });
+        if target.in_flight.is_some() {
+            return; // the previous scrape is still running (timeout = interval): skip this one
+        }
+        target.seq = target.seq.wrapping_add(1);
+        let seq = target.seq;
+        target.in_flight = Some((seq, now));
+        ctx.send(t, Msg::Scrape { seq });
+        ctx.set_timer(self.config.scrape_timeout, Timer::ScrapeTimeout { target: t, seq });
+    }
+
+    /// The scrape `seq` of `t` finished: with the instance's counters, or failed (`None`).
+    fn scraped(&mut self, ctx: &mut NodeCtx<'_>, t: NodeId, seq: u32, counters: Option<(u64, u64)>) {
+        let now = ctx.now();
+        let Some(target) = self.targets.get_mut(&t) else { return };
+        let Some((_, started)) = target.in_flight.filter(|(s, _)| *s == seq) else { return };
+        target.in_flight = None;
+        let ts = ms(started);
+        let took = now.saturating_since(started).as_secs_f64();
+        let mut samples = vec![
+            (self.target_labels(t, "up"), if counters.is_some() { 1.0 } else { 0.0 }),
+            (self.target_labels(t, "scrape_duration_seconds"), took),
+        ];
+        let mut written = Vec::new();
+        let old = self.targets.get(&t).map(|x| x.series.clone()).unwrap_or_default();
+        match counters {
+            Some((requests, served)) => {
+                for (name, v) in [("registry_requests_total", requests), ("calls_served_total", served)] {
+                    let l = self.target_labels(t, name);
+                    samples.push((l.clone(), v as f64));
+                    written.push(l);
+                }
+            }
+            None => ctx.observe(Obs::ScrapeFailed { instance: t }),
+        }
+        for (l, v) in &samples {
+            if self.store.append(l, ts, *v).is_err() {
+                self.append_errors += 1;
+            }
+        }
+        for l in old.iter().filter(|l| !written.contains(l)) {
+            if self.store.mark_stale(l, ts).is_err() {
+                self.append_errors += 1;
+            }
+        }
+        let duration_labels = self.target_labels(t, "scrape_duration_seconds");
+        written.push(duration_labels);
+        if let Some(target) = self.targets.get_mut(&t) {
+            target.series = written;
+        }
+    }
+
+    fn evaluate(&mut self, ctx: &mut NodeCtx<'_>, g: usize) {
+        if g >= self.groups.len() {
+            return;
+        }
+        ctx.set_timer(self.group_interval(g), Timer::Evaluate { group: g as u32 });
+        let now = ms(ctx.now());
+        let retention = (self.config.retention.as_nanos() / 1_000_000) as i64;
+        if now > retention {
+            self.store.truncate_before(now - retention);
+        }
+        let outcomes = self.groups[g].eval(&mut self.store, now, &self.config.engine);
+        for o in &outcomes {
+            let tr = &o.transitions;
+            let all = [
+                (&tr.pending, AlertTransition::Pending),
+                (&tr.firing, AlertTransition::Firing),
+                (&tr.resolved, AlertTransition::Resolved),
+            ];
+            for (list, state) in all {
+                for labels in list {
+                    let instance = labels.get("instance").and_then(parse_instance);
+                    let obs = AlertObs { rule: o.rule.clone(), labels: labels.clone(), state, instance };
+                    ctx.observe(Obs::Alert(Arc::new(obs)));
+                }
+            }
+        }
+        let group = &self.groups[g];
+        let rules = group
+            .rules
+            .iter()
+            .map(|r| RuleStatus {
+                rule: r.spec.name.clone(),
+                kind: if r.alerting.is_some() { "alerting" } else { "recording" },
+                health: r.health.as_str(),
+                evaluations: r.evaluations,
+                errors: r.errors,
+                last_error: r.last_error.clone(),
+                quarantined: r.quarantined,
+                times_fired: r.times_fired,
+            })
+            .collect();
+        let status = GroupStatus { file: group.file.clone(), group: group.name.clone(), rules };
+        ctx.observe(Obs::Rules(Arc::new(status)));
+        self.send_alerts(ctx, g, now);
+    }
+
+    /// Sends the group's alerts that need sending (Prometheus's `needsSending`).
+    fn send_alerts(&mut self, ctx: &mut NodeCtx<'_>, g: usize, now: i64) {
+        let Some(am) = self.config.alertmanager else { return };
+        let resend = (self.config.resend_delay.as_nanos() / 1_000_000) as i64;
+        let interval = (self.group_interval(g).as_nanos() / 1_000_000) as i64;
+        let valid_for = 4 * resend.max(interval);
+        let mut batch = Vec::new();
+        for rule in &self.groups[g].rules {
+            let Some(a) = &rule.alerting else { continue };
+            for alert in a.alerts() {
+                let last = self.last_sent.get(&alert.labels).copied();
+                let send = match alert.state {
+                    AlertState::Pending => false,
+                    AlertState::Inactive => alert.resolved_at_ms.is_some_and(|r| last.is_some_and(|l| r > l)),
+                    AlertState::Firing => last.is_none_or(|l| l + resend <= now),
+                };
+                if !send {
+                    continue;
+                }
+                let resolved = alert.state == AlertState::Inactive;
+                let ends_at_ms = if resolved { alert.resolved_at_ms.unwrap_or(now) } else { now + valid_for };
+                batch.push(AlertMsg { labels: alert.labels.clone(), starts_at_ms: alert.active_at_ms, ends_at_ms });
+                self.last_sent.insert(alert.labels.clone(), now);
+            }
+        }
+        // Forget alerts the rule no longer retains.
+        let retained: Vec<Labels> = self
+            .groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .filter_map(|r| r.alerting.as_ref())
+            .flat_map(|a| a.alerts().map(|x| x.labels.clone()))
+            .collect();
+        self.last_sent.retain(|l, _| retained.contains(l));
+        if !batch.is_empty() {
+            ctx.send(am, Msg::Alerts { batch: Arc::new(batch) });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::Harness;
+    use super::super::{InstanceList, QueryAnswer};
+    use super::*;
+    use crate::monitor::{Query, instant_query};
+
+    const RULES: &str = "groups:
+  - name: g
+    rules:
+      - alert: InstanceDown
+        expr: up == 0
+        for: 1m
+";
+
+    fn prometheus() -> Prometheus {
+        let groups = crate::monitor::rulefile::parse(RULES, "r.yml").expect("rules").groups;
+        Prometheus::new(Arc::new(PrometheusConfig {
+            job: "api".into(),
+            service: ServiceId(0),
+            servers: Arc::from([NodeId(0)]),
+            healthy_only: true,
+            refresh_interval: SimDuration::from_secs(30),
+            query_timeout: SimDuration::from_secs(3),
+            scrape_interval: SimDuration::from_secs(15),
+            scrape_timeout: SimDuration::from_secs(10),
+            evaluation_interval: SimDuration::from_secs(15),
+            resend_delay: SimDuration::from_secs(60),
+            lookback: SimDuration::from_secs(300),
+            retention: SimDuration::from_secs(86_400),
+            engine: EngineConfig::default(),
+            groups,
+            alertmanager: Some(NodeId(7)),
+        }))
+    }
+
+    fn answer(req: u64, instances: &[u32]) -> Msg {
+        let list: InstanceList = Arc::new(instances.iter().copied().map(NodeId).collect());
+        Msg::QueryOk { req, answer: Arc::new(QueryAnswer { instances: Arc::clone(&list), registered: list }) }
+    }
+
+    fn up(p: &Prometheus, t_s: i64) -> Vec<f64> {
+        let q = Query::parse("up").expect("query");
+        instant_query(p.store(), &q, t_s * 1000).expect("eval").into_vector().iter().map(|e| e.value).collect()
+    }
+
+    fn alerts(obs: &[Obs]) -> Vec<AlertTransition> {
+        obs.iter()
+            .filter_map(|o| match o {
+                Obs::Alert(a) => Some(a.state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Discovery, a good scrape, a refused one (`up = 0`, the alert pending), then the target
+    /// dropped by discovery: its `up` goes stale and the pending alert vanishes before `for`.
+    /// Kept, the same target fires 60 s after pending and is sent to Alertmanager.
+    #[test]
+    fn a_dropped_target_goes_stale_and_its_pending_alert_vanishes() {
+        for keep in [false, true] {
+            let mut p = prometheus();
+            let mut h = Harness::new(NodeId(6));
+            let out = h.at(0.0, |c| p.on_start(c));
+            assert_eq!(out.sent(), vec![(NodeId(0), Msg::Query { service: ServiceId(0), req: 1 })]);
+            let out = h.at(0.01, |c| p.on_message(c, NodeId(0), answer(1, &[5])));
+            assert_eq!(out.obs, vec![Obs::Target { instance: NodeId(5), present: true }]);
+            let out = h.at(1.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
+            assert_eq!(out.sent(), vec![(NodeId(5), Msg::Scrape { seq: 1 })]);
+            h.at(1.01, |c| p.on_message(c, NodeId(5), Msg::ScrapeOk { seq: 1, registry_requests: 3, calls_served: 0 }));
+            assert_eq!(up(&p, 2), vec![1.0]);
+            h.at(16.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
+            let out = h.at(16.0, |c| p.on_refused(c, NodeId(5), Msg::Scrape { seq: 2 }));
+            assert_eq!(out.obs, vec![Obs::ScrapeFailed { instance: NodeId(5) }]);
+            assert_eq!(up(&p, 17), vec![0.0]);
+            let out = h.at(20.0, |c| p.on_timer(c, Timer::Evaluate { group: 0 }));
+            assert_eq!(alerts(&out.obs), vec![AlertTransition::Pending]);
+            h.at(30.0, |c| p.on_timer(c, Timer::Refresh));
+            let out = h.at(30.01, |c| p.on_message(c, NodeId(0), answer(2, if keep { &[5] } else { &[] })));
+            if !keep {
+                assert_eq!(out.obs, vec![Obs::Target { instance: NodeId(5), present: false }]);
+                assert!(up(&p, 31).is_empty(), "stale at once, not after the 5 m lookback");
+            }
+            let mut states = Vec::new();
+            let mut sent_to_am = 0;
+            for t in [35.0, 50.0, 65.0, 80.0, 95.0] {
+                if keep {
+                    // Still refused: up = 0 keeps coming.
+                    h.at(t - 4.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
+                    let seq = p.targets.get(&NodeId(5)).map_or(0, |x| x.seq);
+                    h.at(t - 4.0, |c| p.on_refused(c, NodeId(5), Msg::Scrape { seq }));
+                }
+                let out = h.at(t, |c| p.on_timer(c, Timer::Evaluate { group: 0 }));
+                states.extend(alerts(&out.obs));
+                sent_to_am +=
+                    out.sent().iter().filter(|(to, m)| *to == NodeId(7) && matches!(m, Msg::Alerts { .. })).count();
+            }
+            if keep {
+                assert_eq!(states, vec![AlertTransition::Firing], "fires at 80 s = pending 20 s + for 60 s");
+                assert_eq!(sent_to_am, 1, "sent once; resent only after resend_delay");
+            } else {
+                assert!(states.is_empty(), "never fires: {states:?}");
+                assert_eq!(sent_to_am, 0);
+            }
+        }
+    }
+}

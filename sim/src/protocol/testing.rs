@@ -1,0 +1,54 @@
+//! A tiny driver for protocol unit tests: calls one handler of one actor at a given local time
+//! and returns what it asked for (effects) and what it reported (observations).
+
+use super::{Msg, NodeCtx, Obs, Timer};
+use crate::engine::{Ctx, Effect, NodeId, SimRng, SimTime, stream};
+
+pub struct Harness {
+    pub me: NodeId,
+    rng: SimRng,
+    next_timer: u32,
+}
+
+/// What one handler call produced.
+#[derive(Default)]
+pub struct Out {
+    pub effects: Vec<Effect<Msg, Timer>>,
+    pub obs: Vec<Obs>,
+}
+
+impl Out {
+    pub fn sent(&self) -> Vec<(NodeId, Msg)> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { to, msg } => Some((*to, msg.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn timers(&self) -> Vec<(crate::engine::SimDuration, Timer)> {
+        self.effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SetTimer { delay, timer, .. } => Some((*delay, timer.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl Harness {
+    pub fn new(me: NodeId) -> Harness {
+        Harness { me, rng: stream(1, "test"), next_timer: 0 }
+    }
+
+    /// Runs `f` with a context at local time `now_s` (seconds).
+    pub fn at(&mut self, now_s: f64, f: impl FnOnce(&mut NodeCtx<'_>)) -> Out {
+        let mut out = Out::default();
+        let now = SimTime(crate::engine::SimDuration::from_secs_f64(now_s).as_nanos());
+        let mut ctx = Ctx::new(self.me, now, &mut self.rng, &mut self.next_timer, &mut out.effects, &mut out.obs);
+        f(&mut ctx);
+        out
+    }
+}

@@ -1,0 +1,186 @@
+//! The `[monitoring]` section: one Prometheus server scraping the registry's instances and
+//! one Alertmanager (issue 9). Defaults are Prometheus 2.x's and Alertmanager's
+//! (ANCHORS.md, "Monitoring"): scrape every 1 m with a 10 s timeout, evaluate every 1 m,
+//! lookback 5 m, resend every 1 m; consul_sd's 30 s refresh; `group_wait` 30 s,
+//! `group_interval` 5 m, `repeat_interval` 4 h.
+//!
+//! Rule files are Prometheus rule files, paths relative to the scenario file; they are loaded
+//! and checked with the scenario (a rule outside regsim's PromQL subset is a load error with
+//! the rule file's line and column), and kept in [`MonitoringSpec::loaded`].
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::engine::SimDuration;
+use crate::monitor::rulefile::{self, GroupSpec, LoadError};
+
+/// Bound on rule files per scenario.
+pub const MAX_RULE_FILES: usize = 64;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitoringSpec {
+    /// The `job` label of the scraped instances.
+    #[serde(default = "default_job")]
+    pub job: String,
+    #[serde(default)]
+    pub rule_files: Vec<String>,
+    #[serde(default)]
+    pub prometheus: PrometheusSpec,
+    /// An Alertmanager node receives the alerts (else alerts are only evaluated).
+    #[serde(default = "yes")]
+    pub alertmanager_enabled: bool,
+    #[serde(default)]
+    pub alertmanager: AlertmanagerSpec,
+    /// The rule groups of `rule_files`, filled by the loader.
+    #[serde(skip)]
+    pub loaded: Vec<GroupSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusSpec {
+    #[serde(default = "secs::<60>")]
+    pub scrape_interval: SimDuration,
+    #[serde(default = "secs::<10>")]
+    pub scrape_timeout: SimDuration,
+    #[serde(default = "secs::<60>")]
+    pub evaluation_interval: SimDuration,
+    /// Service-discovery refresh (consul_sd: 30 s; http_sd: 60 s).
+    #[serde(default = "secs::<30>")]
+    pub refresh_interval: SimDuration,
+    /// Discover only the instances the registry lists as healthy (else every registered one).
+    #[serde(default = "yes")]
+    pub healthy_only: bool,
+    #[serde(default = "secs::<3>")]
+    pub query_timeout: SimDuration,
+    #[serde(default = "secs::<60>")]
+    pub resend_delay: SimDuration,
+    #[serde(default = "secs::<300>")]
+    pub lookback: SimDuration,
+    #[serde(default = "secs::<1296000>")]
+    pub retention: SimDuration,
+    /// Quarantine a rule after this many consecutive failed evaluations (0: never).
+    #[serde(default = "default_quarantine")]
+    pub quarantine_after: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerSpec {
+    #[serde(default = "default_group_by")]
+    pub group_by: Vec<String>,
+    #[serde(default = "secs::<30>")]
+    pub group_wait: SimDuration,
+    #[serde(default = "secs::<300>")]
+    pub group_interval: SimDuration,
+    #[serde(default = "secs::<14400>")]
+    pub repeat_interval: SimDuration,
+    #[serde(default = "yes")]
+    pub send_resolved: bool,
+}
+
+fn default_job() -> String {
+    "api".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_quarantine() -> u32 {
+    10
+}
+fn default_group_by() -> Vec<String> {
+    vec!["alertname".into()]
+}
+fn secs<const S: u64>() -> SimDuration {
+    SimDuration::from_secs(S)
+}
+
+impl Default for PrometheusSpec {
+    fn default() -> Self {
+        PrometheusSpec {
+            scrape_interval: secs::<60>(),
+            scrape_timeout: secs::<10>(),
+            evaluation_interval: secs::<60>(),
+            refresh_interval: secs::<30>(),
+            healthy_only: true,
+            query_timeout: secs::<3>(),
+            resend_delay: secs::<60>(),
+            lookback: secs::<300>(),
+            retention: secs::<1296000>(),
+            quarantine_after: default_quarantine(),
+        }
+    }
+}
+
+impl Default for AlertmanagerSpec {
+    fn default() -> Self {
+        AlertmanagerSpec {
+            group_by: default_group_by(),
+            group_wait: secs::<30>(),
+            group_interval: secs::<300>(),
+            repeat_interval: secs::<14400>(),
+            send_resolved: true,
+        }
+    }
+}
+
+type Invalid = (String, String);
+
+impl MonitoringSpec {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let e = |p: &str, m: &str| Err((format!("monitoring.{p}"), m.to_string()));
+        let valid_label = crate::monitor::labels::valid_label_name;
+        if self.job.is_empty() {
+            return e("job", "expected a non-empty job name");
+        }
+        if self.rule_files.len() > MAX_RULE_FILES {
+            return e("rule_files", &format!("expected at most {MAX_RULE_FILES} rule files"));
+        }
+        let p = &self.prometheus;
+        let positive = [
+            ("prometheus.scrape_interval", p.scrape_interval),
+            ("prometheus.scrape_timeout", p.scrape_timeout),
+            ("prometheus.evaluation_interval", p.evaluation_interval),
+            ("prometheus.refresh_interval", p.refresh_interval),
+            ("prometheus.query_timeout", p.query_timeout),
+            ("prometheus.resend_delay", p.resend_delay),
+            ("prometheus.lookback", p.lookback),
+            ("prometheus.retention", p.retention),
+            ("alertmanager.group_wait", self.alertmanager.group_wait),
+            ("alertmanager.group_interval", self.alertmanager.group_interval),
+            ("alertmanager.repeat_interval", self.alertmanager.repeat_interval),
+        ];
+        for (key, d) in positive {
+            if d.0 < 1_000_000 {
+                return e(key, "expected a duration of at least 1ms");
+            }
+        }
+        if p.scrape_timeout > p.scrape_interval {
+            // Prometheus refuses the same: "scrape timeout greater than scrape interval".
+            return e("prometheus.scrape_timeout", "expected at most prometheus.scrape_interval");
+        }
+        for (k, name) in self.alertmanager.group_by.iter().enumerate() {
+            if !valid_label(name) {
+                return e(&format!("alertmanager.group_by[{k}]"), &format!("\"{name}\" is not a valid label name"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads the rule files, relative to `base` (the scenario file's folder).
+    pub fn load_rules(&mut self, base: &Path) -> Result<(), LoadError> {
+        let mut groups = Vec::new();
+        for f in &self.rule_files {
+            let path = base.join(f);
+            // Named as written in the scenario, so reports hold no path of the machine.
+            groups.extend(rulefile::load(&path)?.groups.into_iter().map(|mut g| {
+                g.file = f.clone();
+                g
+            }));
+        }
+        self.loaded = groups;
+        Ok(())
+    }
+}
