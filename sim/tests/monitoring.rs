@@ -49,7 +49,7 @@ fn check_never_fired(out: &RunOutput) {
         assert!(n.reason.starts_with("target dropped by discovery at +"), "{n:?}");
     }
     assert!(
-        d.never_fired.iter().any(|n| n.reason.contains("before `for` (60s) elapsed (pending at +")),
+        d.never_fired.iter().any(|n| n.reason.contains("before `for` (60 s) elapsed (pending at +")),
         "some crash got as far as pending: {:?}",
         d.never_fired
     );

@@ -180,7 +180,7 @@ pub fn alerts_report(log: &MonitorLog, episodes: &[Episode], m: &MonitoringSpec,
                 if m.alertmanager_enabled {
                     notified.extend(f.notified.map(|t| since(t, e.crashed)));
                 }
-                let at = |t: SimTime| format!("+{}s", since(t, e.crashed));
+                let at = |t: SimTime| format!("+{:.1} s", since(t, e.crashed));
                 if let (true, Some(fired), None) = (m.alertmanager_enabled, f.firing, f.notified) {
                     let reason = match f.resolved {
                         Some(r) => format!(
@@ -298,11 +298,11 @@ fn reason(log: &MonitorLog, f: &Followed, e: &Episode, for_d: SimDuration, quara
     let dropped = log.targets.iter().find(|(t, n, present)| within(*t) && *n == e.instance && !present).map(|x| x.0);
     let failed = log.scrape_failures.iter().find(|(t, n)| within(*t) && *n == e.instance).map(|x| x.0);
     let restarted = (e.ended < end).then_some(e.ended);
-    let at = |t: SimTime| format!("+{}s", since(t, e.crashed));
+    let at = |t: SimTime| format!("+{:.1} s", since(t, e.crashed));
     if let Some(p) = f.pending {
         return match dropped.filter(|d| *d >= p) {
             Some(d) => format!(
-                "target dropped by discovery at {} before `for` ({}s) elapsed (pending at {})",
+                "target dropped by discovery at {} before `for` ({} s) elapsed (pending at {})",
                 at(d),
                 secs(for_d),
                 at(p)
@@ -317,8 +317,10 @@ fn reason(log: &MonitorLog, f: &Followed, e: &Episode, for_d: SimDuration, quara
     }
     match (dropped, failed) {
         (Some(d), Some(x)) if x <= d => {
+            // Worded as facts: for an instance-level rule the drop is why it never fired; a
+            // job-level rule (e.g. a count under a threshold) may simply not have matched.
             format!(
-                "target dropped by discovery at {} before an evaluation returned the alert (up = 0 at {})",
+                "target dropped by discovery at {}; no evaluation had returned the alert (up = 0 from {})",
                 at(d),
                 at(x)
             )
