@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use madsim::net::{Endpoint, NetSim};
 use madsim::runtime::{Handle, Runtime};
 use madsim::time::{TimeHandle, sleep_until};
-use regsim::engine::{Actor, Ctx, Digest, Effect, FaultRecord, NodeId, Outcome, Record, SimRng, SimTime, What, stream};
+use regsim::engine::{
+    Actor, Ctx, Digest, Effect, FaultRecord, NodeId, Outcome, Record, SimRng, SimTime, Status, What, stream,
+};
 use regsim::fault::FaultAction;
 use regsim::net::{Latency, LatencySpec, NetStats, Partition};
 use regsim::protocol::{Msg, Node, Obs};
@@ -97,13 +99,6 @@ fn run_here(s: &Scenario, seed: u64) -> Result<RunOutput, String> {
         raft_logs: out.raft_logs,
     };
     Ok(collector.finish(s, seed, &topology, summary))
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    Up,
-    Paused,
-    Crashed,
 }
 
 struct Meta {

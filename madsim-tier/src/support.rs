@@ -71,6 +71,30 @@ pub fn notes(s: &Scenario) -> Vec<String> {
     out
 }
 
+/// The first fault neither driver outside the core can carry out: clock skew (`clock`: why the
+/// driver has one clock) and role targets resolved when the fault fires (not wired to
+/// `wired_to`). Returns (key path, what is not supported).
+pub fn unwired_fault(s: &Scenario, clock: &str, wired_to: &str) -> Option<(String, String)> {
+    s.faults.iter().enumerate().find_map(|(i, f)| {
+        if f.action == ActionKind::Skew {
+            return Some((format!("faults[{i}].action"), format!("\"skew\" ({clock})")));
+        }
+        let role = f
+            .target
+            .as_ref()
+            .is_some_and(|t| t.0.iter().any(|x| matches!(x.replace(' ', "").as_str(), "leader" | "follower[random]")));
+        role.then(|| {
+            (
+                format!("faults[{i}].target"),
+                format!(
+                    "\"leader\" and \"follower[random]\" (targets resolved when the fault fires are not wired to \
+                     {wired_to})"
+                ),
+            )
+        })
+    })
+}
+
 /// Rejects what madsim cannot express (see the module doc).
 pub fn check(s: &Scenario) -> Result<(), Rejection> {
     let n = &s.network;
@@ -97,20 +121,8 @@ pub fn check(s: &Scenario) -> Result<(), Rejection> {
     if s.monitoring.is_some() {
         return reject("monitoring", "the Prometheus and Alertmanager actors are not wired to madsim yet");
     }
-    for (i, f) in s.faults.iter().enumerate() {
-        if f.action == ActionKind::Skew {
-            return reject(&format!("faults[{i}].action"), "\"skew\" (madsim has one clock for every node)");
-        }
-        let role = f
-            .target
-            .as_ref()
-            .is_some_and(|t| t.0.iter().any(|x| matches!(x.replace(' ', "").as_str(), "leader" | "follower[random]")));
-        if role {
-            return reject(
-                &format!("faults[{i}].target"),
-                "\"leader\" and \"follower[random]\" (targets resolved when the fault fires are not wired to madsim yet)",
-            );
-        }
+    if let Some((path, msg)) = unwired_fault(s, "madsim has one clock for every node", "madsim yet") {
+        return reject(&path, &msg);
     }
     Ok(())
 }

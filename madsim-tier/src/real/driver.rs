@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use regsim::engine::{Actor, Ctx, Effect, FaultRecord, NodeId, Outcome, Record, SimDuration, SimRng, SimTime};
-use regsim::engine::{What, stream};
+use regsim::engine::{Status, What, stream};
 use regsim::fault::FaultAction;
 use regsim::net::{Delivery, NetStats, Network};
 use regsim::protocol::{Msg, Node, Obs};
@@ -166,13 +166,6 @@ impl Clock {
     fn real(&self, d: SimDuration) -> Duration {
         Duration::from_secs_f64(d.as_secs_f64() * self.scale)
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Status {
-    Up,
-    Paused,
-    Crashed,
 }
 
 struct Meta {

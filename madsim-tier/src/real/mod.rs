@@ -40,7 +40,6 @@
 use std::time::Duration;
 
 use regsim::engine::SimDuration;
-use regsim::fault::ActionKind;
 use regsim::net::LatencySpec;
 use regsim::scenario::Scenario;
 
@@ -125,24 +124,8 @@ pub fn check(s: &Scenario, time_scale: f64) -> Result<(), Rejection> {
             ),
         );
     }
-    for (i, f) in s.faults.iter().enumerate() {
-        if f.action == ActionKind::Skew {
-            return reject(
-                &format!("faults[{i}].action"),
-                "\"skew\" (every node reads the one real clock)".to_string(),
-            );
-        }
-        let role = f
-            .target
-            .as_ref()
-            .is_some_and(|t| t.0.iter().any(|x| matches!(x.replace(' ', "").as_str(), "leader" | "follower[random]")));
-        if role {
-            return reject(
-                &format!("faults[{i}].target"),
-                "\"leader\" and \"follower[random]\" (targets resolved when the fault fires are not wired to real mode)"
-                    .to_string(),
-            );
-        }
+    if let Some((path, msg)) = crate::support::unwired_fault(s, "every node reads the one real clock", "real mode") {
+        return reject(&path, msg);
     }
     Ok(())
 }
