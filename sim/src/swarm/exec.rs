@@ -75,16 +75,7 @@ pub fn execute(
     jobs: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Summary, ScenarioError> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .thread_name(|i| format!("regsim-swarm-{i}"))
-        .stack_size(8 << 20)
-        .build()
-        .map_err(|e| ScenarioError {
-            location: "--jobs".into(),
-            key_path: None,
-            message: format!("cannot start {jobs} threads: {e}"),
-        })?;
+    let pool = crate::sweep::exec::thread_pool(jobs, "swarm")?;
     let mut summary = Summary::default();
     let mut start = 0;
     while start < runs && summary.failure.is_none() {

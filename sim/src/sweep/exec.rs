@@ -161,16 +161,7 @@ pub fn execute(
     if mine.first() == Some(&0) {
         finished(0);
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs.max(1))
-        .thread_name(|i| format!("regsim-sweep-{i}"))
-        .stack_size(8 << 20)
-        .build()
-        .map_err(|e| ScenarioError {
-            location: "--jobs".into(),
-            key_path: None,
-            message: format!("cannot start {jobs} threads: {e}"),
-        })?;
+    let pool = thread_pool(jobs, "sweep")?;
     let mut records: Vec<RunRecord> = pool.install(|| {
         rest.par_iter()
             .map(|&r| {
@@ -184,6 +175,21 @@ pub fn execute(
         records.insert(0, first);
     }
     Ok(records)
+}
+
+/// The pool of `jobs` threads (at least one) named `regsim-<what>-<i>` that sweeps and swarm
+/// runs use: one simulation per thread, with stacks large enough for the deepest run.
+pub fn thread_pool(jobs: usize, what: &'static str) -> Result<rayon::ThreadPool, ScenarioError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .thread_name(move |i| format!("regsim-{what}-{i}"))
+        .stack_size(8 << 20)
+        .build()
+        .map_err(|e| ScenarioError {
+            location: "--jobs".into(),
+            key_path: None,
+            message: format!("cannot start {jobs} threads: {e}"),
+        })
 }
 
 fn first_repro(plan: &Plan) -> String {
