@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use cli::lb::{LB_ABOUT, LbArgs, lb_command};
+use cli::swarm::{SwarmArgs, swarm_command};
 use regsim::monitor;
 use regsim::report;
 use regsim::run::{RunOutput, run};
 use regsim::scenario::{Override, Scenario, ScenarioError, load};
-use regsim::swarm;
 use regsim::sweep::{self, Aggregate, Progress, RunRecord, Shard};
 
 #[derive(Parser)]
@@ -95,24 +95,6 @@ the same invariant fails) and writes DIR/minimal.toml, a scenario that `regsim r
 
 Exit codes: 0 every run held every invariant (a summary is printed); 1 a run failed an invariant; 2 bad input; \
 3 a run stopped at its event limit.";
-
-#[derive(Args)]
-struct SwarmArgs {
-    #[command(flatten)]
-    scenario: ScenarioArgs,
-    /// Variants to run (at most 1000000).
-    #[arg(long, default_value_t = 100)]
-    runs: u64,
-    /// The swarm seed; variant r's seed is derived from (seed, r).
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Threads, one simulation each [default: all cores].
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Where failing.toml and minimal.toml go [default: reports/swarm/<scenario name>/].
-    #[arg(long)]
-    out: Option<PathBuf>,
-}
 
 const SWEEP_ABOUT: &str = "Run a sweep file: a scenario over every combination of parameter values, several seeds \
 per point, in parallel (one simulation per thread). Writes sweep.json (per point and metric: mean, sd, 95 % \
@@ -254,114 +236,6 @@ fn rules_command(a: &RulesArgs) -> ExitCode {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-fn swarm_command(a: &SwarmArgs) -> ExitCode {
-    if !(1..=swarm::MAX_RUNS).contains(&a.runs) {
-        return usage("--runs", &format!("expected 1..={} runs, got {}", swarm::MAX_RUNS, a.runs));
-    }
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if !(1..=1024).contains(&jobs) {
-        return usage("--jobs", &format!("expected 1..=1024 threads, got {jobs}"));
-    }
-    let base = match swarm::Base::load(&a.scenario.file, &a.scenario.set) {
-        Ok(b) => b,
-        Err(e) => return bad_input(&e),
-    };
-    let file = a.scenario.file.display().to_string();
-    let sets: String = a.scenario.set.iter().map(|s| format!(" --set '{s}'")).collect();
-    eprintln!(
-        "swarm {file}: {} runs from seed {}, on {jobs} threads (safety phase {} s, liveness phase {} s)",
-        a.runs,
-        a.seed,
-        base.safety_ms as f64 / 1e3,
-        base.liveness_ms as f64 / 1e3
-    );
-    let started = Instant::now();
-    let bar = progress_bar(a.runs);
-    let on_progress = |done: u64| bar.set_position(done);
-    let summary = match swarm::execute(&base, a.runs, a.seed, jobs, &on_progress) {
-        Ok(s) => s,
-        Err(e) => {
-            bar.finish_and_clear();
-            return bad_input(&e);
-        }
-    };
-    bar.finish_and_clear();
-    let wall = started.elapsed().as_secs_f64();
-    eprintln!("{} runs in {wall:.2} s wall ({:.1} runs/s)", summary.runs, summary.runs as f64 / wall.max(1e-9));
-    let Some(failure) = &summary.failure else {
-        print_swarm_summary(&summary);
-        return ExitCode::SUCCESS;
-    };
-    let v = &failure.variant;
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("swarm").join(&base.scenario.name));
-    println!("run {} (seed {}) failed:", v.run, v.seed);
-    for (name, detail) in &failure.failed {
-        println!("  invariant {name}: {detail}");
-    }
-    if failure.signature == "event_limit" {
-        println!("  stopped at limits.max_events");
-    }
-    let failing = dir.join("failing.toml");
-    println!("reproduce with: regsim run {}", failing.display());
-    println!("           or: regsim swarm {file} --seed {} --runs {}{sets}", a.seed, v.run + 1);
-    let shrink_started = Instant::now();
-    let shrunk = swarm::shrink(&base, failure);
-    let m = &shrunk.variant;
-    let swarm_cmd = format!("regsim swarm {file} --seed {} --runs {}{sets}", a.seed, a.runs);
-    let header = |what: &str| {
-        format!(
-            "# {what} found by: {swarm_cmd}\n# run {} (seed {}): invariant {} fails.\n# Run: regsim run {}\n\n",
-            v.run,
-            v.seed,
-            failure.signature,
-            dir.join(if what.starts_with("Minimal") { "minimal.toml" } else { "failing.toml" }).display()
-        )
-    };
-    let minimal_text = format!(
-        "{}\n# Shrunk from {} faults to {}, {} servers, {} instances, {} consumers, {} s ({} candidate runs).\n\n{}",
-        header("Minimal failing scenario").trim_end(),
-        v.plan.faults.len(),
-        m.plan.faults.len(),
-        m.sizes.servers,
-        m.sizes.instances,
-        m.sizes.consumers,
-        (m.safety_ms + m.liveness_ms) as f64 / 1e3,
-        shrunk.attempts,
-        base.text(m)
-    );
-    let files = vec![
-        ("failing.toml".to_string(), format!("{}{}", header("Failing swarm variant"), base.text(v)).into_bytes()),
-        ("minimal.toml".to_string(), minimal_text.into_bytes()),
-    ];
-    if let Err(code) = write_outputs(&dir, Ok(files)) {
-        return code;
-    }
-    println!(
-        "shrunk in {:.2} s ({} candidate runs): {} of {} faults, {} servers, {} instances, {} consumers, {:.1} s",
-        shrink_started.elapsed().as_secs_f64(),
-        shrunk.attempts,
-        m.plan.faults.len(),
-        v.plan.faults.len(),
-        m.sizes.servers,
-        m.sizes.instances,
-        m.sizes.consumers,
-        (m.safety_ms + m.liveness_ms) as f64 / 1e3
-    );
-    println!("minimal: regsim run {}   (exits 1: {} fails)", dir.join("minimal.toml").display(), failure.signature);
-    if failure.signature == "event_limit" { ExitCode::from(3) } else { ExitCode::from(1) }
-}
-
-fn print_swarm_summary(s: &swarm::Summary) {
-    println!("runs       {}, all passed", s.runs);
-    println!("virtual    {:.0} s ({:.1} h), {} events", s.virtual_s, s.virtual_s / 3600.0, s.events);
-    let faults: Vec<String> = s.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    println!("faults     {}", if faults.is_empty() { "none".to_string() } else { faults.join(", ") });
-    println!("invariants (runs checked / applicable)");
-    for (name, (checked, applicable, _)) in &s.invariants {
-        println!("  {name:<28} {checked} / {applicable}");
     }
 }
 

@@ -1,3 +1,4 @@
-//! Subcommands of the `regsim` binary that need nothing from `main.rs` (not part of the library).
+//! Subcommands of the `regsim` binary (they may use `main.rs`'s shared helpers) (not part of the library).
 
 pub mod lb;
+pub mod swarm;
