@@ -1,6 +1,21 @@
 //! The `regsim` command line: parse arguments, call the library, map errors to exit codes.
 //! Exit codes: 0 ran and every invariant held; 1 an invariant failed (or `--check-determinism`
-//! found a difference); 2 bad input; 3 a run limit was reached.
+//! found a difference); 2 bad input; 3 a run limit was reached; 141 stdout or stderr was a
+//! pipe whose reader went away (see `cli/out.rs`).
+
+// Before `mod cli`, so the subcommands use them too: printing to a closed pipe ends the process
+// quietly instead of panicking (cli/out.rs).
+macro_rules! print {
+    ($($t:tt)*) => { $crate::cli::out::write(false, format_args!($($t)*)) };
+}
+macro_rules! println {
+    () => { $crate::cli::out::write(false, format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::out::write(false, format_args!("{}\n", format_args!($($t)*))) };
+}
+macro_rules! eprintln {
+    () => { $crate::cli::out::write(true, format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::out::write(true, format_args!("{}\n", format_args!($($t)*))) };
+}
 
 mod cli;
 
@@ -256,6 +271,10 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
             );
             return ExitCode::from(2);
         };
+        if variants.iter().any(|(n, _, _)| n == name) {
+            eprintln!("error: --variant {v:?}: the name {name:?} is given twice (each variant writes its own folder)");
+            return ExitCode::from(2);
+        }
         let sets: Vec<String> = sets.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect();
         let all = ScenarioArgs { file: a.scenario.file.clone(), set: [a.scenario.set.clone(), sets.clone()].concat() };
         match load_scenario(&all) {
@@ -266,7 +285,12 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
     let Some(first) = variants.first() else { return ExitCode::from(2) };
     let name = first.2.name.clone();
     let seed = a.seed.unwrap_or(first.2.seed);
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join(&name));
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("compare").join(&name));
+    if let Err(code) = check_out(&dir) {
+        return code;
+    }
+    // Every variant's report goes into DIR/<variant>/, written with compare.* as one set.
+    let mut set: Vec<(String, Vec<u8>)> = Vec::new();
     let mut outputs = Vec::new();
     for (vname, _, scenario) in &variants {
         let out = match run(scenario, seed) {
@@ -276,10 +300,12 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let files = report::render(&out.report, &out.analyzer).map_err(std::io::Error::other);
-        if let Err(e) = files.and_then(|f| report::write_atomically(&dir.join(vname), &f)) {
-            eprintln!("error: writing {}: {e}", dir.join(vname).display());
-            return ExitCode::from(2);
+        match report::render(&out.report, &out.analyzer) {
+            Ok(files) => set.extend(files.into_iter().map(|(n, b)| (format!("{vname}/{n}"), b))),
+            Err(e) => {
+                eprintln!("error: rendering the report of variant {vname}: {e}");
+                return ExitCode::from(2);
+            }
         }
         outputs.push(out);
     }
@@ -297,7 +323,11 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
                 ("cap.svg".to_string(), svg.into_bytes()),
             ]
         });
-    match files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(&dir, &f)) {
+    let files = files.map(|mut f| {
+        f.append(&mut set);
+        f
+    });
+    match files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(&dir, &f, "compare")) {
         Ok(_) => {}
         Err(e) => {
             eprintln!("error: writing {}: {e}", dir.display());
@@ -331,6 +361,10 @@ fn run_command(a: &RunArgs) -> ExitCode {
         Err(e) => return bad_input(&e),
     };
     let seed = a.seed.unwrap_or(scenario.seed);
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join(&scenario.name));
+    if let Err(code) = check_out(&dir) {
+        return code;
+    }
     let started = Instant::now();
     let out = match run(&scenario, seed) {
         Ok(o) => o,
@@ -361,7 +395,6 @@ fn run_command(a: &RunArgs) -> ExitCode {
             }
         }
     }
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join(&scenario.name));
     let written = report::render(&out.report, &out.analyzer)
         .map(|mut files| {
             // Every stored Prometheus sample, as OpenMetrics text (monitoring scenarios).
@@ -373,7 +406,7 @@ fn run_command(a: &RunArgs) -> ExitCode {
             files
         })
         .map_err(std::io::Error::other)
-        .and_then(|files| report::write_atomically(&dir, &files));
+        .and_then(|files| report::write_atomically(&dir, &files, "run"));
     print!("{}", report::summary(&out.report));
     match written {
         Ok(paths) => {
@@ -438,6 +471,13 @@ fn sweep_command(a: &SweepArgs) -> ExitCode {
         Err(e) => return bad_input(&e),
     };
     let s = &plan.sweep;
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&s.name));
+    // A shard writes one file into a folder its sibling shards share; a sweep, a whole set.
+    let checked =
+        if shard.is_some() { regsim::output::check_shared_dir(&dir) } else { regsim::output::check_dir(&dir) };
+    if let Err(e) = checked {
+        return usage("--out", &e);
+    }
     let runs = shard.map_or(s.runs(), |sh| sh.runs(s.runs()));
     let part = shard.map_or(String::new(), |sh| format!(", shard {} of {}: {runs} runs", sh.index, sh.count));
     eprintln!(
@@ -470,14 +510,24 @@ fn sweep_command(a: &SweepArgs) -> ExitCode {
         records.len() as f64 / wall.max(1e-9),
         events as f64 / wall.max(1e-9) / 1e6
     );
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&s.name));
-    let files = match shard {
-        Some(sh) => sweep::shard::shard_json(&plan, sh, &records)
-            .map(|json| vec![(sweep::shard::file_name(sh), json.into_bytes())]),
-        None => Aggregate::new(s, &plan.meta, &records).render(),
-    };
-    if let Err(code) = write_outputs(&dir, files) {
-        return code;
+    match shard {
+        Some(sh) => {
+            let written = sweep::shard::shard_json(&plan, sh, &records)
+                .map_err(std::io::Error::other)
+                .and_then(|json| regsim::output::write_file(&dir, &sweep::shard::file_name(sh), json.as_bytes()));
+            match written {
+                Ok(p) => println!("report     {}", p.display()),
+                Err(e) => {
+                    eprintln!("error: cannot write into {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => {
+            if let Err(code) = write_outputs(&dir, Aggregate::new(s, &plan.meta, &records).render(), "sweep") {
+                return code;
+            }
+        }
     }
     let code = sweep_exit(&records, |r| sweep::plan::repro(s, &plan.meta, r.point, r.seed));
     if shard.is_some() {
@@ -495,9 +545,14 @@ fn merge_command(a: &MergeArgs) -> ExitCode {
         Err(e) => return bad_input(&e),
     };
     eprintln!("merged {} shards of sweep {} ({} runs)", merged.files.len(), merged.meta.sweep, merged.records.len());
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&merged.meta.sweep));
+    // The checked name of the sweep file the shards carry (letters, digits, '-', '_'), so the
+    // default folder stays under reports/sweeps/ whatever else a shard file says.
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&merged.sweep.name));
+    if let Err(code) = check_out(&dir) {
+        return code;
+    }
     let files = Aggregate::new(&merged.sweep, &merged.meta, &merged.records).render();
-    if let Err(code) = write_outputs(&dir, files) {
+    if let Err(code) = write_outputs(&dir, files, "merge") {
         return code;
     }
     sweep_exit(&merged.records, |r| sweep::plan::repro(&merged.sweep, &merged.meta, r.point, r.seed))
@@ -522,8 +577,14 @@ fn usage(flag: &str, message: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn write_outputs(dir: &Path, files: Result<Vec<(String, Vec<u8>)>, String>) -> Result<(), ExitCode> {
-    let written = files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(dir, &f));
+/// Checks the output folder before any work (regsim::output::check_dir): exit 2 if unusable.
+fn check_out(dir: &Path) -> Result<(), ExitCode> {
+    regsim::output::check_dir(dir).map_err(|e| usage("--out", &e))
+}
+
+/// Writes `files` as one set into `dir` (see regsim::output) and prints where.
+fn write_outputs(dir: &Path, files: Result<Vec<(String, Vec<u8>)>, String>, command: &str) -> Result<(), ExitCode> {
+    let written = files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(dir, &f, command));
     match written {
         Ok(paths) => {
             let names: Vec<String> =

@@ -187,6 +187,9 @@ impl Collector {
     /// Checks the invariants and makes the report.
     pub fn finish(self, scenario: &Scenario, seed: u64, topology: &Topology, run: DriverSummary) -> RunOutput {
         let Collector { mut analyzer, faults } = self;
+        if matches!(run.outcome, Outcome::EventLimit) {
+            analyzer.stop_at(SimTime((run.virtual_duration_s * 1e9) as u64));
+        }
         analyzer.finish();
         let api = analyzer.api.take().map(|a| {
             let gateways: Vec<crate::engine::NodeId> =

@@ -355,6 +355,20 @@ pub fn parse_key(s: &str) -> Result<u64, BalanceError> {
     })
 }
 
+/// A ring (or bounded-load ring) over `nodes` nodes stays within [`MAX_RING_POINTS`]: the
+/// same limit for `regsim lb` and for the balancers of scenario consumers and gateways.
+pub fn check_ring_points(spec: &BalancerSpec, nodes: u64) -> Result<(), BalanceError> {
+    if let BalancerSpec::Ring { k, .. } | BalancerSpec::Bounded { k, .. } = *spec
+        && u64::from(k).saturating_mul(nodes) > MAX_RING_POINTS
+    {
+        return Err(BalanceError::Spec {
+            token: spec.to_string(),
+            expected: format!("at most {MAX_RING_POINTS} ring points (k x nodes = {k} x {nodes}), lower k"),
+        });
+    }
+    Ok(())
+}
+
 /// Node index (0-based, into nodes `"0"`..`"n−1"`) that `spec` picks for the raw request
 /// `key`, as `Balancer::pick(key, splitmix64(key))` on an idle balancer: key-based balancers
 /// hash the key themselves (e.g. jump gives `jump(hash.hash_key(key), n)`).
@@ -362,14 +376,7 @@ pub fn route(spec: &BalancerSpec, nodes: usize, key: u64) -> Result<u32, Balance
     if !(1..=MAX_EVAL_NODES).contains(&nodes) {
         return Err(param("nodes", nodes, "1..=100000 nodes"));
     }
-    if let BalancerSpec::Ring { k, .. } | BalancerSpec::Bounded { k, .. } = *spec
-        && u64::from(k) * nodes as u64 > MAX_RING_POINTS
-    {
-        return Err(BalanceError::Spec {
-            token: spec.to_string(),
-            expected: format!("at most {MAX_RING_POINTS} ring points (k x nodes), lower k"),
-        });
-    }
+    check_ring_points(spec, nodes as u64)?;
     let m = Membership::from_ids((0..nodes as u32).collect());
     let mut b = spec.build(&m.names)?;
     owner(b.as_mut(), &m, key).map(|(i, _)| i as u32)

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 use regsim::swarm;
 
-use crate::{ScenarioArgs, bad_input, progress_bar, usage, write_outputs};
+use crate::{ScenarioArgs, bad_input, check_out, progress_bar, usage, write_outputs};
 
 #[derive(Args)]
 pub struct SwarmArgs {
@@ -48,6 +48,10 @@ pub fn swarm_command(a: &SwarmArgs) -> ExitCode {
         base.safety_ms as f64 / 1e3,
         base.liveness_ms as f64 / 1e3
     );
+    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("swarm").join(&base.scenario.name));
+    if let Err(code) = check_out(&dir) {
+        return code;
+    }
     let started = Instant::now();
     let bar = progress_bar(a.runs);
     let on_progress = |done: u64| bar.set_position(done);
@@ -66,7 +70,6 @@ pub fn swarm_command(a: &SwarmArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     };
     let v = &failure.variant;
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("swarm").join(&base.scenario.name));
     println!("run {} (seed {}) failed:", v.run, v.seed);
     for (name, detail) in &failure.failed {
         println!("  invariant {name}: {detail}");
@@ -106,7 +109,7 @@ pub fn swarm_command(a: &SwarmArgs) -> ExitCode {
         ("failing.toml".to_string(), format!("{}{}", header("Failing swarm variant"), base.text(v)).into_bytes()),
         ("minimal.toml".to_string(), minimal_text.into_bytes()),
     ];
-    if let Err(code) = write_outputs(&dir, Ok(files)) {
+    if let Err(code) = write_outputs(&dir, Ok(files), "swarm") {
         return code;
     }
     println!(

@@ -78,7 +78,8 @@ pub enum RoleTarget {
 }
 
 impl RoleTarget {
-    fn parse(t: &Targets) -> Option<RoleTarget> {
+    /// `leader` or `follower[random]` (the whole target), else `None`.
+    pub fn parse(t: &Targets) -> Option<RoleTarget> {
         match t.0.as_slice() {
             [one] => match one.replace(' ', "").as_str() {
                 "leader" => Some(RoleTarget::Leader),

@@ -142,6 +142,12 @@ impl Topology {
                 if !(0.0..=100.0).contains(&p) {
                     return Err(format!("percentage must be within 0..100 in \"{selector}\""));
                 }
+                if p > 0.0 && role.count == 0 {
+                    return Err(format!(
+                        "cannot pick {p}% of no {} in \"{selector}\" (the role has 0 nodes)",
+                        role.name
+                    ));
+                }
                 let k = (f64::from(role.count) * p / 100.0).round() as u32;
                 if p > 0.0 { k.max(1) } else { 0 }
             } else {
@@ -210,6 +216,7 @@ mod tests {
         let mut t = Topology::default();
         t.add_role("servers", 3);
         t.add_role("instances", 1000);
+        t.add_role("consumers", 0);
         t
     }
 
@@ -238,6 +245,8 @@ mod tests {
             ("instances[random 150%]", "within 0..100"),
             ("servers[x]", "expected an index"),
             ("servers[1", "expected a selector"),
+            ("consumers[random 50%]", "the role has 0 nodes"),
+            ("consumers[random 1]", "cannot pick 1 of the 0 consumers"),
         ] {
             let err = t.select(bad, &mut rng).expect_err(bad);
             assert!(err.contains(needle), "{bad}: {err}");

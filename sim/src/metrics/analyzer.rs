@@ -186,6 +186,13 @@ impl Analyzer {
         }
     }
 
+    /// The run stopped early (its event limit) at `t`: everything after is left out, so the
+    /// work after the run is bounded by what ran (sampling no longer walks to the scenario's
+    /// end, e.g. 720 h of per-second samples after 1,000 events).
+    pub fn stop_at(&mut self, t: SimTime) {
+        self.p.end = self.p.end.min(t);
+    }
+
     /// Samples up to the end and turns episodes into stage samples.
     pub fn finish(&mut self) {
         while self.next_sample <= self.p.end {

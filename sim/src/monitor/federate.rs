@@ -51,7 +51,7 @@ pub fn parse_matchers(texts: &[String]) -> Result<Vec<Query>, String> {
     texts
         .iter()
         .map(|text| {
-            let expr = parser::parse(text).map_err(|e| format!("match[] {text}: cannot parse: {}", e.trim()))?;
+            let expr = super::query::parse_expr(text).map_err(|e| format!("match[] {text}: {e}"))?;
             let query = Query { text: text.clone(), expr };
             plain_selector(&query)?;
             Ok(query)

@@ -20,6 +20,14 @@
 //! Outside it (rejected with the reason): `@`, subqueries, strings, `group_left` /
 //! `group_right`, fill modifiers, aggregations with a parameter (`topk`, `quantile`, ...),
 //! every other function, and an expression whose result is a range vector.
+//!
+//! Size limits, checked before the parser sees the text ([`check_size`]): at most
+//! [`MAX_EXPR_BYTES`] bytes and [`MAX_NESTING`] levels of brackets; after parsing, at most
+//! [`MAX_DEPTH`] levels of sub-expressions (a chain `a + b + c ...` is one level per operator).
+//! The parser, the checks, the evaluator and dropping the tree all recurse on the depth: 30,000
+//! parentheses or a 10,000-term sum overflowed the stack before these limits, and deep nesting
+//! made the parser super-linear (20,000 nested `sum(` took over 20 s). Prometheus itself has no
+//! such limits; rule expressions in the wild are far below them.
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, VectorMatchCardinality};
@@ -56,11 +64,94 @@ pub struct Query {
     pub expr: Expr,
 }
 
+/// Longest expression accepted, in bytes.
+pub const MAX_EXPR_BYTES: usize = 16 * 1024;
+/// Deepest nesting of `(`, `[` and `{` accepted.
+pub const MAX_NESTING: usize = 64;
+/// Deepest expression tree accepted (operators, calls, aggregations, parentheses).
+pub const MAX_DEPTH: usize = 256;
+
+/// Rejects a text too long or too deeply bracketed to parse safely (see the module doc).
+/// String literals (`"..."`, `'...'`, `` `...` ``) and `#` comments are skipped.
+pub fn check_size(text: &str) -> Result<(), String> {
+    if text.len() > MAX_EXPR_BYTES {
+        return Err(format!("expression of {} bytes: at most {MAX_EXPR_BYTES} are accepted", text.len()));
+    }
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('`'), '`') => quote = None,
+            (Some(q), '\\') if q != '`' => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'' | '`') => quote = Some(c),
+            (None, '#') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            (None, '(' | '[' | '{') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ')' | ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(format!("brackets nested {deepest} deep: at most {MAX_NESTING} levels are accepted"));
+    }
+    Ok(())
+}
+
+/// The children of one node of the tree.
+fn children(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::Paren(p) => vec![&p.expr],
+        Expr::Unary(u) => vec![&u.expr],
+        Expr::Subquery(q) => vec![&q.expr],
+        Expr::Call(c) => c.args.args.iter().map(|a| a.as_ref()).collect(),
+        Expr::Aggregate(a) => std::iter::once(a.expr.as_ref()).chain(a.param.as_deref()).collect(),
+        Expr::Binary(b) => vec![&b.lhs, &b.rhs],
+        _ => Vec::new(),
+    }
+}
+
+/// The depth of `expr`'s tree, walked without recursion; stops counting past `MAX_DEPTH`.
+fn depth(expr: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(expr, 1usize)];
+    while let Some((e, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        if d > MAX_DEPTH {
+            break;
+        }
+        stack.extend(children(e).into_iter().map(|c| (c, d + 1)));
+    }
+    deepest
+}
+
+/// Parses `text` (within the size limits) into a tree within [`MAX_DEPTH`].
+pub fn parse_expr(text: &str) -> Result<Expr, String> {
+    check_size(text)?;
+    let expr = parser::parse(text).map_err(|e| format!("cannot parse: {}", e.trim()))?;
+    if depth(&expr) > MAX_DEPTH {
+        return Err(format!("expression more than {MAX_DEPTH} levels deep (e.g. a chain of that many operators)"));
+    }
+    Ok(expr)
+}
+
 impl Query {
     /// Parses `text` and checks it against the subset. The error says what is wrong; callers
     /// add the file, line and expression.
     pub fn parse(text: &str) -> Result<Query, String> {
-        let expr = parser::parse(text).map_err(|e| format!("cannot parse: {}", e.trim()))?;
+        let expr = parse_expr(text)?;
         check(&expr)?;
         match expr.value_type() {
             ValueType::Vector | ValueType::Scalar => Ok(Query { text: text.to_string(), expr }),
@@ -176,5 +267,29 @@ mod tests {
             let err = Query::parse(q).err().unwrap_or_default();
             assert!(err.contains(why), "{q}: {err}");
         }
+    }
+
+    /// Inputs that overflowed the stack or parsed for tens of seconds are refused quickly;
+    /// the largest accepted ones parse and check.
+    #[test]
+    fn size_and_depth_are_limited() {
+        let deep_parens = format!("{}up{}", "(".repeat(30_000), ")".repeat(30_000));
+        let long_sum = vec!["up"; 10_000].join(" + ");
+        let nested_sums = format!("{}up{}", "sum(".repeat(20_000), ")".repeat(20_000));
+        for (q, why) in [
+            (deep_parens.as_str(), "bytes"),
+            (long_sum.as_str(), "bytes"),
+            (nested_sums.as_str(), "bytes"),
+            (&format!("{}up{}", "(".repeat(65), ")".repeat(65)), "nested 65 deep"),
+            (&vec!["up"; 300].join(" + "), "levels deep"),
+        ] {
+            let err = Query::parse(q).err().unwrap_or_default();
+            assert!(err.contains(why), "{}...: {err}", &q[..20]);
+        }
+        assert!(Query::parse(&format!("{}up{}", "(".repeat(64), ")".repeat(64))).is_ok());
+        assert!(Query::parse(&vec!["up"; 250].join(" + ")).is_ok());
+        assert!(Query::parse(&format!("{}up{}", "sum(".repeat(64), ")".repeat(64))).is_ok());
+        // Brackets inside strings and comments do not count.
+        assert!(check_size(&format!("up{{job=\"{}\"}} # {}", "(".repeat(100), "[".repeat(100))).is_ok());
     }
 }

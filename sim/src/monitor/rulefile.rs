@@ -133,13 +133,11 @@ pub fn load(path: &Path) -> Result<RuleFile, LoadError> {
 
 /// Reads a YAML input file with the size bound, as a load error on failure.
 pub fn read_text(path: &Path) -> Result<String, LoadError> {
-    let file = path.display().to_string();
-    let err = |message: String| LoadError { location: file.clone(), key_path: None, message };
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    if meta.len() > MAX_FILE_BYTES {
-        return Err(err(format!("file is {} bytes; the limit is {MAX_FILE_BYTES}", meta.len())));
-    }
-    std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))
+    crate::input::read(path, "file", MAX_FILE_BYTES).map_err(|e| LoadError {
+        location: e.location,
+        key_path: None,
+        message: e.message,
+    })
 }
 
 /// Deserializes YAML `text` into `T`, mapping errors to `file:line:column`, key path and message.

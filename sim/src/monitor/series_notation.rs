@@ -10,7 +10,7 @@
 //! The label part is read with `promql-parser` as a selector made of `=` matchers only.
 
 use promql_parser::label::MatchOp;
-use promql_parser::parser::{self, Expr};
+use promql_parser::parser::Expr;
 
 use super::labels::{Labels, METRIC_NAME};
 use super::store::stale_nan;
@@ -24,7 +24,7 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
     if t.is_empty() || t == "{}" {
         return Ok(Labels::empty());
     }
-    let expr = parser::parse(t).map_err(|e| format!("bad series {t:?}: {}", e.trim()))?;
+    let expr = super::query::parse_expr(t).map_err(|e| format!("bad series {t:?}: {}", e.trim()))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("bad series {t:?}: expected name{{label=\"value\", ...}}"));
     };

@@ -242,18 +242,48 @@ fn test_group(file: &str, gi: usize, g: RawGroup, eval_interval_ms: i64) -> Resu
         Some(s) => parse_ms(&s.value).map_err(|e| at(&s.referenced, key, e)),
         None => Ok(default),
     };
+    // An eval_time the evaluation loop would need too many steps to reach, at its own line.
+    let eval_time = |d: &Option<Spanned<String>>, key: String| -> Result<i64, LoadError> {
+        let t = duration(d, key.clone(), 0)?;
+        match d {
+            Some(s) if t / eval_interval_ms > MAX_STEPS => Err(at(
+                &s.referenced,
+                key,
+                format!(
+                    "eval_time {} needs more than {MAX_STEPS} evaluations at evaluation_interval {}",
+                    format_ms(t),
+                    format_ms(eval_interval_ms)
+                ),
+            )),
+            _ => Ok(t),
+        }
+    };
     let interval_ms = duration(&g.interval, "interval".into(), eval_interval_ms)?;
     if interval_ms <= 0 {
         let loc = g.interval.as_ref().map_or(serde_saphyr::Location::UNKNOWN, |s| s.referenced);
         return Err(at(&loc, "interval".into(), "expected a positive duration".into()));
     }
     let mut series = Vec::new();
+    let mut total_values = 0u64;
     for (i, s) in g.input_series.iter().enumerate() {
         let labels = parse_labels(&s.series.value)
             .map_err(|e| at(&s.series.referenced, format!("input_series[{i}].series"), e))?;
         let values = match &s.values {
             Some(v) => {
-                expand_values(&v.value).map_err(|e| at(&v.referenced, format!("input_series[{i}].values"), e))?
+                let values =
+                    expand_values(&v.value).map_err(|e| at(&v.referenced, format!("input_series[{i}].values"), e))?;
+                total_values += values.len() as u64;
+                if total_values > super::series_notation::MAX_VALUES {
+                    return Err(at(
+                        &v.referenced,
+                        format!("input_series[{i}].values"),
+                        format!(
+                            "the input series of this test group expand to more than {} values",
+                            super::series_notation::MAX_VALUES
+                        ),
+                    ));
+                }
+                values
             }
             None => Vec::new(),
         };
@@ -262,7 +292,7 @@ fn test_group(file: &str, gi: usize, g: RawGroup, eval_interval_ms: i64) -> Resu
     }
     let mut alert_tests = Vec::new();
     for (i, a) in g.alert_rule_test.iter().enumerate() {
-        let t = duration(&a.eval_time, format!("alert_rule_test[{i}].eval_time"), 0)?;
+        let t = eval_time(&a.eval_time, format!("alert_rule_test[{i}].eval_time"))?;
         if a.alertname.value.is_empty() {
             return Err(at(
                 &a.alertname.referenced,
@@ -283,7 +313,7 @@ fn test_group(file: &str, gi: usize, g: RawGroup, eval_interval_ms: i64) -> Resu
     }
     let mut expr_tests = Vec::new();
     for (i, e) in g.promql_expr_test.iter().enumerate() {
-        let t = duration(&e.eval_time, format!("promql_expr_test[{i}].eval_time"), 0)?;
+        let t = eval_time(&e.eval_time, format!("promql_expr_test[{i}].eval_time"))?;
         let q = Query::parse(&e.expr.value).map_err(|m| {
             at(
                 &e.expr.referenced,

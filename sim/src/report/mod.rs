@@ -98,19 +98,8 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
     Ok(files)
 }
 
-/// Writes every file to a temporary name first, then renames them all into `dir`.
-pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir)?;
-    let mut staged = Vec::new();
-    for (name, bytes) in files {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, bytes)?;
-        staged.push((tmp, dir.join(name)));
-    }
-    let mut out = Vec::new();
-    for (tmp, dst) in staged {
-        std::fs::rename(&tmp, &dst)?;
-        out.push(dst);
-    }
-    Ok(out)
+/// Writes the files as one set into `dir`, replacing an earlier set as a whole (see
+/// [`crate::output`]); `command` is named in the folder's marker file.
+pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)], command: &str) -> std::io::Result<Vec<PathBuf>> {
+    crate::output::write_set(dir, files, command)
 }

@@ -120,6 +120,17 @@ pub fn check(s: &Scenario) -> Result<(), BuildError> {
     for (k, l) in s.network.links.iter().enumerate() {
         add_link(&mut net, &topology, k, l, s)?;
     }
+    if s.registry.mode != RegistryMode::Cp
+        && let Some(k) = s.faults.iter().position(|f| f.target.as_ref().and_then(fault::RoleTarget::parse).is_some())
+    {
+        // In AP mode no node ever has a leader term: the fault would silently hit nothing.
+        return Err((
+            format!("faults[{k}].target"),
+            "\"leader\" and \"follower[random]\" need registry.mode = \"cp\" (an AP registry has no leader); \
+             target servers by index, e.g. \"servers[0]\""
+                .into(),
+        ));
+    }
     fault::resolve(&s.faults, &topology, &mut stream(s.seed, "faults"), SimTime(s.duration.as_nanos()))?;
     Ok(())
 }

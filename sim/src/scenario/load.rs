@@ -8,6 +8,7 @@
 //! argument; any other error is located in the file by walking the key path through a
 //! span-preserving parse of the original text.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -148,12 +149,18 @@ impl Override {
 /// Loads and validates a scenario file with overrides.
 pub fn load(path: &Path, overrides: &[Override]) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        location: file.clone(),
-        key_path: None,
-        message: format!("cannot read the scenario: {e}"),
-    })?;
+    let text = read_input(path, "scenario")?;
     load_str(&file, &text, overrides)
+}
+
+/// Reads a TOML input file (scenario, sweep, swarm base) within
+/// [`crate::input::MAX_INPUT_BYTES`], as a located error on failure.
+pub fn read_input(path: &Path, what: &str) -> Result<String, ScenarioError> {
+    crate::input::read(path, what, crate::input::MAX_INPUT_BYTES).map_err(|e| ScenarioError {
+        location: e.location,
+        key_path: None,
+        message: e.message,
+    })
 }
 
 /// Like [`load`], then `check` (what one driver cannot run, e.g. the madsim tier), whose
@@ -164,11 +171,7 @@ pub fn load_with(
     check: impl Fn(&Scenario) -> Result<(), (String, String)>,
 ) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        location: file.clone(),
-        key_path: None,
-        message: format!("cannot read the scenario: {e}"),
-    })?;
+    let text = read_input(path, "scenario")?;
     let scenario = load_str(&file, &text, overrides)?;
     check(&scenario).map_err(|(p, m)| locate(&file, &text, overrides, &p, m))?;
     Ok(scenario)
@@ -177,14 +180,7 @@ pub fn load_with(
 /// The file's TOML table with `overrides` applied (untyped, unvalidated: [`load_str`] checks
 /// it). `regsim swarm` builds its variants on this table.
 pub fn table_with_overrides(file: &str, text: &str, overrides: &[Override]) -> Result<toml::Table, ScenarioError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        ScenarioError {
-            location: format!("{file}:{line}:{col}"),
-            key_path: None,
-            message: e.message().trim().to_string(),
-        }
-    })?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| syntax_error(file, text, &e))?;
     let mut root = toml::Value::Table(table);
     for o in overrides {
         o.apply(&mut root)?;
@@ -208,14 +204,56 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
     if let Some(m) = &mut scenario.monitoring {
         // Rule files are relative to the scenario file; errors point into the rule file.
         let base = Path::new(file).parent().unwrap_or(Path::new("."));
-        m.load_rules(base).map_err(|e| ScenarioError {
-            location: e.location,
-            key_path: e.key_path,
-            message: e.message,
+        m.load_rules(base).map_err(|e| match e.location.is_empty() {
+            // A rule file that cannot be read: at its entry in the scenario.
+            true => locate(file, text, overrides, e.key_path.as_deref().unwrap_or("monitoring"), e.message),
+            false => ScenarioError { location: e.location, key_path: e.key_path, message: e.message },
         })?;
     }
     super::build::check(&scenario).map_err(|(p, m)| locate(file, text, overrides, &p, m))?;
     Ok(scenario)
+}
+
+/// A TOML syntax error, at its line and column, with the key path of the line's key when the
+/// line has one (`[registry.health]` then `unhealthy_after = ...` gives
+/// `registry.health.unhealthy_after`; the k-th `[[faults]]` gives `faults[k]`).
+pub(crate) fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> ScenarioError {
+    let offset = e.span().map_or(0, |s| s.start);
+    let (line, col) = line_col(text, offset);
+    let mut message = e.message().trim().to_string();
+    if message.contains("as i128") {
+        // toml reads integers as i128 first; past i64 it says "invalid type ... as i128".
+        message = "integer out of range: TOML integers are 64-bit signed (at most 9223372036854775807)".into();
+    }
+    ScenarioError { location: format!("{file}:{line}:{col}"), key_path: key_path_at(text, line), message }
+}
+
+/// The key path of line `line` (1-based) from the table headers above it, if the line is a
+/// `key = value` line with a bare or dotted key.
+fn key_path_at(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut arrays: BTreeMap<String, usize> = BTreeMap::new();
+    let plain = |k: &str| {
+        !k.is_empty()
+            && k.split('.').all(|p| {
+                !p.trim().is_empty() && p.trim().chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            })
+    };
+    for (n, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()).filter(|h| plain(h)) {
+            let h = h.replace(' ', "");
+            let k = arrays.entry(h.clone()).and_modify(|k| *k += 1).or_insert(0);
+            table = format!("{h}[{k}]");
+        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()).filter(|h| plain(h)) {
+            table = h.replace(' ', "");
+        }
+        if n + 1 == line {
+            let key = t.split_once('=').map(|(k, _)| k.trim()).filter(|k| plain(k))?.replace(' ', "");
+            return Some(if table.is_empty() { key } else { format!("{table}.{key}") });
+        }
+    }
+    None
 }
 
 /// Turns (key path, message) into an error pointing at the `--set` or the file position.

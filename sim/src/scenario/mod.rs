@@ -9,5 +9,5 @@ pub mod regions;
 pub mod schema;
 
 pub use build::{Built, Layout, NodeSpec, build, layout};
-pub use load::{Override, ScenarioError, load, load_str, load_with, table_with_overrides};
+pub use load::{Override, ScenarioError, load, load_str, load_with, read_input, table_with_overrides};
 pub use schema::Scenario;

@@ -232,10 +232,13 @@ impl MonitoringSpec {
     }
 
     /// Loads the rule files, relative to `base` (the scenario file's folder).
+    /// A file that cannot be read is an error with an empty `location` and the scenario's key
+    /// path (`monitoring.rule_files[k]`), for the caller to locate in the scenario; an error
+    /// inside a rule file points into that file.
     pub fn load_rules(&mut self, base: &Path) -> Result<(), LoadError> {
-        self.loaded = load_groups(base, &self.rule_files)?;
+        self.loaded = load_groups(base, &self.rule_files, "monitoring.rule_files")?;
         if let Some(g) = &mut self.global {
-            g.loaded = load_groups(base, &g.rule_files)?;
+            g.loaded = load_groups(base, &g.rule_files, "monitoring.global.rule_files")?;
             // Checked by `validate`.
             g.parsed = crate::monitor::federate::parse_matchers(&g.matchers).unwrap_or_default();
         }
@@ -243,12 +246,17 @@ impl MonitoringSpec {
     }
 }
 
-fn load_groups(base: &Path, files: &[String]) -> Result<Vec<GroupSpec>, LoadError> {
+fn load_groups(base: &Path, files: &[String], key: &str) -> Result<Vec<GroupSpec>, LoadError> {
     let mut groups = Vec::new();
-    for f in files {
+    for (k, f) in files.iter().enumerate() {
         let path = base.join(f);
+        let text = rulefile::read_text(&path).map_err(|e| LoadError {
+            location: if e.location == path.display().to_string() { String::new() } else { e.location },
+            key_path: Some(format!("{key}[{k}]")),
+            message: format!("rule file {}: {}", path.display(), e.message),
+        })?;
         // Named as written in the scenario, so reports hold no path of the machine.
-        groups.extend(rulefile::load(&path)?.groups.into_iter().map(|mut g| {
+        groups.extend(rulefile::parse(&text, &path.display().to_string())?.groups.into_iter().map(|mut g| {
             g.file = f.clone();
             g
         }));

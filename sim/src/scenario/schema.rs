@@ -596,6 +596,8 @@ impl Scenario {
             if parsed.len() != 1 {
                 return e(&format!("consumers.balancers[{k}]"), "expected one balancer spec per entry");
             }
+            crate::balance::eval::check_ring_points(&parsed[0], u64::from(i.count.max(1)))
+                .map_err(|err| (format!("consumers.balancers[{k}]"), err.to_string()))?;
         }
         let dist: crate::balance::keys::KeyDist = c
             .keys
@@ -627,6 +629,12 @@ impl Scenario {
         }
         if let Some(g) = &self.gateway {
             g.validate()?;
+            for spec in
+                crate::balance::parse_spec(&g.balancer).map_err(|err| ("gateway.balancer".into(), err.to_string()))?
+            {
+                crate::balance::eval::check_ring_points(&spec, u64::from(i.count.max(1)))
+                    .map_err(|err| ("gateway.balancer".to_string(), err.to_string()))?;
+            }
         }
         self.validate_regions()?;
         if self.faults.len() > limits::MAX_FAULTS {

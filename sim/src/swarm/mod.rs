@@ -67,11 +67,7 @@ impl Base {
     /// Loads and validates the base file with overrides (exactly as `regsim run --set`).
     pub fn load(path: &Path, sets: &[String]) -> Result<Base, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-            location: file.clone(),
-            key_path: None,
-            message: format!("cannot read the scenario: {e}"),
-        })?;
+        let text = crate::scenario::read_input(path, "scenario")?;
         Base::from_text(&file, &text, sets)
     }
 

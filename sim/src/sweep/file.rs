@@ -257,10 +257,7 @@ fn locate(file: &str, text: &str, path: &str, message: String) -> ScenarioError 
 /// Parses and checks a sweep file's text (`file` names it in messages). Does not read the
 /// scenario: see `plan::prepare`.
 pub fn parse(file: &str, stem: &str, text: &str) -> Result<Sweep, ScenarioError> {
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        let (line, col) = e.span().map_or((1, 1), |s| line_col(text, s.start));
-        ScenarioError { location: format!("{file}:{line}:{col}"), key_path: None, message: e.message().trim().into() }
-    })?;
+    let table: toml::Table = toml::from_str(text).map_err(|e| crate::scenario::load::syntax_error(file, text, &e))?;
     let spec: SweepSpec = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let mut path = e.path().to_string();
         let message = e.inner().message().trim().to_string();
@@ -351,6 +348,9 @@ fn check_params(s: &mut Sweep) -> Result<(), ScenarioError> {
         if p.values.is_empty() {
             return Err(s.error(&at(".values"), "expected at least one value"));
         }
+        if p.values.len() as u64 > MAX_RUNS {
+            return Err(s.error(&at(".values"), format!("{} values is more than {MAX_RUNS} runs", p.values.len())));
+        }
         let mut firsts = Vec::new();
         for (j, v) in p.values.iter().enumerate() {
             let first = if keys.len() > 1 {
@@ -370,7 +370,8 @@ fn check_params(s: &mut Sweep) -> Result<(), ScenarioError> {
         }
         let labels: Vec<String> = firsts.iter().map(|v| value_text(v)).collect();
         let full: Vec<String> = p.values.iter().map(value_text).collect();
-        if let Some(j) = (1..full.len()).find(|&j| full[..j].contains(&full[j])) {
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(j) = (0..full.len()).find(|&j| !seen.insert(&full[j])) {
             return Err(s.error(&at(&format!(".values[{j}]")), format!("value {} is listed twice", full[j])));
         }
         let numeric: Option<Vec<f64>> = firsts.iter().map(|v| numeric(v)).collect();

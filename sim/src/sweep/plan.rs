@@ -53,11 +53,7 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 fn read(path: &Path, what: &str) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        location: path.display().to_string(),
-        key_path: None,
-        message: format!("cannot read the {what}: {e}"),
-    })
+    crate::scenario::read_input(path, what)
 }
 
 /// Hash identifying a sweep: regsim version, sweep file and scenario file.

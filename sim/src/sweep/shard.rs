@@ -111,7 +111,11 @@ pub fn merge(inputs: &[PathBuf]) -> Result<Merged, ScenarioError> {
     let paths = shard_files(inputs)?;
     let mut shards: Vec<(PathBuf, ShardFile)> = Vec::new();
     for p in paths {
-        let text = std::fs::read_to_string(&p).map_err(|e| bad(&p, format!("cannot read the shard file: {e}")))?;
+        let text = crate::input::read(&p, "shard file", crate::input::MAX_SHARD_BYTES).map_err(|e| ScenarioError {
+            location: e.location,
+            key_path: None,
+            message: e.message,
+        })?;
         // The format first (any other fields), then the whole file straight from the text: a
         // `serde_json::Value` would sort the metrics of each run.
         #[derive(Deserialize)]
@@ -185,6 +189,14 @@ pub fn merge(inputs: &[PathBuf]) -> Result<Merged, ScenarioError> {
     }
     let meta = first.meta.clone();
     let sweep = file::parse(&meta.sweep_file, &meta.sweep, &first.sweep_text)?;
+    // The name picks the default output folder (reports/sweeps/<name>/); `parse` checked the
+    // sweep's own (letters, digits, '-', '_'), so an edited `meta.sweep` cannot steer the writes.
+    if sweep.name != meta.sweep {
+        return Err(bad(
+            first_path,
+            format!("meta.sweep: {:?} is not the name of the sweep the shard carries ({:?})", meta.sweep, sweep.name),
+        ));
+    }
     if sweep.runs() != first.runs_total {
         return Err(bad(first_path, "the shard's run count does not match its sweep file"));
     }
