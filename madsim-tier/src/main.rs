@@ -161,7 +161,7 @@ fn run_command(a: &RunArgs) -> ExitCode {
 fn finish(a: &RunArgs, out: &regsim::run::RunOutput, dir: &std::path::Path, command: &str, seed: u64) -> ExitCode {
     let written = regsim::report::render(&out.report, &out.analyzer)
         .map_err(std::io::Error::other)
-        .and_then(|files| regsim::report::write_atomically(dir, &files, "regsim-madsim run"));
+        .and_then(|files| regsim::report::write_atomically(dir, &files));
     print!("{}", regsim::report::summary(&out.report));
     match written {
         Ok(paths) => {

@@ -200,7 +200,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(a) => match load_scenario(&a) {
             Ok(s) => {
-                println!("{}: ok (scenario \"{}\", {} of virtual time)", a.file.display(), s.name, s.duration);
+                for w in &s.warnings {
+                    eprintln!("warning: {w}");
+                }
+                let warned =
+                    if s.warnings.is_empty() { String::new() } else { format!(", {} warnings", s.warnings.len()) };
+                println!("{}: ok (scenario \"{}\", {} of virtual time{warned})", a.file.display(), s.name, s.duration);
                 ExitCode::SUCCESS
             }
             Err(e) => bad_input(&e),
@@ -327,7 +332,7 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
         f.append(&mut set);
         f
     });
-    match files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(&dir, &f, "compare")) {
+    match files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(&dir, &f)) {
         Ok(_) => {}
         Err(e) => {
             eprintln!("error: writing {}: {e}", dir.display());
@@ -361,6 +366,9 @@ fn run_command(a: &RunArgs) -> ExitCode {
         Err(e) => return bad_input(&e),
     };
     let seed = a.seed.unwrap_or(scenario.seed);
+    for w in &scenario.warnings {
+        eprintln!("warning: {w}");
+    }
     let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join(&scenario.name));
     if let Err(code) = check_out(&dir) {
         return code;
@@ -406,7 +414,7 @@ fn run_command(a: &RunArgs) -> ExitCode {
             files
         })
         .map_err(std::io::Error::other)
-        .and_then(|files| report::write_atomically(&dir, &files, "run"));
+        .and_then(|files| report::write_atomically(&dir, &files));
     print!("{}", report::summary(&out.report));
     match written {
         Ok(paths) => {
@@ -524,7 +532,7 @@ fn sweep_command(a: &SweepArgs) -> ExitCode {
             }
         }
         None => {
-            if let Err(code) = write_outputs(&dir, Aggregate::new(s, &plan.meta, &records).render(), "sweep") {
+            if let Err(code) = write_outputs(&dir, Aggregate::new(s, &plan.meta, &records).render()) {
                 return code;
             }
         }
@@ -552,7 +560,7 @@ fn merge_command(a: &MergeArgs) -> ExitCode {
         return code;
     }
     let files = Aggregate::new(&merged.sweep, &merged.meta, &merged.records).render();
-    if let Err(code) = write_outputs(&dir, files, "merge") {
+    if let Err(code) = write_outputs(&dir, files) {
         return code;
     }
     sweep_exit(&merged.records, |r| sweep::plan::repro(&merged.sweep, &merged.meta, r.point, r.seed))
@@ -583,8 +591,8 @@ fn check_out(dir: &Path) -> Result<(), ExitCode> {
 }
 
 /// Writes `files` as one set into `dir` (see regsim::output) and prints where.
-fn write_outputs(dir: &Path, files: Result<Vec<(String, Vec<u8>)>, String>, command: &str) -> Result<(), ExitCode> {
-    let written = files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(dir, &f, command));
+fn write_outputs(dir: &Path, files: Result<Vec<(String, Vec<u8>)>, String>) -> Result<(), ExitCode> {
+    let written = files.map_err(std::io::Error::other).and_then(|f| report::write_atomically(dir, &f));
     match written {
         Ok(paths) => {
             let names: Vec<String> =

@@ -123,7 +123,7 @@ fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Writes `files` (names relative to `dir`, `a/b.json` allowed) as one set into `dir`,
 /// replacing the set that was there (see the module doc). Returns the paths written, in order.
-pub fn write_set(dir: &Path, files: &[(String, Vec<u8>)], command: &str) -> io::Result<Vec<PathBuf>> {
+pub fn write_set(dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<Vec<PathBuf>> {
     check_dir(dir).map_err(io::Error::other)?;
     for (name, _) in files {
         check_name(name)?;
@@ -142,9 +142,8 @@ pub fn write_set(dir: &Path, files: &[(String, Vec<u8>)], command: &str) -> io::
         }
         write_new(&path, bytes)?;
     }
-    let marker = format!(
-        "Written by `regsim {command}`. The next regsim command writing into this folder replaces it as a whole.\n"
-    );
+    // The same bytes from every command (a merged sweep equals the unsharded one, file by file).
+    let marker = "Written by regsim. The next regsim command writing into this folder replaces it as a whole.\n";
     write_new(&staging.path().join(MARKER), marker.as_bytes())?;
     // From here the staging folder is ours to move or delete.
     let staged = staging.keep();
@@ -218,9 +217,9 @@ mod tests {
     fn a_set_replaces_the_old_one_as_a_whole() {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("out");
-        write_set(&dir, &files("one"), "run").expect("first");
+        write_set(&dir, &files("one")).expect("first");
         std::fs::write(dir.join("stale.svg"), "old").expect("plant");
-        write_set(&dir, &files("two"), "run").expect("second");
+        write_set(&dir, &files("two")).expect("second");
         assert_eq!(std::fs::read_to_string(dir.join("report.json")).expect("read"), "two");
         assert!(!dir.join("stale.svg").exists(), "the old set goes as a whole");
         assert!(dir.join(MARKER).is_file());
@@ -234,7 +233,7 @@ mod tests {
         let foreign = root.path().join("mine");
         std::fs::create_dir(&foreign).expect("mkdir");
         std::fs::write(foreign.join("notes.txt"), "keep me").expect("write");
-        let err = write_set(&foreign, &files("x"), "run").expect_err("foreign folder");
+        let err = write_set(&foreign, &files("x")).expect_err("foreign folder");
         assert!(err.to_string().contains("did not write"), "{err}");
         assert_eq!(std::fs::read_to_string(foreign.join("notes.txt")).expect("kept"), "keep me");
         let file = root.path().join("README.md");
@@ -252,10 +251,10 @@ mod tests {
         let victim = root.path().join("victim.txt");
         std::fs::write(&victim, "precious").expect("write");
         let dir = root.path().join("out");
-        write_set(&dir, &files("one"), "run").expect("first");
+        write_set(&dir, &files("one")).expect("first");
         // Plant links where the old writer staged its files, and make the folder a link.
         std::os::unix::fs::symlink(&victim, dir.join(".report.json.tmp")).expect("symlink");
-        write_set(&dir, &files("two"), "run").expect("second");
+        write_set(&dir, &files("two")).expect("second");
         assert_eq!(std::fs::read_to_string(&victim).expect("read"), "precious");
         let link = root.path().join("link");
         std::os::unix::fs::symlink(root.path(), &link).expect("symlink");

@@ -224,7 +224,9 @@ impl Collector {
                      wrong at every sample)"
                     .to_string())
             };
-            let end = SimTime(scenario.duration.as_nanos());
+            // Where the run ended (earlier than the scenario's end when it hit its event limit:
+            // convergence after that is not judged).
+            let end = analyzer.params().end;
             invariants.push(check::converged_after_heal(&analyzer.settle, quiet, bound, end));
         }
         if cp {
@@ -232,7 +234,7 @@ impl Collector {
             invariants.extend(check::raft_logs(&run.raft_logs, &analyzer.elections.committed));
             invariants.push(check::acknowledged_writes_kept(&analyzer.elections));
         }
-        let end_time = SimTime(scenario.duration.as_nanos());
+        let end_time = analyzer.params().end;
         let m = &scenario.metrics;
         let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
         if cp && consistency.verdict != "not_checked" {
@@ -251,6 +253,7 @@ impl Collector {
             outcome: run.outcome,
             topology: topology.roles.iter().map(|r| (r.name.clone(), r.count)).collect(),
             faults,
+            warnings: scenario.warnings.clone(),
             detection: model::DetectionReport::from(&analyzer.detection, analyzer.params()),
             false_positives: model::FalsePositives::from(&analyzer.detection),
             availability: model::AvailabilityReport::from(&analyzer.availability),

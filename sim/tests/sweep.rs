@@ -90,7 +90,13 @@ fn same_bytes_for_one_and_two_threads_and_for_merged_shards() {
     let names: Vec<&str> = one.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["detection.unhealthy.p99_s-vs-instances.beat_interval.svg", "sweep.csv", "sweep.json", "sweep.md"]
+        [
+            ".regsim-output",
+            "detection.unhealthy.p99_s-vs-instances.beat_interval.svg",
+            "sweep.csv",
+            "sweep.json",
+            "sweep.md"
+        ]
     );
     assert!(one == outputs(&d.join("j2")), "--jobs 1 and --jobs 2 differ");
 

@@ -141,7 +141,7 @@ pub fn lb_command(a: &LbArgs) -> ExitCode {
         print!("{}", report::lb::table(&e.report));
     }
     let Some(dir) = &a.out else { return ExitCode::SUCCESS };
-    match report::lb::render(&e).map_err(std::io::Error::other).and_then(|f| report::write_atomically(dir, &f, "lb")) {
+    match report::lb::render(&e).map_err(std::io::Error::other).and_then(|f| report::write_atomically(dir, &f)) {
         Ok(paths) => {
             let names: Vec<String> =
                 paths.iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();

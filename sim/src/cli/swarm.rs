@@ -109,7 +109,7 @@ pub fn swarm_command(a: &SwarmArgs) -> ExitCode {
         ("failing.toml".to_string(), format!("{}{}", header("Failing swarm variant"), base.text(v)).into_bytes()),
         ("minimal.toml".to_string(), minimal_text.into_bytes()),
     ];
-    if let Err(code) = write_outputs(&dir, Ok(files), "swarm") {
+    if let Err(code) = write_outputs(&dir, Ok(files)) {
         return code;
     }
     println!(

@@ -204,7 +204,12 @@ fn load(path: &Path) -> Result<TestFile, LoadError> {
                 "globs are not supported; list each file".into(),
             ));
         }
-        groups.extend(rulefile::load(&dir.join(&rf.value))?.groups);
+        let path = dir.join(&rf.value);
+        // A file that cannot be read, at its entry here; an error inside it, in that file.
+        let text = rulefile::read_text(&path).map_err(|e| {
+            at(&rf.referenced, format!("rule_files[{i}]"), format!("rule file {}: {}", path.display(), e.message))
+        })?;
+        groups.extend(rulefile::parse(&text, &path.display().to_string())?.groups);
     }
     if !raw.group_eval_order.is_empty() {
         let mut ordered = Vec::new();

@@ -39,6 +39,13 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
     let faults: Vec<String> = r.faults.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let _ = writeln!(s, "| faults injected | {} |", if faults.is_empty() { "none".into() } else { faults.join(", ") });
     let _ = writeln!(s, "| regsim | {} |\n", r.regsim_version);
+    if !r.warnings.is_empty() {
+        let _ = writeln!(s, "**Warnings** (settings that ran but cannot work as meant):\n");
+        for w in &r.warnings {
+            let _ = writeln!(s, "- {w}");
+        }
+        let _ = writeln!(s);
+    }
     let _ = writeln!(s, "## Detection latency (seconds from the crash)\n");
     let _ = writeln!(
         s,
@@ -232,6 +239,9 @@ pub fn summary(r: &Report) -> String {
     let _ = writeln!(s, "nodes      {}", topo.join(", "));
     let _ = writeln!(s, "virtual    {:.1} s, {} events, {}", r.virtual_duration_s, r.events, r.outcome.describe());
     let _ = writeln!(s, "digest     {}", r.digest);
+    for w in &r.warnings {
+        let _ = writeln!(s, "warning    {w}");
+    }
     let _ = writeln!(s, "\ndetection latency from the crash (s)");
     let _ = writeln!(
         s,

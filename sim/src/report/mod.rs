@@ -99,7 +99,7 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
 }
 
 /// Writes the files as one set into `dir`, replacing an earlier set as a whole (see
-/// [`crate::output`]); `command` is named in the folder's marker file.
-pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)], command: &str) -> std::io::Result<Vec<PathBuf>> {
-    crate::output::write_set(dir, files, command)
+/// [`crate::output`]).
+pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<PathBuf>> {
+    crate::output::write_set(dir, files)
 }

@@ -27,6 +27,9 @@ pub struct Report {
     pub topology: BTreeMap<String, u32>,
     /// Ground-truth faults injected, by kind (node-level counts).
     pub faults: BTreeMap<String, u64>,
+    /// Settings that ran but cannot work as meant (`Scenario::threshold_warnings`, located).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     pub detection: DetectionReport,
     pub false_positives: FalsePositives,
     pub availability: AvailabilityReport,

@@ -196,7 +196,7 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
     let root = toml::Value::Table(table_with_overrides(file, text, overrides)?);
     let scenario: Scenario = serde_path_to_error::deserialize(root).map_err(|e| {
         let path = e.path().to_string();
-        let message = e.inner().message().trim().to_string();
+        let message = plain_message(e.inner().message().trim());
         locate(file, text, overrides, if path == "." { "" } else { &path }, message)
     })?;
     let mut scenario = scenario;
@@ -211,7 +211,21 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
         })?;
     }
     super::build::check(&scenario).map_err(|(p, m)| locate(file, text, overrides, &p, m))?;
+    scenario.warnings = scenario
+        .threshold_warnings()
+        .into_iter()
+        .map(|(p, m)| locate(file, text, overrides, &p, m).to_string())
+        .collect();
     Ok(scenario)
+}
+
+/// serde's words for an integer past i64, in a user's: TOML integers are 64-bit signed.
+pub(crate) fn plain_message(m: &str) -> String {
+    if m.contains("as i128") || m.contains("u64 value was too large") {
+        "integer out of range: TOML integers are 64-bit signed (at most 9223372036854775807)".into()
+    } else {
+        m.to_string()
+    }
 }
 
 /// A TOML syntax error, at its line and column, with the key path of the line's key when the
@@ -220,11 +234,7 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
 pub(crate) fn syntax_error(file: &str, text: &str, e: &toml::de::Error) -> ScenarioError {
     let offset = e.span().map_or(0, |s| s.start);
     let (line, col) = line_col(text, offset);
-    let mut message = e.message().trim().to_string();
-    if message.contains("as i128") {
-        // toml reads integers as i128 first; past i64 it says "invalid type ... as i128".
-        message = "integer out of range: TOML integers are 64-bit signed (at most 9223372036854775807)".into();
-    }
+    let message = plain_message(e.message().trim());
     ScenarioError { location: format!("{file}:{line}:{col}"), key_path: key_path_at(text, line), message }
 }
 

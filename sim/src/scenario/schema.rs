@@ -11,6 +11,11 @@ use crate::fault::FaultSpec;
 use crate::net::LatencySpec;
 
 /// Hard limits on what a scenario may ask for.
+/// The shortest timer period or timeout a scenario may set (1 ms): every periodic timer then
+/// fires at most 1,000 times per virtual second per node, so a run's events stay bounded by its
+/// duration (a 1 µs Raft heartbeat ran without end). Monitoring uses the same floor.
+const MIN_PERIOD_NS: u64 = 1_000_000;
+
 pub mod limits {
     pub const MAX_SERVERS: u32 = 1_000;
     pub const MAX_INSTANCES: u32 = 1_000_000;
@@ -33,6 +38,11 @@ pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
+    /// Settings that run but cannot work as meant ([`Scenario::threshold_warnings`]), located
+    /// by the loader (`file:line:col: key: message`); printed by `check` and `run` and kept in
+    /// the report.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
     #[serde(default = "default_seed")]
     pub seed: u64,
     /// Virtual time to simulate.
@@ -378,7 +388,8 @@ fn default_history_ops() -> u64 {
     1_000_000
 }
 fn default_checker_states() -> u64 {
-    10_000_000
+    // Affordable by default (seconds, a few hundred MB); see check::linearizability::Limits.
+    1_000_000
 }
 
 impl Default for MetricsSpec {
@@ -511,8 +522,8 @@ impl Scenario {
             ("unhealthy_after", h.unhealthy_after),
             ("delete_after", h.delete_after),
         ] {
-            if d.0 == 0 {
-                return e(&format!("registry.health.{key}"), "expected a duration above 0");
+            if d.0 < MIN_PERIOD_NS {
+                return e(&format!("registry.health.{key}"), "expected a duration of at least 1ms");
             }
         }
         let i = &self.instances;
@@ -523,8 +534,8 @@ impl Scenario {
             );
         }
         for (key, d) in [("beat_interval", i.beat_interval), ("request_timeout", i.request_timeout)] {
-            if d.0 == 0 {
-                return e(&format!("instances.{key}"), "expected a duration above 0");
+            if d.0 < MIN_PERIOD_NS {
+                return e(&format!("instances.{key}"), "expected a duration of at least 1ms");
             }
         }
         if i.service.is_empty() {
@@ -539,8 +550,8 @@ impl Scenario {
             ("membership.report_timeout", r.membership.report_timeout),
             ("push.ack_timeout", r.push.ack_timeout),
         ] {
-            if d.0 == 0 {
-                return e(&format!("registry.{key}"), "expected a duration above 0");
+            if d.0 < MIN_PERIOD_NS {
+                return e(&format!("registry.{key}"), "expected a duration of at least 1ms");
             }
         }
         if r.mode == RegistryMode::Cp {
@@ -553,9 +564,20 @@ impl Scenario {
             for (key, d) in
                 [("election_timeout", r.raft.election_timeout), ("heartbeat_interval", r.raft.heartbeat_interval)]
             {
-                if d.0 == 0 {
-                    return e(&format!("registry.raft.{key}"), "expected a duration above 0");
+                if d.0 < MIN_PERIOD_NS {
+                    return e(&format!("registry.raft.{key}"), "expected a duration of at least 1ms");
                 }
+            }
+            // etcd-io/raft refuses the same (raft.go, Config.validate: "election tick must be
+            // greater than heartbeat tick"): followers would time out between heartbeats.
+            if r.raft.election_timeout <= r.raft.heartbeat_interval {
+                return e(
+                    "registry.raft.election_timeout",
+                    &format!(
+                        "expected more than registry.raft.heartbeat_interval ({}), as etcd's raft requires",
+                        r.raft.heartbeat_interval
+                    ),
+                );
             }
         }
         if r.membership.down_after_failures == 0 {
@@ -577,12 +599,12 @@ impl Scenario {
         for (key, d) in
             [("query_timeout", c.query_timeout), ("call_timeout", self.call_timeout()), ("backoff_max", c.backoff_max)]
         {
-            if d.0 == 0 {
-                return e(&format!("consumers.{key}"), "expected a duration above 0");
+            if d.0 < MIN_PERIOD_NS {
+                return e(&format!("consumers.{key}"), "expected a duration of at least 1ms");
             }
         }
-        if c.poll_interval.is_some_and(|d| d.0 == 0) {
-            return e("consumers.poll_interval", "expected a duration above 0");
+        if c.poll_interval.is_some_and(|d| d.0 < MIN_PERIOD_NS) {
+            return e("consumers.poll_interval", "expected a duration of at least 1ms");
         }
         if c.max_attempts == 0 || c.max_attempts > 100 {
             return e("consumers.max_attempts", "expected 1..=100");
@@ -649,6 +671,44 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+}
+
+impl Scenario {
+    /// (key path, message) of thresholds that run but cannot work as meant: warnings, not
+    /// errors (a study may set them on purpose), shown by `check`, `run` and in the summary.
+    pub fn threshold_warnings(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let h = &self.registry.health;
+        let beat = self.instances.beat_interval;
+        if self.instances.count > 0 {
+            for (key, d, what) in [
+                ("unhealthy_after", h.unhealthy_after, "marked unhealthy"),
+                ("delete_after", h.delete_after, "deleted"),
+            ] {
+                if d <= beat {
+                    out.push((
+                        format!("registry.health.{key}"),
+                        format!(
+                            "{d} is not above instances.beat_interval ({beat}): a live instance's last beat grows \
+                             older than that before its next beat arrives, so healthy instances get {what} between \
+                             beats (false positives)"
+                        ),
+                    ));
+                }
+            }
+        }
+        if h.delete_after < h.unhealthy_after {
+            out.push((
+                "registry.health.delete_after".into(),
+                format!(
+                    "{} is below registry.health.unhealthy_after ({}): a dead instance is deleted before it is ever \
+                     marked unhealthy, so the unhealthy stage reads as missed",
+                    h.delete_after, h.unhealthy_after
+                ),
+            ));
+        }
+        out
     }
 }
 

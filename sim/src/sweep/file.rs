@@ -260,7 +260,7 @@ pub fn parse(file: &str, stem: &str, text: &str) -> Result<Sweep, ScenarioError>
     let table: toml::Table = toml::from_str(text).map_err(|e| crate::scenario::load::syntax_error(file, text, &e))?;
     let spec: SweepSpec = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let mut path = e.path().to_string();
-        let message = e.inner().message().trim().to_string();
+        let message = crate::scenario::load::plain_message(e.inner().message().trim());
         if path == "." {
             path.clear();
         }

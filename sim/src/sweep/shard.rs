@@ -188,6 +188,12 @@ pub fn merge(inputs: &[PathBuf]) -> Result<Merged, ScenarioError> {
         ));
     }
     let meta = first.meta.clone();
+    if meta.sweep.is_empty() || !meta.sweep.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        return Err(bad(
+            first_path,
+            format!("meta.sweep: expected a sweep name of letters, digits, '-' and '_', got {:?}", meta.sweep),
+        ));
+    }
     let sweep = file::parse(&meta.sweep_file, &meta.sweep, &first.sweep_text)?;
     // The name picks the default output folder (reports/sweeps/<name>/); `parse` checked the
     // sweep's own (letters, digits, '-', '_'), so an edited `meta.sweep` cannot steer the writes.

@@ -99,14 +99,15 @@ pub struct Op {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Explored (linearized set, state) configurations allowed per search. Each costs roughly
-    /// 50–100 bytes of cache plus the encoded set, so the default bounds memory to about 1 GB
-    /// in the worst case; ordinary histories explore about one state per operation.
+    /// 50–200 bytes of cache plus the encoded set and about 10 µs; the default (10^6) bounds a
+    /// hopeless search to seconds and a few hundred MB (10^7 took about 100 s and 2 GB), while
+    /// ordinary histories explore about one state per operation.
     pub max_states_per_service: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_states_per_service: 10_000_000 }
+        Limits { max_states_per_service: 1_000_000 }
     }
 }
 
