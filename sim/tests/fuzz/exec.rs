@@ -251,7 +251,7 @@ pub fn located(stderr: &str, case: &Case, dir: &Path) -> bool {
         return false;
     }
     // A fault of the file as a whole (its size) is located by naming the file.
-    if text.contains(" bytes; the limit is ") {
+    if text.contains(" bytes; the limit is ") || text.contains(" bytes, the limit for such files") {
         return true;
     }
     if has_line_col(text) || text.contains("--set") || text.contains("--variant") {
