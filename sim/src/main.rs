@@ -1,20 +1,20 @@
 //! The `regsim` command line: parse arguments, call the library, map errors to exit codes.
 //! Exit codes: 0 ran and every invariant held; 1 an invariant failed (or `--check-determinism`
 //! found a difference); 2 bad input; 3 a run limit was reached; 141 stdout or stderr was a
-//! pipe whose reader went away (see `cli/out.rs`).
+//! pipe whose reader went away (see `regsim::output::print_or_exit`).
 
 // Before `mod cli`, so the subcommands use them too: printing to a closed pipe ends the process
-// quietly instead of panicking (cli/out.rs).
+// quietly instead of panicking (regsim::output::print_or_exit).
 macro_rules! print {
-    ($($t:tt)*) => { $crate::cli::out::write(false, format_args!($($t)*)) };
+    ($($t:tt)*) => { regsim::output::print_or_exit(false, format_args!($($t)*)) };
 }
 macro_rules! println {
-    () => { $crate::cli::out::write(false, format_args!("\n")) };
-    ($($t:tt)*) => { $crate::cli::out::write(false, format_args!("{}\n", format_args!($($t)*))) };
+    () => { regsim::output::print_or_exit(false, format_args!("\n")) };
+    ($($t:tt)*) => { regsim::output::print_or_exit(false, format_args!("{}\n", format_args!($($t)*))) };
 }
 macro_rules! eprintln {
-    () => { $crate::cli::out::write(true, format_args!("\n")) };
-    ($($t:tt)*) => { $crate::cli::out::write(true, format_args!("{}\n", format_args!($($t)*))) };
+    () => { regsim::output::print_or_exit(true, format_args!("\n")) };
+    ($($t:tt)*) => { regsim::output::print_or_exit(true, format_args!("{}\n", format_args!($($t)*))) };
 }
 
 mod cli;

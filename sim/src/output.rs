@@ -20,11 +20,33 @@
 //!   Kubernetes volume): each shard file is written to an exclusive temporary file in that
 //!   folder and renamed onto its name.
 //!
+//! - **Standard output and error** ([`print_or_exit`]): `std`'s `print!` family panics when a
+//!   write fails ("failed printing to stdout: Broken pipe", `regsim run ... | head -c1`). The
+//!   binaries shadow `print!`, `println!` and `eprintln!` with macros that call it: on a broken
+//!   pipe the process exits at once with [`BROKEN_PIPE_EXIT`] (141, what a shell reports for a
+//!   Unix tool killed by SIGPIPE), without a message; other write errors (a full disk behind a
+//!   redirect) are ignored, as `std` ignores a closed descriptor. Reports are written before
+//!   anything is printed about them, and as a whole, so such an exit never leaves half a report.
+//!
 //! The staging names come from OS randomness through `tempfile`; they never reach a decision
 //! of a simulation or a byte of its output.
 
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
+
+/// Exit status on a broken pipe: 128 + SIGPIPE, as a shell shows a tool killed by the signal.
+pub const BROKEN_PIPE_EXIT: i32 = 141;
+
+/// Writes to stdout (or stderr); on a broken pipe, ends the process quietly (module doc).
+pub fn print_or_exit(to_stderr: bool, args: std::fmt::Arguments<'_>) {
+    let result =
+        if to_stderr { std::io::stderr().lock().write_fmt(args) } else { std::io::stdout().lock().write_fmt(args) };
+    if let Err(e) = result
+        && e.kind() == io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(BROKEN_PIPE_EXIT);
+    }
+}
 
 /// The file that marks a folder as a regsim output set, replaceable by the next one.
 pub const MARKER: &str = ".regsim-output";

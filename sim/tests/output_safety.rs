@@ -209,3 +209,30 @@ fn a_killed_run_leaves_the_old_set_or_the_new_one() {
     // Both cases happened: killed before the move, and finished.
     assert!(outcomes[0] > 0, "no run was killed in time: {outcomes:?}");
 }
+
+/// stdout closed by its reader (`regsim run ... | head -c1`): the process ends quietly with
+/// 141 (as a shell reports SIGPIPE) instead of panicking, and the report is whole.
+#[test]
+fn a_closed_stdout_ends_the_process_quietly() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let d = root.path();
+    std::fs::write(d.join("tiny.toml"), TINY).expect("write");
+    for args in [&["run", "tiny.toml", "--out", "out"][..], &["check", "tiny.toml"][..], &["--help"][..]] {
+        let mut child = Command::new(bin())
+            .current_dir(d)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        // Close the read end before the child writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        // clap ignores a failed help write and exits 0; regsim's own output exits 141.
+        let want = if args[0] == "--help" { 0 } else { 141 };
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {stderr}");
+    }
+    consistent_set(&d.join("out")).expect("the report was written before the summary");
+}

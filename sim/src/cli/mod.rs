@@ -1,5 +1,4 @@
 //! Subcommands of the `regsim` binary (they may use `main.rs`'s shared helpers) (not part of the library).
 
 pub mod lb;
-pub mod out;
 pub mod swarm;
