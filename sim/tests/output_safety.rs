@@ -236,3 +236,49 @@ fn a_closed_stdout_ends_the_process_quietly() {
     }
     consistent_set(&d.join("out")).expect("the report was written before the summary");
 }
+
+/// The same for `regsim sweep`: killed at any moment, its folder holds the old sweep's set or
+/// the new one's (sweep.json and sweep.md of one sweep seed), never a mix.
+#[test]
+fn a_killed_sweep_leaves_the_old_set_or_the_new_one() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let d = root.path();
+    let scenario = TINY.replace("count = 10", "count = 300").replace("duration = \"60s\"", "duration = \"200s\"");
+    std::fs::write(d.join("tiny.toml"), &scenario).expect("write");
+    let sweep = |seed: u32| SWEEP.replace("seed = 7", &format!("seed = {seed}")).replace("seeds = 1", "seeds = 4");
+    let seed_of = |dir: &Path| -> Result<u64, String> {
+        let json = std::fs::read_to_string(dir.join("sweep.json")).map_err(|e| format!("sweep.json: {e}"))?;
+        let v: serde_json::Value = serde_json::from_str(&json).map_err(|e| format!("sweep.json: {e}"))?;
+        let seed = v["seed"].as_u64().ok_or("no seed")?;
+        let md = std::fs::read_to_string(dir.join("sweep.md")).map_err(|e| format!("sweep.md: {e}"))?;
+        if !md.contains(&format!("Sweep seed {seed};")) {
+            return Err(format!("sweep.md is not of the sweep.json with seed {seed}"));
+        }
+        Ok(seed)
+    };
+    std::fs::write(d.join("sw.toml"), sweep(1)).expect("write");
+    let (code, out) = regsim(d, &["sweep", "sw.toml", "--jobs", "1", "--out", "out"]);
+    assert_eq!(code, 0, "{out}");
+    let files = tree(&d.join("out"));
+    std::fs::write(d.join("sw.toml"), sweep(2)).expect("write");
+    let started = Instant::now();
+    let (code, out) = regsim(d, &["sweep", "sw.toml", "--jobs", "1", "--out", "probe"]);
+    assert_eq!(code, 0, "{out}");
+    let whole = started.elapsed();
+    for k in 0..12u32 {
+        let signal = if k % 2 == 0 { "KILL" } else { "INT" };
+        let mut child = Command::new(bin())
+            .current_dir(d)
+            .args(["sweep", "sw.toml", "--jobs", "1", "--out", "out"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(whole.mul_f64(0.5 + f64::from(k) / 12.0 * 0.7));
+        let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        child.wait().expect("wait");
+        let seed = seed_of(&d.join("out")).unwrap_or_else(|e| panic!("kill {k} ({signal}): {e}"));
+        assert!(seed == 1 || seed == 2, "kill {k}: seed {seed}");
+        assert_eq!(tree(&d.join("out")), files, "kill {k} ({signal}): not one whole set");
+    }
+}
