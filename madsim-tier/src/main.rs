@@ -5,25 +5,12 @@
 //! features the chosen driver cannot express; 3 a run limit (events, `--real`'s wall clock)
 //! was reached; 141 stdout or stderr was a pipe whose reader went away.
 
-// Printing to a closed pipe ends the process quietly instead of panicking
-// (regsim::output::print_or_exit).
-macro_rules! print {
-    ($($t:tt)*) => { regsim::output::print_or_exit(false, format_args!($($t)*)) };
-}
-macro_rules! println {
-    () => { regsim::output::print_or_exit(false, format_args!("\n")) };
-    ($($t:tt)*) => { regsim::output::print_or_exit(false, format_args!("{}\n", format_args!($($t)*))) };
-}
-macro_rules! eprintln {
-    () => { regsim::output::print_or_exit(true, format_args!("\n")) };
-    ($($t:tt)*) => { regsim::output::print_or_exit(true, format_args!("{}\n", format_args!($($t)*))) };
-}
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use regsim::scenario::{Override, Scenario, ScenarioError, layout, load_with};
+use regsim::{eprintln, print, println}; // a closed pipe ends the process quietly (regsim::output)
 use regsim_madsim::{real, support};
 
 #[derive(Parser)]

@@ -3,20 +3,6 @@
 //! found a difference); 2 bad input; 3 a run limit was reached; 141 stdout or stderr was a
 //! pipe whose reader went away (see `regsim::output::print_or_exit`).
 
-// Before `mod cli`, so the subcommands use them too: printing to a closed pipe ends the process
-// quietly instead of panicking (regsim::output::print_or_exit).
-macro_rules! print {
-    ($($t:tt)*) => { regsim::output::print_or_exit(false, format_args!($($t)*)) };
-}
-macro_rules! println {
-    () => { regsim::output::print_or_exit(false, format_args!("\n")) };
-    ($($t:tt)*) => { regsim::output::print_or_exit(false, format_args!("{}\n", format_args!($($t)*))) };
-}
-macro_rules! eprintln {
-    () => { regsim::output::print_or_exit(true, format_args!("\n")) };
-    ($($t:tt)*) => { regsim::output::print_or_exit(true, format_args!("{}\n", format_args!($($t)*))) };
-}
-
 mod cli;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +17,7 @@ use regsim::report;
 use regsim::run::{RunOutput, run};
 use regsim::scenario::{Override, Scenario, ScenarioError, load};
 use regsim::sweep::{self, Aggregate, Progress, RunRecord, Shard};
+use regsim::{eprintln, print, println}; // a closed pipe ends the process quietly (regsim::output)
 
 #[derive(Parser)]
 #[command(name = "regsim", version, about = "Seeded, deterministic simulator of service-registry clusters")]

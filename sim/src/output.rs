@@ -22,7 +22,8 @@
 //!
 //! - **Standard output and error** ([`print_or_exit`]): `std`'s `print!` family panics when a
 //!   write fails ("failed printing to stdout: Broken pipe", `regsim run ... | head -c1`). The
-//!   binaries shadow `print!`, `println!` and `eprintln!` with macros that call it: on a broken
+//!   binaries `use regsim::{print, println, eprintln}` (exported here), which shadows std's
+//!   macros with ones that call it: on a broken
 //!   pipe the process exits at once with [`BROKEN_PIPE_EXIT`] (141, what a shell reports for a
 //!   Unix tool killed by SIGPIPE), without a message; other write errors (a full disk behind a
 //!   redirect) are ignored, as `std` ignores a closed descriptor. Reports are written before
@@ -46,6 +47,27 @@ pub fn print_or_exit(to_stderr: bool, args: std::fmt::Arguments<'_>) {
     {
         std::process::exit(BROKEN_PIPE_EXIT);
     }
+}
+
+/// `print!` through [`print_or_exit`]: the binaries `use regsim::{print, println, eprintln}`,
+/// which shadows std's macros (module doc).
+#[macro_export]
+macro_rules! print {
+    ($($t:tt)*) => { $crate::output::print_or_exit(false, format_args!($($t)*)) };
+}
+
+/// `println!` through [`print_or_exit`].
+#[macro_export]
+macro_rules! println {
+    () => { $crate::output::print_or_exit(false, format_args!("\n")) };
+    ($($t:tt)*) => { $crate::output::print_or_exit(false, format_args!("{}\n", format_args!($($t)*))) };
+}
+
+/// `eprintln!` through [`print_or_exit`].
+#[macro_export]
+macro_rules! eprintln {
+    () => { $crate::output::print_or_exit(true, format_args!("\n")) };
+    ($($t:tt)*) => { $crate::output::print_or_exit(true, format_args!("{}\n", format_args!($($t)*))) };
 }
 
 /// The file that marks a folder as a regsim output set, replaceable by the next one.
@@ -88,9 +110,9 @@ fn resolved(dir: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
-/// Checks that `dir` may receive an output set (see the module doc). The message says what
-/// is wrong and what to do.
-pub fn check_dir(dir: &Path) -> Result<(), String> {
+/// Refuses `dir` when it resolves to a system root or the user's home (their sub-folders
+/// are fine): the check both kinds of output folder share.
+fn refuse_roots(dir: &Path) -> Result<(), String> {
     let shown = dir.display();
     if dir.as_os_str().is_empty() {
         return Err("expected a folder, got an empty path".into());
@@ -99,11 +121,19 @@ pub fn check_dir(dir: &Path) -> Result<(), String> {
     let home = std::env::var_os("HOME").and_then(|h| Path::new(&h).canonicalize().ok());
     if SYSTEM_ROOTS.iter().any(|r| real == Path::new(r)) || home.as_deref() == Some(real.as_path()) {
         return Err(format!(
-            "{shown} is {}, a system or home folder: refusing to write an output set there (give a new sub-folder, e.g. --out {}/regsim-out)",
+            "{shown} is {}, a system or home folder: refusing to write there (give a new sub-folder, e.g. --out {}/regsim-out)",
             real.display(),
             real.display().to_string().trim_end_matches('/')
         ));
     }
+    Ok(())
+}
+
+/// Checks that `dir` may receive an output set (see the module doc). The message says what
+/// is wrong and what to do.
+pub fn check_dir(dir: &Path) -> Result<(), String> {
+    refuse_roots(dir)?;
+    let shown = dir.display();
     let meta = match std::fs::symlink_metadata(dir) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -202,13 +232,9 @@ fn place(staged: &Path, dir: &Path, parent: &Path, base: &str) -> io::Result<()>
 /// Checks a folder that several writers share (sweep shards): not a system root, a folder if
 /// it exists; its other files are left alone.
 pub fn check_shared_dir(dir: &Path) -> Result<(), String> {
-    let shown = dir.display();
-    let real = resolved(dir).map_err(|e| format!("{shown}: cannot resolve the path: {e}"))?;
-    if SYSTEM_ROOTS.iter().any(|r| real == Path::new(r)) {
-        return Err(format!("{shown} is {}, a system folder: refusing to write there", real.display()));
-    }
+    refuse_roots(dir)?;
     match std::fs::metadata(dir) {
-        Ok(m) if !m.is_dir() => Err(format!("{shown} exists and is not a folder")),
+        Ok(m) if !m.is_dir() => Err(format!("{} exists and is not a folder", dir.display())),
         _ => Ok(()),
     }
 }

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const TINY: &str = r#"name = "tiny"
 duration = "60s"
@@ -172,6 +172,22 @@ fn consistent_set(dir: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(names)
 }
 
+/// Runs `regsim args` in `d` and sends it SIGKILL (even `k`) or SIGINT (odd `k`) after `after`;
+/// the signal's name and whether the process still finished by itself.
+fn kill_after(d: &Path, args: &[&str], k: u32, after: Duration) -> (&'static str, bool) {
+    let signal = if k.is_multiple_of(2) { "KILL" } else { "INT" };
+    let mut child = Command::new(bin())
+        .current_dir(d)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(after);
+    let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+    (signal, child.wait().expect("wait").success())
+}
+
 /// Kills `regsim run` (SIGKILL and SIGINT) at many moments, the file writing included, over a
 /// folder holding an earlier set: afterwards the folder holds one whole set, old or new.
 #[test]
@@ -191,20 +207,12 @@ fn a_killed_run_leaves_the_old_set_or_the_new_one() {
     let new = consistent_set(&d.join("probe")).expect("probe set");
     let mut outcomes = [0usize; 2];
     for k in 0..24u32 {
-        let signal = if k % 2 == 0 { "KILL" } else { "INT" };
-        let mut child = Command::new(bin())
-            .current_dir(d)
-            .args(["run", "s.toml", "--out", "out", "--seed", &(2 + k % 2).to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(whole.mul_f64(0.5 + f64::from(k) / 24.0 * 0.7));
-        let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
-        let status = child.wait().expect("wait");
+        let seed = (2 + k % 2).to_string();
+        let args = ["run", "s.toml", "--out", "out", "--seed", &seed];
+        let (signal, finished) = kill_after(d, &args, k, whole.mul_f64(0.5 + f64::from(k) / 24.0 * 0.7));
         let set = consistent_set(&d.join("out")).unwrap_or_else(|e| panic!("kill {k} ({signal}): {e}"));
         assert!(set == old || set == new, "kill {k} ({signal}): a mixed set {set:?}");
-        outcomes[usize::from(status.success())] += 1;
+        outcomes[usize::from(finished)] += 1;
     }
     // Both cases happened: killed before the move, and finished.
     assert!(outcomes[0] > 0, "no run was killed in time: {outcomes:?}");
@@ -266,17 +274,8 @@ fn a_killed_sweep_leaves_the_old_set_or_the_new_one() {
     assert_eq!(code, 0, "{out}");
     let whole = started.elapsed();
     for k in 0..12u32 {
-        let signal = if k % 2 == 0 { "KILL" } else { "INT" };
-        let mut child = Command::new(bin())
-            .current_dir(d)
-            .args(["sweep", "sw.toml", "--jobs", "1", "--out", "out"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(whole.mul_f64(0.5 + f64::from(k) / 12.0 * 0.7));
-        let _ = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
-        child.wait().expect("wait");
+        let args = ["sweep", "sw.toml", "--jobs", "1", "--out", "out"];
+        let (signal, _) = kill_after(d, &args, k, whole.mul_f64(0.5 + f64::from(k) / 12.0 * 0.7));
         let seed = seed_of(&d.join("out")).unwrap_or_else(|e| panic!("kill {k} ({signal}): {e}"));
         assert!(seed == 1 || seed == 2, "kill {k}: seed {seed}");
         assert_eq!(tree(&d.join("out")), files, "kill {k} ({signal}): not one whole set");

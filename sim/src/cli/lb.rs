@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use regsim::balance::eval::{self, EvalConfig, MAX_EVAL_KEYS, MAX_EVAL_NODES};
 use regsim::balance::{BalanceError, KeyDist, parse_churn, parse_spec};
 use regsim::report;
+use regsim::{eprintln, print, println}; // a closed pipe ends the process quietly (regsim::output)
 
 pub const LB_ABOUT: &str = "Evaluate client-side balancers on nodes named 0..n-1, without a cluster.
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use regsim::swarm;
+use regsim::{eprintln, println}; // a closed pipe ends the process quietly (regsim::output)
 
 use crate::{ScenarioArgs, bad_input, check_out, progress_bar, usage, write_outputs};
 

@@ -14,6 +14,7 @@ use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
+use super::monitoring::RulesError;
 use super::schema::Scenario;
 
 /// A user error in a scenario or an override: exit code 2.
@@ -204,10 +205,10 @@ pub fn load_str(file: &str, text: &str, overrides: &[Override]) -> Result<Scenar
     if let Some(m) = &mut scenario.monitoring {
         // Rule files are relative to the scenario file; errors point into the rule file.
         let base = Path::new(file).parent().unwrap_or(Path::new("."));
-        m.load_rules(base).map_err(|e| match e.location.is_empty() {
+        m.load_rules(base).map_err(|e| match e {
             // A rule file that cannot be read: at its entry in the scenario.
-            true => locate(file, text, overrides, e.key_path.as_deref().unwrap_or("monitoring"), e.message),
-            false => ScenarioError { location: e.location, key_path: e.key_path, message: e.message },
+            RulesError::Entry { key_path, message } => locate(file, text, overrides, &key_path, message),
+            RulesError::File(e) => ScenarioError { location: e.location, key_path: e.key_path, message: e.message },
         })?;
     }
     super::build::check(&scenario).map_err(|(p, m)| locate(file, text, overrides, &p, m))?;

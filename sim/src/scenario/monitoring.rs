@@ -232,10 +232,7 @@ impl MonitoringSpec {
     }
 
     /// Loads the rule files, relative to `base` (the scenario file's folder).
-    /// A file that cannot be read is an error with an empty `location` and the scenario's key
-    /// path (`monitoring.rule_files[k]`), for the caller to locate in the scenario; an error
-    /// inside a rule file points into that file.
-    pub fn load_rules(&mut self, base: &Path) -> Result<(), LoadError> {
+    pub fn load_rules(&mut self, base: &Path) -> Result<(), RulesError> {
         self.loaded = load_groups(base, &self.rule_files, "monitoring.rule_files")?;
         if let Some(g) = &mut self.global {
             g.loaded = load_groups(base, &g.rule_files, "monitoring.global.rule_files")?;
@@ -246,17 +243,31 @@ impl MonitoringSpec {
     }
 }
 
-fn load_groups(base: &Path, files: &[String], key: &str) -> Result<Vec<GroupSpec>, LoadError> {
+/// Why the rule files of a scenario did not load.
+#[derive(Debug)]
+pub enum RulesError {
+    /// A file that cannot be read as a whole (missing, too large): at its entry in the
+    /// scenario, `key_path` (`monitoring.rule_files[k]`), for the caller to locate there.
+    Entry { key_path: String, message: String },
+    /// An error inside a rule file, located in that file.
+    File(LoadError),
+}
+
+fn load_groups(base: &Path, files: &[String], key: &str) -> Result<Vec<GroupSpec>, RulesError> {
     let mut groups = Vec::new();
     for (k, f) in files.iter().enumerate() {
         let path = base.join(f);
-        let text = rulefile::read_text(&path).map_err(|e| LoadError {
-            location: if e.location == path.display().to_string() { String::new() } else { e.location },
-            key_path: Some(format!("{key}[{k}]")),
-            message: format!("rule file {}: {}", path.display(), e.message),
+        let shown = path.display().to_string();
+        let text = rulefile::read_text(&path).map_err(|e| match e.location == shown {
+            true => RulesError::Entry {
+                key_path: format!("{key}[{k}]"),
+                message: format!("rule file {shown}: {}", e.message),
+            },
+            false => RulesError::File(e),
         })?;
+        let parsed = rulefile::parse(&text, &shown).map_err(RulesError::File)?;
         // Named as written in the scenario, so reports hold no path of the machine.
-        groups.extend(rulefile::parse(&text, &path.display().to_string())?.groups.into_iter().map(|mut g| {
+        groups.extend(parsed.groups.into_iter().map(|mut g| {
             g.file = f.clone();
             g
         }));

@@ -52,10 +52,6 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-fn read(path: &Path, what: &str) -> Result<String, ScenarioError> {
-    crate::scenario::read_input(path, what)
-}
-
 /// Hash identifying a sweep: regsim version, sweep file and scenario file.
 pub fn sweep_hash(sweep_text: &str, scenario_text: &str) -> String {
     let mut bytes = Vec::new();
@@ -68,12 +64,13 @@ pub fn sweep_hash(sweep_text: &str, scenario_text: &str) -> String {
 
 /// Reads and checks a sweep file and its scenario, and validates every point.
 pub fn prepare(sweep_path: &Path) -> Result<Plan, ScenarioError> {
-    let text = read(sweep_path, "sweep file")?;
+    let text = crate::scenario::read_input(sweep_path, "sweep file")?;
     let stem = sweep_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let sweep = file::parse(&sweep_path.display().to_string(), &stem, &text)?;
     let dir = sweep_path.parent().unwrap_or(Path::new(""));
     let scenario_path = normalize(&dir.join(&sweep.spec.scenario));
-    let scenario_text = read(&scenario_path, "scenario").map_err(|e| sweep.error("scenario", e.message))?;
+    let scenario_text =
+        crate::scenario::read_input(&scenario_path, "scenario").map_err(|e| sweep.error("scenario", e.message))?;
     let scenario_file = scenario_path.display().to_string();
     let points = sweep.points();
     let mut scenarios = Vec::with_capacity(points as usize);
