@@ -37,7 +37,7 @@ fn engine(c: &mut Criterion) {
     let mut group = c.benchmark_group("engine_only");
     group.sample_size(10);
     let s = heartbeat(10_000, 600);
-    let end = regsim::engine::SimTime(s.duration.as_nanos());
+    let end = regsim_kernel::SimTime(s.duration.as_nanos());
     let chunk = regsim::run::CHUNK;
     let run_engine = || {
         let mut built = regsim::scenario::build(&s, s.seed).expect("builds");

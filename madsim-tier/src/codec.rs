@@ -16,10 +16,10 @@
 
 use std::sync::Arc;
 
-use regsim::engine::{NodeId, SimTime};
 use regsim::protocol::alertmanager::AlertMsg;
 use regsim::protocol::raft::{Append, Cmd, Entry};
 use regsim::protocol::{InstRec, Msg, QueryAnswer, ServiceId, Write};
+use regsim_kernel::{NodeId, SimTime};
 
 /// The largest UDP payload over IPv4 (65,535 − 8 UDP − 20 IP header bytes).
 pub const MAX_DATAGRAM: usize = 65_507;

@@ -30,15 +30,15 @@ use std::time::{Duration, Instant};
 use madsim::net::{Endpoint, NetSim};
 use madsim::runtime::{Handle, Runtime};
 use madsim::time::{TimeHandle, sleep_until};
-use regsim::engine::{
-    Actor, Ctx, Digest, Effect, FaultRecord, NodeId, Outcome, Record, SimRng, SimTime, Status, What, stream,
-};
 use regsim::fault::FaultAction;
-use regsim::net::{Latency, LatencySpec, NetStats, Partition};
 use regsim::protocol::{Msg, Node, Obs};
 use regsim::run::{Collector, DriverSummary, RunOutput};
 use regsim::scenario::build::{CONSUMERS, SERVERS};
 use regsim::scenario::{Layout, Scenario, layout};
+use regsim_kernel::net::{Latency, LatencySpec, NetStats, Partition};
+use regsim_kernel::{
+    Actor, Ctx, Digest, Effect, FaultRecord, NodeId, Outcome, Record, SimRng, SimTime, Status, What, stream,
+};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::support;

@@ -12,11 +12,11 @@
 //! the scenario's latency range; a minimum below the floor is raised to it, and [`notes`]
 //! says so on stderr (it is documented in the README and bounded in the cross-check test).
 
-use regsim::engine::{NodeId, SimDuration};
 use regsim::fault::ActionKind;
-use regsim::net::Partition;
-use regsim::net::latency::DistKind;
 use regsim::scenario::{Layout, Scenario};
+use regsim_kernel::net::Partition;
+use regsim_kernel::net::latency::DistKind;
+use regsim_kernel::{NodeId, SimDuration};
 
 /// madsim's per-message floor: 1 ms in `send_to_raw` and 1 ms in `recv_from_raw`.
 pub const HOP_FLOOR: SimDuration = SimDuration::from_millis(2);
@@ -292,7 +292,7 @@ pub fn ks_critical(c_alpha: f64, n: usize, m: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use regsim::net::Shape;
+    use regsim_kernel::net::Shape;
 
     #[test]
     fn ks_of_identical_and_disjoint_samples() {

@@ -5,8 +5,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
-use regsim::engine::{Actor, TimerId};
 use regsim::protocol::Node;
+use regsim_kernel::{Actor, TimerId};
 
 type Timer = <Node as Actor>::Timer;
 

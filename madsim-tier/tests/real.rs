@@ -32,12 +32,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use regsim::engine::SimDuration;
 use regsim::fault::FaultAction;
 use regsim::metrics::detection::Cause;
 use regsim::protocol::RequestKind;
 use regsim::run::RunOutput;
 use regsim::scenario::{Override, Scenario, layout, load_with};
+use regsim_kernel::SimDuration;
 use regsim_madsim::real;
 
 const TIME_SCALE: f64 = 0.05;
@@ -94,7 +94,7 @@ fn heartbeat_on_real_sockets_detects_exactly_the_crashed_instances_within_the_wi
     );
     assert_eq!(out.nodes, 301);
     assert_eq!(o.report.digest, real::DIGEST, "a real report must not carry an event hash");
-    assert_eq!(o.report.outcome, regsim::engine::Outcome::ReachedEnd);
+    assert_eq!(o.report.outcome, regsim_kernel::Outcome::ReachedEnd);
 
     // Exactly the crashed instances, both stages; nobody else.
     let (unhealthy, deleted) = detected(o);

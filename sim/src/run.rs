@@ -4,16 +4,16 @@
 use std::collections::BTreeMap;
 
 use crate::check::{self, Timing};
-use crate::engine::{FaultRecord, Outcome, SimDuration, SimTime, What};
 use crate::fault::{FaultAction, Topology};
 use crate::metrics::consistency::HistoryLog;
 use crate::metrics::load::LoadAnalyzer;
 use crate::metrics::{Analyzer, DetectionParams};
-use crate::net::NetStats;
 use crate::report::Report;
 use crate::report::model;
 use crate::scenario::build::{CONSUMERS, INSTANCES, SERVERS};
 use crate::scenario::{Built, Scenario, build};
+use regsim_kernel::net::NetStats;
+use regsim_kernel::{FaultRecord, Outcome, SimDuration, SimTime, What};
 
 /// Virtual time run between two reads of the observation log. Short, so the log stays in
 /// cache: on the heartbeat workload (one record per beat, 2,000 per virtual second) a 60 s chunk
@@ -98,7 +98,7 @@ fn prometheus_stores(scenario: &Scenario, built: &mut Built) -> Option<crate::mo
         let Some(r) = built.topology.role(role) else { continue };
         for k in 0..r.count {
             let label = name.map(str::to_string).or_else(|| scenario.regions.get(k as usize).cloned());
-            servers.push((crate::engine::NodeId(r.first + k), label.unwrap_or_else(|| k.to_string())));
+            servers.push((regsim_kernel::NodeId(r.first + k), label.unwrap_or_else(|| k.to_string())));
         }
     }
     let mut stores: Vec<(String, crate::monitor::Store)> = servers
@@ -179,7 +179,7 @@ impl Collector {
     }
 
     /// Reads the next records of the log (in time order).
-    pub fn ingest(&mut self, records: &[crate::engine::Record<crate::protocol::Obs>]) {
+    pub fn ingest(&mut self, records: &[regsim_kernel::Record<crate::protocol::Obs>]) {
         count_faults(records, &mut self.faults);
         self.analyzer.ingest(records);
     }
@@ -192,8 +192,8 @@ impl Collector {
         }
         analyzer.finish();
         let api = analyzer.api.take().map(|a| {
-            let gateways: Vec<crate::engine::NodeId> =
-                analyzer.params().gateways.clone().map(crate::engine::NodeId).collect();
+            let gateways: Vec<regsim_kernel::NodeId> =
+                analyzer.params().gateways.clone().map(regsim_kernel::NodeId).collect();
             // Shaded in the plot: partitions and instance crashes.
             let mut shaded: Vec<(f64, f64)> = analyzer
                 .history
@@ -275,7 +275,7 @@ impl Collector {
 }
 
 /// The name of a Prometheus server in reports: its region (or index), or `global`.
-fn server_name(s: &Scenario, topology: &Topology, n: crate::engine::NodeId) -> String {
+fn server_name(s: &Scenario, topology: &Topology, n: regsim_kernel::NodeId) -> String {
     match topology.role_of(n) {
         Some((r, _)) if r.name == crate::scenario::build::GLOBAL_PROMETHEUS => "global".into(),
         Some((_, k)) => s.regions.get(k as usize).cloned().unwrap_or_else(|| k.to_string()),
@@ -292,9 +292,9 @@ fn alerts(
     topology: &Topology,
     end: SimTime,
 ) -> crate::metrics::alerts::AlertsReport {
-    use crate::engine::NodeId;
     use crate::metrics::alerts::{Tier, alerts_report};
     use crate::scenario::build::{GLOBAL_PROMETHEUS, PROMETHEUS};
+    use regsim_kernel::NodeId;
     let region_of = |n: NodeId| topology.region_of(n).and_then(|r| s.regions.get(r as usize).cloned());
     let regional_server =
         |n: NodeId| Some(NodeId(topology.role(PROMETHEUS)?.block(topology.region_of(n).unwrap_or(0)).first));
@@ -363,7 +363,7 @@ fn quiet_end(a: &Analyzer) -> Result<(), String> {
     if let Some(id) = h.active.keys().next() {
         return Err(format!("partition {id} is still active at the end"));
     }
-    if let Some(s) = a.params().servers.clone().map(crate::engine::NodeId).find(|s| !h.running(*s)) {
+    if let Some(s) = a.params().servers.clone().map(regsim_kernel::NodeId).find(|s| !h.running(*s)) {
         return Err(format!("server {s} is down or paused at the end"));
     }
     if let Some(n) = a.settle.skewed.first() {
@@ -394,7 +394,7 @@ fn load_analyzer(s: &Scenario, seed: u64) -> Result<LoadAnalyzer, String> {
     Ok(LoadAnalyzer::new(per_consumer.collect(), &keys, seed))
 }
 
-fn count_faults(records: &[crate::engine::Record<crate::protocol::Obs>], out: &mut BTreeMap<String, u64>) {
+fn count_faults(records: &[regsim_kernel::Record<crate::protocol::Obs>], out: &mut BTreeMap<String, u64>) {
     for r in records {
         let What::Fault(f) = r.what else { continue };
         let key = match f {

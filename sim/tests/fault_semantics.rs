@@ -1,8 +1,8 @@
 //! Crash/restart, pause/resume and clock skew, through a tiny probe actor driven by `World`.
 
-use regsim::engine::{Actor, Ctx, FaultRecord, NodeId, SimDuration, SimTime, What, World, stream};
 use regsim::fault::FaultAction;
-use regsim::net::{LatencySpec, LinkProfile, Network};
+use regsim_kernel::net::{LatencySpec, LinkProfile, Network};
+use regsim_kernel::{Actor, Ctx, FaultRecord, NodeId, SimDuration, SimTime, What, World, stream};
 
 /// Counts its starts; on start sets timer 1 after 1 s (local); on timer 1 pings node 1 and
 /// observes the local time; on a message observes it.
@@ -132,7 +132,7 @@ fn skewed_clock_reads_offset_and_drifts_timers() {
 
 #[test]
 fn limits_and_an_empty_queue_are_named_outcomes() {
-    use regsim::engine::Outcome;
+    use regsim_kernel::Outcome;
     // Two probes: each starts, fires one timer and pings node 1; then nothing is left.
     let mut w = world();
     assert_eq!(w.run_until(SimTime(60_000 * MS), 1_000), Outcome::NoEventsLeft);

@@ -127,8 +127,8 @@ fn region_selectors_resolve_and_bad_ones_are_located() {
     let built = regsim::scenario::build(&s, 1).expect("builds");
     // servers eu 0-1, us 2-3; instances eu 4-6, us 7-9: us/instances[1] is node 8.
     assert_eq!(built.instances().len(), 6);
-    let rng = &mut regsim::engine::stream(1, "t");
-    assert_eq!(built.topology.select("us/instances[1]", rng), Ok(vec![regsim::engine::NodeId(8)]));
+    let rng = &mut regsim_kernel::stream(1, "t");
+    assert_eq!(built.topology.select("us/instances[1]", rng), Ok(vec![regsim_kernel::NodeId(8)]));
     let us: Vec<u32> = built.topology.select("us", rng).expect("region").into_iter().map(|n| n.0).collect();
     assert_eq!(us, vec![2, 3, 7, 8, 9]);
     let bad = format!("{base}[[faults]]\nat = \"10s\"\naction = \"crash\"\ntarget = \"mars/instances[0]\"\n");

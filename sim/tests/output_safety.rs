@@ -226,15 +226,12 @@ fn a_closed_stdout_ends_the_process_quietly() {
     let d = root.path();
     std::fs::write(d.join("tiny.toml"), TINY).expect("write");
     for args in [&["run", "tiny.toml", "--out", "out"][..], &["check", "tiny.toml"][..], &["--help"][..]] {
-        let mut child = Command::new(bin())
-            .current_dir(d)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        // Close the read end before the child writes anything.
-        drop(child.stdout.take());
+        // The read end is closed before the child starts, so its first write fails (closing
+        // it after the spawn raced with a quick child under load).
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let child =
+            Command::new(bin()).current_dir(d).args(args).stdout(writer).stderr(Stdio::piped()).spawn().expect("spawn");
         let out = child.wait_with_output().expect("wait");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");

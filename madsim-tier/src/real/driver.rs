@@ -15,14 +15,14 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::Duration;
 
-use regsim::engine::{Actor, Ctx, Effect, FaultRecord, NodeId, Outcome, Record, SimDuration, SimRng, SimTime};
-use regsim::engine::{Status, What, stream};
 use regsim::fault::FaultAction;
-use regsim::net::{Delivery, NetStats, Network};
 use regsim::protocol::{Msg, Node, Obs};
 use regsim::run::{Collector, DriverSummary, RunOutput};
 use regsim::scenario::build::SERVERS;
 use regsim::scenario::{Layout, Scenario, layout};
+use regsim_kernel::net::{Delivery, NetStats, Network};
+use regsim_kernel::{Actor, Ctx, Effect, FaultRecord, NodeId, Outcome, Record, SimDuration, SimRng, SimTime};
+use regsim_kernel::{Status, What, stream};
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};

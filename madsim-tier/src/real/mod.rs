@@ -11,7 +11,7 @@
 //!
 //! **Network.** One UDP socket per node on 127.0.0.1 (ephemeral ports); each message is one
 //! datagram ([`crate::codec`]). Latency, loss, duplication, per-role links and partitions are
-//! the core's own `regsim::net::Network`, applied at the sender exactly as the core engine does
+//! the core's own `regsim_kernel::net::Network`, applied at the sender exactly as the core engine does
 //! (a dropped message is never sent; a partition cuts at send time). Latency is emulated by
 //! holding the datagram for the drawn latency × `F` — when that is at least tokio's timer
 //! resolution ([`TIMER_RESOLUTION`], 1 ms). Shorter holds are not emulated: the datagram goes
@@ -39,9 +39,9 @@
 
 use std::time::Duration;
 
-use regsim::engine::SimDuration;
-use regsim::net::LatencySpec;
 use regsim::scenario::Scenario;
+use regsim_kernel::SimDuration;
+use regsim_kernel::net::LatencySpec;
 
 #[cfg(not(madsim))]
 pub mod driver;

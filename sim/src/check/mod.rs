@@ -23,9 +23,9 @@ pub mod linearizability;
 
 use serde::Serialize;
 
-use crate::engine::{SimDuration, SimTime};
 use crate::metrics::detection::{Cause, Detection, DetectionParams, servers_faulted};
 use crate::metrics::history::History;
+use regsim_kernel::{SimDuration, SimTime};
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Invariant {
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn acknowledged_write_missing_from_a_later_leader_is_caught() {
-        use crate::engine::NodeId;
+        use regsim_kernel::NodeId;
         let mut e = crate::metrics::elections::Elections::default();
         e.leader_elected(SimTime(1), NodeId(0), 1, &[]);
         e.acked.push((SimTime(5), 2, 1)); // index 2 of term 1, acknowledged at t = 5

@@ -15,36 +15,10 @@ pub mod target;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::engine::{NodeId, SimDuration, SimRng, SimTime, parse_duration};
-use crate::net::{Partition, Shape};
+use regsim_kernel::net::{Partition, Shape};
+pub use regsim_kernel::{FaultAction, RoleFault, RoleTarget};
+use regsim_kernel::{NodeId, SimDuration, SimRng, SimTime, parse_duration};
 pub use target::{Role, Topology};
-
-/// A resolved fault, carried out by the world at its time.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FaultAction {
-    Crash(Vec<NodeId>),
-    Restart(Vec<NodeId>),
-    Pause(Vec<NodeId>),
-    Resume(Vec<NodeId>),
-    Partition {
-        id: u32,
-        partition: Partition,
-    },
-    /// Heals partition `id`, or every active partition.
-    Heal(Option<u32>),
-    Skew {
-        nodes: Vec<NodeId>,
-        offset_ns: i64,
-        drift_ppm: i64,
-    },
-    /// Crash, pause or isolate a node found by its consensus role when the fault fires; undo
-    /// it (restart, resume, heal) after `undo_after`. No such node: no-op.
-    OnRole {
-        who: RoleTarget,
-        what: RoleFault,
-        undo_after: Option<SimDuration>,
-    },
-}
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -68,35 +42,26 @@ pub enum ShapeKind {
     Groups,
 }
 
-/// A target resolved when the fault fires.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RoleTarget {
+/// The role targets a scenario can name, resolved when the fault fires by
+/// `protocol::ConsensusRoles` (the kernel only carries the number).
+pub mod role {
+    use regsim_kernel::RoleTarget;
     /// The running node with the highest leader term.
-    Leader,
+    pub const LEADER: RoleTarget = RoleTarget(0);
     /// A running consensus member that is not the leader, picked at random.
-    RandomFollower,
-}
+    pub const RANDOM_FOLLOWER: RoleTarget = RoleTarget(1);
 
-impl RoleTarget {
     /// `leader` or `follower[random]` (the whole target), else `None`.
-    pub fn parse(t: &Targets) -> Option<RoleTarget> {
+    pub fn parse(t: &super::Targets) -> Option<RoleTarget> {
         match t.0.as_slice() {
             [one] => match one.replace(' ', "").as_str() {
-                "leader" => Some(RoleTarget::Leader),
-                "follower[random]" => Some(RoleTarget::RandomFollower),
+                "leader" => Some(LEADER),
+                "follower[random]" => Some(RANDOM_FOLLOWER),
                 _ => None,
             },
             _ => None,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RoleFault {
-    Crash,
-    Pause,
-    /// Cut off from every other node (a partition with id `.0`).
-    Isolate(u32),
 }
 
 /// One `[[faults]]` entry as written in a scenario.
@@ -216,7 +181,7 @@ pub fn resolve(
                 out.push((at + d, a));
             }
         };
-        if let Some(who) = spec.target.as_ref().and_then(RoleTarget::parse) {
+        if let Some(who) = spec.target.as_ref().and_then(role::parse) {
             let what = match (spec.action, spec.shape) {
                 (ActionKind::Crash, _) => RoleFault::Crash,
                 (ActionKind::Pause, _) => RoleFault::Pause,

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use rand::RngExt;
 
-use crate::engine::{NodeId, SimRng};
+use regsim_kernel::{NodeId, SimRng};
 
 /// A role's contiguous block of node ids.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,7 +210,7 @@ fn pick_random(n: u32, k: u32, rng: &mut SimRng) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::stream;
+    use regsim_kernel::stream;
 
     fn topo() -> Topology {
         let mut t = Topology::default();

@@ -22,11 +22,11 @@ use serde::Serialize;
 
 use super::detection::Episode;
 use super::stats::{Summary, round_ns};
-use crate::engine::{NodeId, SimDuration, SimTime};
 use crate::monitor::rulefile::RuleKind;
 use crate::protocol::alertmanager::Notification;
 use crate::protocol::prometheus::{AlertObs, AlertTransition, GroupStatus};
 use crate::scenario::monitoring::MonitoringSpec;
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// What the monitoring actors reported, kept whole (a few records per scrape failure,
 /// target change and evaluation).

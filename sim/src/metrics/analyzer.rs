@@ -22,9 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::detection::{self, Detection, DetectionParams, Episode, Eviction, FalsePositive};
 use super::history::History;
 use super::load::LoadAnalyzer;
-use crate::engine::{FaultRecord, NodeId, Record, SimTime, What};
 use crate::fault::FaultAction;
 use crate::protocol::{CopyState, Obs, RequestKind};
+use regsim_kernel::{FaultRecord, NodeId, Record, SimTime, What};
 
 #[derive(Clone, Copy)]
 enum Count {
@@ -77,7 +77,7 @@ pub struct Availability {
 pub struct Staleness {
     /// (sample time, fraction of running consumers with a wrong view).
     pub series: Vec<(SimTime, f64)>,
-    pub worst_wrong: crate::engine::SimDuration,
+    pub worst_wrong: regsim_kernel::SimDuration,
 }
 
 /// Convergence after the last disturbance (for the `converged_after_heal` invariant): the

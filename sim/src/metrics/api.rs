@@ -29,9 +29,9 @@ use serde::Serialize;
 use super::detection::Episode;
 use super::stats::Summary;
 use crate::check::Invariant;
-use crate::engine::{NodeId, SimDuration, SimTime};
 use crate::protocol::breaker::BreakerState;
 use crate::protocol::gateway::{Code, Outcome};
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// Failure times and per-(gateway, instance) events kept at most.
 pub const MAX_EVENTS: usize = 10_000_000;

@@ -16,8 +16,8 @@
 use std::collections::BTreeMap;
 
 use crate::check::linearizability::{Op, OpKind};
-use crate::engine::{NodeId, SimTime};
 use crate::protocol::{ClientOp, InstanceList};
+use regsim_kernel::{NodeId, SimTime};
 
 #[derive(Clone, Debug, Default)]
 pub struct HistoryLog {

@@ -21,7 +21,7 @@
 use serde::Serialize;
 
 use super::history::History;
-use crate::engine::{NodeId, SimDuration, SimTime};
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,7 +8,7 @@
 //! incident used beyond the first is an election that produced no leader (a split vote or a
 //! lost race).
 
-use crate::engine::{NodeId, SimTime};
+use regsim_kernel::{NodeId, SimTime};
 
 #[derive(Clone, Debug, Default)]
 pub struct Elections {

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::engine::{FaultRecord, NodeId, SimTime};
 use crate::fault::FaultAction;
-use crate::net::Partition;
+use regsim_kernel::net::Partition;
+use regsim_kernel::{FaultRecord, NodeId, SimTime};
 
 type Intervals = BTreeMap<NodeId, Vec<(SimTime, SimTime)>>;
 
@@ -81,7 +81,7 @@ impl History {
             FaultRecord::Healed(_) => close(&mut self.cut, node, t),
             FaultRecord::ClockSkewed { .. } => self.skewed.entry(node).or_default().push(t),
             FaultRecord::Isolated(id) => {
-                if let Ok(p) = Partition::build(&crate::net::Shape::Isolate(vec![node]), self.nodes, false) {
+                if let Ok(p) = Partition::build(&regsim_kernel::net::Shape::Isolate(vec![node]), self.nodes, false) {
                     self.activate(t, id, p);
                 }
             }

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::balance::keys::{KeyDist, KeySampler};
 use crate::balance::{BalancerSpec, stats};
-use crate::engine::{NodeId, SimDuration, SimTime};
 use crate::protocol::consumer::instance_name;
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 const WINDOW: SimDuration = SimDuration::from_secs(60);
 const PROBE_KEYS: usize = 256;

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{Msg, NodeCtx, Obs, Timer};
-use crate::engine::{NodeId, SimDuration};
 use crate::monitor::Labels;
+use regsim_kernel::{NodeId, SimDuration};
 
 /// One alert as Prometheus posts it (times in ms of the sender's clock).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

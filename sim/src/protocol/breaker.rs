@@ -30,7 +30,7 @@
 //! Time is the caller's (local) [`SimTime`]; a clock that steps backwards never reopens or
 //! closes anything by itself (elapsed times saturate at zero).
 
-use crate::engine::{SimDuration, SimTime};
+use regsim_kernel::{SimDuration, SimTime};
 
 /// gobreaker's default `Timeout` (used when `open_for` is zero).
 pub const GOBREAKER_TIMEOUT: SimDuration = SimDuration::from_secs(60);

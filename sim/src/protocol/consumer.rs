@@ -23,7 +23,7 @@ use super::{Msg, NodeCtx, Obs, RequestKind, Timer};
 use crate::balance::BalancerSpec;
 use crate::balance::hash::SplitMix64;
 use crate::balance::keys::KeySampler;
-use crate::engine::{NodeId, SimDuration, SimTime};
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// The name a balancer knows an instance by.
 pub fn instance_name(n: NodeId) -> String {

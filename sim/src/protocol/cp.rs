@@ -30,7 +30,7 @@ use rand::RngExt;
 
 use super::raft::{Cmd, RaftConfig, RaftNode, Role};
 use super::{CopyState, InstanceList, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
-use crate::engine::{NodeId, SimDuration};
+use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

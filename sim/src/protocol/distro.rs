@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{Datum, Msg, NodeCtx, ServiceId, Timer};
-use crate::engine::{NodeId, SimDuration};
+use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DistroConfig {

@@ -50,9 +50,9 @@ use super::{Exposition, Msg, NodeCtx, Obs, Timer};
 use crate::balance::BalancerSpec;
 use crate::balance::hash::SplitMix64;
 use crate::balance::keys::KeySampler;
-use crate::engine::{NodeId, SimDuration, SimTime};
 use crate::monitor::Labels;
 use crate::monitor::histogram::Histogram;
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// Attempts per request are encoded in 4 bits of the upstream request id.
 pub const MAX_ATTEMPTS: u32 = 15;

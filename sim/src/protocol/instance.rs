@@ -25,7 +25,7 @@
 use rand::RngExt;
 
 use super::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer, Write};
-use crate::engine::{NodeId, SimDuration};
+use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug)]
 pub struct InstanceConfig {
@@ -36,7 +36,7 @@ pub struct InstanceConfig {
     pub beat_interval: SimDuration,
     pub request_timeout: SimDuration,
     /// Time to serve one application call; `None`: answer at once.
-    pub service_time: Option<crate::net::Latency>,
+    pub service_time: Option<regsim_kernel::net::Latency>,
     /// Calls served at once (0: unlimited); the rest wait in FIFO order, up to `queue_max`.
     pub concurrency: u32,
     pub queue_max: u32,
@@ -53,13 +53,13 @@ struct Work {
     busy: u32,
     waiting: std::collections::VecDeque<(NodeId, u64)>,
     /// Arrival time of each call being served or waiting, by (client, request).
-    arrived: std::collections::BTreeMap<(NodeId, u64), crate::engine::SimTime>,
+    arrived: std::collections::BTreeMap<(NodeId, u64), regsim_kernel::SimTime>,
     /// Time from arrival to answer of the calls served.
     duration: Option<crate::monitor::histogram::Histogram>,
 }
 
 impl Work {
-    fn answered(&mut self, client: NodeId, req: u64, now: crate::engine::SimTime) {
+    fn answered(&mut self, client: NodeId, req: u64, now: regsim_kernel::SimTime) {
         self.served += 1;
         let took = self.arrived.remove(&(client, req)).map_or(0.0, |t| now.saturating_since(t).as_secs_f64());
         self.duration

@@ -8,7 +8,7 @@
 //! Responsibility (see `distro`) is computed over the members UP or SUSPICIOUS.
 
 use super::{Msg, NodeCtx, Obs, Timer};
-use crate::engine::{NodeId, SimDuration};
+use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

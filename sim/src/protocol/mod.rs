@@ -28,9 +28,9 @@ pub mod view;
 
 use std::sync::Arc;
 
-use crate::engine::{Actor, Ctx, NodeId, SimTime};
 pub use consumer::{Consumer, ConsumerConfig};
 pub use instance::{InstanceConfig, ServiceInstance};
+use regsim_kernel::{Actor, Ctx, NodeId, SimTime};
 pub use server::{RegistryServer, ServerConfig};
 
 /// A registered service, interned to a small id so messages stay small.
@@ -392,7 +392,7 @@ pub enum Obs {
     /// A consumer's request (all attempts) finished after `latency`.
     CallDone {
         ok: bool,
-        latency: crate::engine::SimDuration,
+        latency: regsim_kernel::SimDuration,
     },
     /// Raft: the leader committed log entries up to `index` (the entry there has `term`).
     Committed {
@@ -447,7 +447,7 @@ pub enum Obs {
     ApiDone {
         code: gateway::Code,
         attempts: u8,
-        latency: crate::engine::SimDuration,
+        latency: regsim_kernel::SimDuration,
     },
     /// Gateway: an attempt to `instance` ended.
     Upstream {
@@ -540,17 +540,6 @@ impl Actor for Node {
         }
     }
 
-    fn leader_term(&self) -> Option<u64> {
-        match self {
-            Node::Raft(r) if r.raft().role() == raft::Role::Leader => Some(r.raft().term()),
-            _ => None,
-        }
-    }
-
-    fn consensus_member(&self) -> bool {
-        matches!(self, Node::Raft(_))
-    }
-
     fn crash(&mut self) {
         match self {
             Node::Server(s) => s.crash(),
@@ -561,6 +550,39 @@ impl Actor for Node {
             Node::Alertmanager(a) => a.crash(),
             Node::Gateway(g) => g.crash(),
         }
+    }
+}
+
+/// Resolves the scenario's role targets (`fault::role`) among the running nodes: `leader` is
+/// the running CP server with the highest leader term; `follower[random]` a running CP server
+/// other than that leader, drawn from the world's fault stream (nothing is drawn when there is
+/// none).
+pub struct ConsensusRoles;
+
+impl regsim_kernel::Resolve<Node> for ConsensusRoles {
+    fn resolve(
+        &self,
+        who: regsim_kernel::RoleTarget,
+        running: &[(NodeId, &Node)],
+        rng: &mut regsim_kernel::SimRng,
+    ) -> Option<NodeId> {
+        let leader = running
+            .iter()
+            .filter_map(|(n, a)| match a {
+                Node::Raft(r) if r.raft().role() == raft::Role::Leader => Some((r.raft().term(), *n)),
+                _ => None,
+            })
+            .max()
+            .map(|(_, n)| n);
+        if who == crate::fault::role::LEADER {
+            return leader;
+        }
+        let followers: Vec<NodeId> =
+            running.iter().filter(|(n, a)| Some(*n) != leader && matches!(a, Node::Raft(_))).map(|(n, _)| *n).collect();
+        if followers.is_empty() {
+            return None;
+        }
+        Some(followers[rand::RngExt::random_range(rng, 0..followers.len())])
     }
 }
 
@@ -589,7 +611,7 @@ mod tests {
         );
         assert!(std::mem::size_of::<Msg>() <= 32, "Msg is {} bytes", std::mem::size_of::<Msg>());
         assert!(std::mem::size_of::<Timer>() <= 16, "Timer is {} bytes", std::mem::size_of::<Timer>());
-        assert!(crate::engine::world::queued_event_size::<Msg, Timer>() <= 48, "queued event too large");
+        assert!(regsim_kernel::world::queued_event_size::<Msg, Timer>() <= 48, "queued event too large");
         assert_eq!(std::mem::size_of::<Node>(), 64, "a node should fill exactly one cache line");
     }
 

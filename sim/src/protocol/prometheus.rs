@@ -53,12 +53,12 @@ use rand::RngExt;
 
 use super::alertmanager::AlertMsg;
 use super::{Exposition, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
-use crate::engine::{NodeId, SimDuration, SimTime};
 use crate::monitor::alerting::AlertState;
 use crate::monitor::group::{EngineConfig, Group};
 use crate::monitor::rulefile::GroupSpec;
 use crate::monitor::store::Store;
 use crate::monitor::{Labels, Query};
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Debug)]
 pub struct PrometheusConfig {

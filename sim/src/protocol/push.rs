@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::{InstanceList, Msg, NodeCtx, ServiceId, Timer};
-use crate::engine::{NodeId, SimDuration, SimTime};
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PushConfig {

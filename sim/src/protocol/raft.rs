@@ -35,7 +35,7 @@ use std::sync::Arc;
 use rand::RngExt;
 
 use super::{Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
-use crate::engine::{NodeId, SimDuration, SimTime};
+use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RaftConfig {

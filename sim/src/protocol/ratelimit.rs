@@ -19,7 +19,7 @@
 //! nano-token/s of rate. Results are a pure function of the calls, never of float rounding
 //! order.
 
-use crate::engine::SimTime;
+use regsim_kernel::SimTime;
 
 /// Units per token: 1e9 (ns per s) × 1e9 (the rate's resolution, nano-tokens per second).
 const UNITS_PER_TOKEN: u128 = 1_000_000_000_000_000_000;
@@ -94,7 +94,7 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::SimDuration;
+    use regsim_kernel::SimDuration;
 
     fn ns(n: u64) -> SimTime {
         SimTime(n)

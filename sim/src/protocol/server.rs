@@ -21,7 +21,7 @@ use super::membership::{Membership, MembershipConfig};
 use super::push::{Push, PushConfig};
 use super::table::Table;
 use super::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
-use crate::engine::{NodeId, SimDuration};
+use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {

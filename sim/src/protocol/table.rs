@@ -6,7 +6,7 @@
 //! instance) and compares `checksum()`s.
 
 use super::{CopyState, Datum, InstRec, InstanceList, NodeCtx, Obs};
-use crate::engine::{NodeId, rng::mix64};
+use regsim_kernel::{NodeId, rng::mix64};
 
 #[derive(Clone, Debug, Default)]
 pub struct Table {

@@ -2,7 +2,7 @@
 //! and returns what it asked for (effects) and what it reported (observations).
 
 use super::{Msg, NodeCtx, Obs, Timer};
-use crate::engine::{Ctx, Effect, NodeId, SimRng, SimTime, stream};
+use regsim_kernel::{Ctx, Effect, NodeId, SimRng, SimTime, stream};
 
 pub struct Harness {
     pub me: NodeId,
@@ -27,7 +27,7 @@ impl Out {
             })
             .collect()
     }
-    pub fn timers(&self) -> Vec<(crate::engine::SimDuration, Timer)> {
+    pub fn timers(&self) -> Vec<(regsim_kernel::SimDuration, Timer)> {
         self.effects
             .iter()
             .filter_map(|e| match e {
@@ -46,7 +46,7 @@ impl Harness {
     /// Runs `f` with a context at local time `now_s` (seconds).
     pub fn at(&mut self, now_s: f64, f: impl FnOnce(&mut NodeCtx<'_>)) -> Out {
         let mut out = Out::default();
-        let now = SimTime(crate::engine::SimDuration::from_secs_f64(now_s).as_nanos());
+        let now = SimTime(regsim_kernel::SimDuration::from_secs_f64(now_s).as_nanos());
         let mut ctx = Ctx::new(self.me, now, &mut self.rng, &mut self.next_timer, &mut out.effects, &mut out.obs);
         f(&mut ctx);
         out

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use rand::RngExt;
 
 use super::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer};
-use crate::engine::{NodeId, SimDuration};
+use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug)]
 pub struct ViewConfig {
@@ -246,7 +246,7 @@ impl Balanced {
     }
 
     /// A request to `n` finished after `took` (a failed one reports its time to failure).
-    pub fn finished(&mut self, n: NodeId, took: SimDuration, now: crate::engine::SimTime) {
+    pub fn finished(&mut self, n: NodeId, took: SimDuration, now: regsim_kernel::SimTime) {
         if let Ok(i) = self.view.nodes().binary_search(&n) {
             self.balancer.on_finish(i as u32, took.as_nanos(), now.as_nanos());
         }

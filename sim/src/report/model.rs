@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::check::Invariant;
-use crate::engine::Outcome;
 use crate::metrics::Summary;
 use crate::metrics::analyzer::{Availability, ByKind, Convergence, Staleness};
 use crate::metrics::detection::{Cause, Detection, DetectionParams, Eviction, Stage};
 use crate::metrics::stats::round_ns;
-use crate::net::NetStats;
 use crate::protocol::RequestKind;
+use regsim_kernel::Outcome;
+use regsim_kernel::net::NetStats;
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Report {

@@ -16,11 +16,9 @@ use rand::RngExt;
 use super::schema::{LinkSpec, RegistryMode, Scenario};
 use crate::balance::keys::{KeyDist, KeySampler};
 use crate::balance::{BalanceError, BalancerSpec, parse_spec};
-use crate::engine::{NodeId, SimDuration, SimTime, World, stream};
 use crate::fault::{self, FaultAction, Topology};
 use crate::monitor::Labels;
 use crate::monitor::group::EngineConfig;
-use crate::net::{LinkProfile, Network};
 use crate::protocol::alertmanager::{Alertmanager, AlertmanagerConfig};
 use crate::protocol::cp::{CpConfig, CpServer};
 use crate::protocol::distro::DistroConfig;
@@ -33,6 +31,8 @@ use crate::protocol::view::ViewConfig;
 use crate::protocol::{
     Consumer, ConsumerConfig, InstanceConfig, Node, RegistryServer, ServerConfig, ServiceId, ServiceInstance, java_hash,
 };
+use regsim_kernel::net::{LinkProfile, Network};
+use regsim_kernel::{NodeId, SimDuration, SimTime, World, stream};
 
 pub const SERVERS: &str = "servers";
 pub const INSTANCES: &str = "instances";
@@ -113,7 +113,7 @@ fn topology(s: &Scenario) -> Topology {
 /// building nodes, so `regsim check` and `run` reject the same files.
 pub fn check(s: &Scenario) -> Result<(), BuildError> {
     let topology = topology(s);
-    let latency = crate::net::LatencySpec::constant(SimDuration::ZERO);
+    let latency = regsim_kernel::net::LatencySpec::constant(SimDuration::ZERO);
     // One node per role class is enough to check the links (a link may name any role).
     let classes = (0..topology.roles.len() as u8).collect();
     let mut net = Network::new(profile(&latency, 0.0, 0.0)?, classes, stream(s.seed, "net"));
@@ -121,7 +121,7 @@ pub fn check(s: &Scenario) -> Result<(), BuildError> {
         add_link(&mut net, &topology, k, l, s)?;
     }
     if s.registry.mode != RegistryMode::Cp
-        && let Some(k) = s.faults.iter().position(|f| f.target.as_ref().and_then(fault::RoleTarget::parse).is_some())
+        && let Some(k) = s.faults.iter().position(|f| f.target.as_ref().and_then(fault::role::parse).is_some())
     {
         // In AP mode no node ever has a leader term: the fault would silently hit nothing.
         return Err((
@@ -138,6 +138,7 @@ pub fn check(s: &Scenario) -> Result<(), BuildError> {
 pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     let Layout { nodes, network, faults, topology, seed } = layout(s, seed)?;
     let mut world = World::new(seed, network);
+    world.set_resolver(Box::new(crate::protocol::ConsensusRoles));
     for n in nodes {
         world.add_node(&n.stream, n.actor, n.start_at);
     }
@@ -422,7 +423,7 @@ fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {
     }
 }
 
-fn profile(latency: &crate::net::LatencySpec, loss: f64, duplicate: f64) -> Result<LinkProfile, BuildError> {
+fn profile(latency: &regsim_kernel::net::LatencySpec, loss: f64, duplicate: f64) -> Result<LinkProfile, BuildError> {
     let latency = latency.build().map_err(|(f, m)| (format!("network.latency.{f}"), m))?;
     Ok(LinkProfile { latency, loss, duplicate })
 }

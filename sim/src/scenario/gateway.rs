@@ -10,9 +10,9 @@
 
 use serde::Deserialize;
 
-use crate::engine::SimDuration;
 use crate::protocol::breaker::BreakerConfig;
 use crate::protocol::gateway::MAX_ATTEMPTS;
+use regsim_kernel::SimDuration;
 
 /// Gateways per region at most.
 pub const MAX_GATEWAYS: u32 = 64;

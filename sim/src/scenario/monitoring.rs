@@ -13,8 +13,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::engine::SimDuration;
 use crate::monitor::rulefile::{self, GroupSpec, LoadError};
+use regsim_kernel::SimDuration;
 
 /// Bound on rule files per scenario.
 pub const MAX_RULE_FILES: usize = 64;

@@ -6,9 +6,9 @@
 
 use serde::Deserialize;
 
-use crate::engine::SimDuration;
 use crate::fault::FaultSpec;
-use crate::net::LatencySpec;
+use regsim_kernel::SimDuration;
+use regsim_kernel::net::LatencySpec;
 
 /// Hard limits on what a scenario may ask for.
 /// The shortest timer period or timeout a scenario may set (1 ms): every periodic timer then

@@ -30,10 +30,10 @@ pub use exec::{Failure, Summary, execute};
 pub use plan::{FaultKind, GenFault, Plan, Sizes};
 pub use shrink::{Shrunk, shrink};
 
-use crate::engine::{SimDuration, stream};
 use crate::run::RunOutput;
 use crate::scenario::schema::RegistryMode;
 use crate::scenario::{Override, Scenario, ScenarioError, load_str, table_with_overrides};
+use regsim_kernel::{SimDuration, stream};
 
 /// Most runs one swarm may ask for.
 pub const MAX_RUNS: u64 = 1_000_000;
@@ -115,7 +115,7 @@ impl Base {
 
     /// Seed of run `r`: the r-th output of SplitMix64 seeded with the swarm seed (53 bits).
     pub fn run_seed(swarm_seed: u64, r: u64) -> u64 {
-        crate::engine::rng::mix64(swarm_seed.wrapping_add(r.wrapping_mul(0x9E37_79B9_7F4A_7C15))) >> 11
+        regsim_kernel::rng::mix64(swarm_seed.wrapping_add(r.wrapping_mul(0x9E37_79B9_7F4A_7C15))) >> 11
     }
 
     /// Variant `r` of the swarm seeded with `swarm_seed`.

@@ -12,7 +12,7 @@
 
 use rand::RngExt;
 
-use crate::engine::SimRng;
+use regsim_kernel::SimRng;
 
 /// One kind of fault; a swarm variant enables a random subset of them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -249,7 +249,7 @@ fn fault_table(f: &GenFault, sizes: &Sizes) -> Option<toml::Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::stream;
+    use regsim_kernel::stream;
 
     #[test]
     fn random_plans_fit_the_safety_phase_and_write_valid_targets() {

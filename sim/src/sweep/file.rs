@@ -36,9 +36,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::metric::MetricPath;
-use crate::engine::time::parse_duration;
 use crate::scenario::ScenarioError;
 use crate::scenario::load::{Override, Seg, line_col, parse_key_path, span_of};
+use regsim_kernel::time::parse_duration;
 
 /// At most this many runs (points × seeds) in one sweep.
 pub const MAX_RUNS: u64 = 100_000;
@@ -211,7 +211,7 @@ impl Sweep {
     /// by their parameters, not by luck): the k-th output of SplitMix64 seeded with the sweep
     /// seed, cut to 53 bits so that JSON readers and spreadsheets hold it exactly.
     pub fn seed(&self, k: u64) -> u64 {
-        crate::engine::rng::mix64(self.spec.seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))) >> 11
+        regsim_kernel::rng::mix64(self.spec.seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))) >> 11
     }
 
     /// Locates an error at `path` (a key path of the sweep file) in the file.

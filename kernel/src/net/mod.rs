@@ -17,7 +17,7 @@ pub use partition::{Partition, Shape};
 use rand::RngExt;
 use serde::Serialize;
 
-use crate::engine::{NodeId, SimDuration, SimRng};
+use crate::{NodeId, SimDuration, SimRng};
 
 /// Latency, loss and duplication of one (sender class, receiver class) pair.
 #[derive(Clone, Debug)]
@@ -141,7 +141,7 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::stream;
+    use crate::rng::stream;
 
     fn net(loss: f64, duplicate: f64) -> Network {
         let latency = LatencySpec::constant(SimDuration::from_millis(3)).build().expect("valid");

@@ -10,7 +10,7 @@ use rand::RngExt;
 use rand_distr::{Distribution, Exp, LogNormal, Normal, Pareto};
 use serde::Deserialize;
 
-use crate::engine::{SimDuration, SimRng, nanos_from_f64};
+use crate::{SimDuration, SimRng, nanos_from_f64};
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -231,7 +231,7 @@ fn truncated_normal(n: &Normal<f64>, rng: &mut SimRng) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::rng::stream;
+    use crate::rng::stream;
 
     fn ms(x: u64) -> SimDuration {
         SimDuration::from_millis(x)

@@ -378,7 +378,7 @@ mod tests {
     fn same_order_as_a_binary_heap() {
         let mut state = 0x1234_5678_u64;
         let mut next = || {
-            state = crate::engine::rng::mix64(state);
+            state = crate::rng::mix64(state);
             state
         };
         let mut q = EventQueue::new();

@@ -48,15 +48,6 @@ pub trait Actor {
     /// answered with a refused connection). Default: ignore, as datagrams would.
     fn on_refused(&mut self, _ctx: &mut Ctx<'_, Self::Msg, Self::Timer, Self::Obs>, _to: NodeId, _msg: Self::Msg) {}
     fn crash(&mut self);
-    /// If this node is a leader (of a consensus protocol), its term: lets fault targets such as
-    /// `leader` be resolved when the fault fires.
-    fn leader_term(&self) -> Option<u64> {
-        None
-    }
-    /// Whether this node takes part in a consensus protocol (so it can be a `follower` target).
-    fn consensus_member(&self) -> bool {
-        false
-    }
 }
 
 /// What an actor asked its driver to do.

@@ -15,7 +15,7 @@
 //! `one_way` (isolate, halves, groups only) drops just the messages *from* side 0 to the other
 //! sides; everything else is delivered (a half-open link, e.g. a bad firewall rule).
 
-use crate::engine::NodeId;
+use crate::NodeId;
 
 /// The shape of a partition, with the member nodes it splits.
 #[derive(Clone, Debug, PartialEq, Eq)]
