@@ -105,15 +105,16 @@ impl<'a, M, T, O> Ctx<'a, M, T, O> {
         self.rng
     }
 
-    pub fn send(&mut self, to: NodeId, msg: M) {
-        self.effects.push(Effect::Send { to, msg });
+    /// Sends `msg` (a protocol's own message type, nested into the node's by `Into`).
+    pub fn send(&mut self, to: NodeId, msg: impl Into<M>) {
+        self.effects.push(Effect::Send { to, msg: msg.into() });
     }
 
     /// Fires `timer` after `delay` of local time.
-    pub fn set_timer(&mut self, delay: SimDuration, timer: T) -> TimerId {
+    pub fn set_timer(&mut self, delay: SimDuration, timer: impl Into<T>) -> TimerId {
         let id = TimerId(*self.next_timer);
         *self.next_timer = self.next_timer.wrapping_add(1);
-        self.effects.push(Effect::SetTimer { id, delay, timer });
+        self.effects.push(Effect::SetTimer { id, delay, timer: timer.into() });
         id
     }
 

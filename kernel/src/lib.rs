@@ -11,13 +11,15 @@
 //! Modules, bottom up: `time`, `rng`, `clock`, `digest`, `queue` (the calendar queue),
 //! `actor` (the sans-IO interface), `net` (latency, loss, partitions), `fault` (resolved
 //! actions and ground-truth records), `host` (what every runtime does around an actor:
-//! status, incarnations, timers, pause, crash, the digest and the log) and `world` (the core
-//! runtime: hosts on the queue and the network model).
+//! status, incarnations, timers, pause, crash, the digest and the log), `world` (the core
+//! runtime: hosts on the queue and the network model) and `harness` (a few actors on a
+//! network a test drives message by message, for protocol table tests).
 
 pub mod actor;
 pub mod clock;
 pub mod digest;
 pub mod fault;
+pub mod harness;
 pub mod host;
 pub mod net;
 mod prefetch;

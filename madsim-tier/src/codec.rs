@@ -14,9 +14,10 @@
 //! Decoding never trusts a length: a vector count is checked against the bytes left before
 //! anything is allocated, and trailing bytes are an error.
 
+use regsim::protocol::{clients, cp, monitoring, nacos, raft, registry};
 use std::sync::Arc;
 
-use regsim::protocol::alertmanager::AlertMsg;
+use regsim::protocol::monitoring::alertmanager::AlertMsg;
 use regsim::protocol::raft::{Append, Cmd, Entry};
 use regsim::protocol::{InstRec, Msg, QueryAnswer, ServiceId, Write};
 use regsim_kernel::{NodeId, SimTime};
@@ -106,31 +107,31 @@ fn put_nodes(o: &mut Vec<u8>, v: &[NodeId]) {
 
 fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
     match msg {
-        Msg::Write { kind, service, req } => {
+        Msg::Registry(registry::Msg::Write { kind, service, req }) => {
             put_u8(o, 0);
             put_write(o, *kind);
             put_u32(o, service.0);
             put_u64(o, *req);
         }
-        Msg::WriteOk { req, found } => {
+        Msg::Registry(registry::Msg::WriteOk { req, found }) => {
             put_u8(o, 1);
             put_u64(o, *req);
             put_bool(o, *found);
         }
-        Msg::Forward { origin, kind, service, req } => {
+        Msg::Nacos(nacos::Msg::Forward { origin, kind, service, req }) => {
             put_u8(o, 2);
             put_u32(o, origin.0);
             put_write(o, *kind);
             put_u32(o, service.0);
             put_u64(o, *req);
         }
-        Msg::ForwardOk { origin, req, found } => {
+        Msg::Nacos(nacos::Msg::ForwardOk { origin, req, found }) => {
             put_u8(o, 3);
             put_u32(o, origin.0);
             put_u64(o, *req);
             put_bool(o, *found);
         }
-        Msg::Sync { service, data, seq } => {
+        Msg::Nacos(nacos::Msg::Sync { service, data, seq }) => {
             put_u8(o, 4);
             put_u32(o, service.0);
             put_len(o, data.len());
@@ -141,12 +142,12 @@ fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
             }
             put_u32(o, *seq);
         }
-        Msg::SyncOk { service, seq } => {
+        Msg::Nacos(nacos::Msg::SyncOk { service, seq }) => {
             put_u8(o, 5);
             put_u32(o, service.0);
             put_u32(o, *seq);
         }
-        Msg::Verify { checksums } => {
+        Msg::Nacos(nacos::Msg::Verify { checksums }) => {
             put_u8(o, 6);
             put_len(o, checksums.len());
             for (s, c) in checksums.iter() {
@@ -154,75 +155,75 @@ fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
                 put_u64(o, *c);
             }
         }
-        Msg::Pull { service } => {
+        Msg::Nacos(nacos::Msg::Pull { service }) => {
             put_u8(o, 7);
             put_u32(o, service.0);
         }
-        Msg::Report { req } => {
+        Msg::Nacos(nacos::Msg::Report { req }) => {
             put_u8(o, 8);
             put_u64(o, *req);
         }
-        Msg::ReportOk { req } => {
+        Msg::Nacos(nacos::Msg::ReportOk { req }) => {
             put_u8(o, 9);
             put_u64(o, *req);
         }
-        Msg::Query { service, req } => {
+        Msg::Registry(registry::Msg::Query { service, req }) => {
             put_u8(o, 10);
             put_u32(o, service.0);
             put_u64(o, *req);
         }
-        Msg::QueryOk { req, answer } => {
+        Msg::Registry(registry::Msg::QueryOk { req, answer }) => {
             put_u8(o, 11);
             put_u64(o, *req);
             put_nodes(o, &answer.instances);
             put_nodes(o, &answer.registered);
         }
-        Msg::Redirect { req, leader } => {
+        Msg::Registry(registry::Msg::Redirect { req, leader }) => {
             put_u8(o, 12);
             put_u64(o, *req);
             put_bool(o, leader.is_some());
             put_u32(o, leader.map_or(0, |n| n.0));
         }
-        Msg::Probe { round } => {
+        Msg::Cp(cp::Msg::Probe { round }) => {
             put_u8(o, 13);
             put_u32(o, *round);
         }
-        Msg::ProbeOk { round } => {
+        Msg::Cp(cp::Msg::ProbeOk { round }) => {
             put_u8(o, 14);
             put_u32(o, *round);
         }
-        Msg::Push { service, instances, push_id } => {
+        Msg::Registry(registry::Msg::Push { service, instances, push_id }) => {
             put_u8(o, 15);
             put_u32(o, service.0);
             put_nodes(o, instances);
             put_u64(o, *push_id);
         }
-        Msg::PushAck { push_id } => {
+        Msg::Registry(registry::Msg::PushAck { push_id }) => {
             put_u8(o, 16);
             put_u64(o, *push_id);
         }
-        Msg::Call { req } => {
+        Msg::App(clients::Msg::Call { req }) => {
             put_u8(o, 17);
             put_u64(o, *req);
         }
-        Msg::CallOk { req } => {
+        Msg::App(clients::Msg::CallOk { req }) => {
             put_u8(o, 18);
             put_u64(o, *req);
         }
-        Msg::RequestVote { term, pre, last_index, last_term } => {
+        Msg::Raft(raft::Msg::RequestVote { term, pre, last_index, last_term }) => {
             put_u8(o, 19);
             put_u64(o, *term);
             put_bool(o, *pre);
             put_u32(o, *last_index);
             put_u32(o, *last_term);
         }
-        Msg::Vote { term, pre, granted } => {
+        Msg::Raft(raft::Msg::Vote { term, pre, granted }) => {
             put_u8(o, 20);
             put_u64(o, *term);
             put_bool(o, *pre);
             put_bool(o, *granted);
         }
-        Msg::AppendEntries { term, body } => {
+        Msg::Raft(raft::Msg::AppendEntries { term, body }) => {
             put_u8(o, 21);
             put_u64(o, *term);
             put_u32(o, body.prev_index);
@@ -248,24 +249,24 @@ fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
             put_u32(o, body.commit);
             put_u32(o, body.round);
         }
-        Msg::AppendOk { term, ok, index, round } => {
+        Msg::Raft(raft::Msg::AppendOk { term, ok, index, round }) => {
             put_u8(o, 22);
             put_u64(o, *term);
             put_bool(o, *ok);
             put_u32(o, *index);
             put_u32(o, *round);
         }
-        Msg::Scrape { seq } => {
+        Msg::Monitoring(monitoring::Msg::Scrape { seq }) => {
             put_u8(o, 23);
             put_u32(o, *seq);
         }
-        Msg::ScrapeOk { seq, registry_requests, calls_served } => {
+        Msg::Monitoring(monitoring::Msg::ScrapeOk { seq, registry_requests, calls_served }) => {
             put_u8(o, 24);
             put_u32(o, *seq);
             put_u64(o, *registry_requests);
             put_u64(o, *calls_served);
         }
-        Msg::Alerts { batch } => {
+        Msg::Monitoring(monitoring::Msg::Alerts { batch }) => {
             put_u8(o, 25);
             put_len(o, batch.len());
             for a in batch.iter() {
@@ -274,12 +275,12 @@ fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
                 put_u64(o, a.ends_at_ms as u64);
             }
         }
-        Msg::CallFailed { req, code } => {
+        Msg::App(clients::Msg::CallFailed { req, code }) => {
             put_u8(o, 26);
             put_u64(o, *req);
             put_u32(o, u32::from(*code));
         }
-        Msg::Exposition { seq, body } => {
+        Msg::Monitoring(monitoring::Msg::Exposition { seq, body }) => {
             put_u8(o, 27);
             put_u32(o, *seq);
             put_len(o, body.samples.len());
@@ -290,7 +291,7 @@ fn put_msg(o: &mut Vec<u8>, msg: &Msg) {
                 put_u64(o, t.unwrap_or(0) as u64);
             }
         }
-        Msg::Federate { seq, query } => {
+        Msg::Monitoring(monitoring::Msg::Federate { seq, query }) => {
             put_u8(o, 28);
             put_u32(o, *seq);
             put_len(o, query.matchers.len());
@@ -378,10 +379,17 @@ impl<'a> Reader<'a> {
 
     fn msg(&mut self) -> R<Msg> {
         Ok(match self.u8()? {
-            0 => Msg::Write { kind: self.write()?, service: self.service()?, req: self.u64()? },
-            1 => Msg::WriteOk { req: self.u64()?, found: self.bool()? },
-            2 => Msg::Forward { origin: self.node()?, kind: self.write()?, service: self.service()?, req: self.u64()? },
-            3 => Msg::ForwardOk { origin: self.node()?, req: self.u64()?, found: self.bool()? },
+            0 => {
+                Msg::Registry(registry::Msg::Write { kind: self.write()?, service: self.service()?, req: self.u64()? })
+            }
+            1 => Msg::Registry(registry::Msg::WriteOk { req: self.u64()?, found: self.bool()? }),
+            2 => Msg::Nacos(nacos::Msg::Forward {
+                origin: self.node()?,
+                kind: self.write()?,
+                service: self.service()?,
+                req: self.u64()?,
+            }),
+            3 => Msg::Nacos(nacos::Msg::ForwardOk { origin: self.node()?, req: self.u64()?, found: self.bool()? }),
             4 => {
                 let service = self.service()?;
                 let n = self.len(13)?;
@@ -390,42 +398,46 @@ impl<'a> Reader<'a> {
                         Ok(InstRec { instance: self.node()?, healthy: self.bool()?, last_beat: SimTime(self.u64()?) })
                     })
                     .collect::<R<Vec<_>>>()?;
-                Msg::Sync { service, data: Arc::new(data), seq: self.u32()? }
+                Msg::Nacos(nacos::Msg::Sync { service, data: Arc::new(data), seq: self.u32()? })
             }
-            5 => Msg::SyncOk { service: self.service()?, seq: self.u32()? },
+            5 => Msg::Nacos(nacos::Msg::SyncOk { service: self.service()?, seq: self.u32()? }),
             6 => {
                 let n = self.len(12)?;
                 let checksums = (0..n).map(|_| Ok((self.service()?, self.u64()?))).collect::<R<Vec<_>>>()?;
-                Msg::Verify { checksums: Arc::new(checksums) }
+                Msg::Nacos(nacos::Msg::Verify { checksums: Arc::new(checksums) })
             }
-            7 => Msg::Pull { service: self.service()? },
-            8 => Msg::Report { req: self.u64()? },
-            9 => Msg::ReportOk { req: self.u64()? },
-            10 => Msg::Query { service: self.service()?, req: self.u64()? },
+            7 => Msg::Nacos(nacos::Msg::Pull { service: self.service()? }),
+            8 => Msg::Nacos(nacos::Msg::Report { req: self.u64()? }),
+            9 => Msg::Nacos(nacos::Msg::ReportOk { req: self.u64()? }),
+            10 => Msg::Registry(registry::Msg::Query { service: self.service()?, req: self.u64()? }),
             11 => {
                 let req = self.u64()?;
                 let answer = QueryAnswer { instances: self.nodes()?, registered: self.nodes()? };
-                Msg::QueryOk { req, answer: Arc::new(answer) }
+                Msg::Registry(registry::Msg::QueryOk { req, answer: Arc::new(answer) })
             }
             12 => {
                 let req = self.u64()?;
                 let some = self.bool()?;
                 let n = self.node()?;
-                Msg::Redirect { req, leader: some.then_some(n) }
+                Msg::Registry(registry::Msg::Redirect { req, leader: some.then_some(n) })
             }
-            13 => Msg::Probe { round: self.u32()? },
-            14 => Msg::ProbeOk { round: self.u32()? },
-            15 => Msg::Push { service: self.service()?, instances: self.nodes()?, push_id: self.u64()? },
-            16 => Msg::PushAck { push_id: self.u64()? },
-            17 => Msg::Call { req: self.u64()? },
-            18 => Msg::CallOk { req: self.u64()? },
-            19 => Msg::RequestVote {
+            13 => Msg::Cp(cp::Msg::Probe { round: self.u32()? }),
+            14 => Msg::Cp(cp::Msg::ProbeOk { round: self.u32()? }),
+            15 => Msg::Registry(registry::Msg::Push {
+                service: self.service()?,
+                instances: self.nodes()?,
+                push_id: self.u64()?,
+            }),
+            16 => Msg::Registry(registry::Msg::PushAck { push_id: self.u64()? }),
+            17 => Msg::App(clients::Msg::Call { req: self.u64()? }),
+            18 => Msg::App(clients::Msg::CallOk { req: self.u64()? }),
+            19 => Msg::Raft(raft::Msg::RequestVote {
                 term: self.u64()?,
                 pre: self.bool()?,
                 last_index: self.u32()?,
                 last_term: self.u32()?,
-            },
-            20 => Msg::Vote { term: self.u64()?, pre: self.bool()?, granted: self.bool()? },
+            }),
+            20 => Msg::Raft(raft::Msg::Vote { term: self.u64()?, pre: self.bool()?, granted: self.bool()? }),
             21 => {
                 let term = self.u64()?;
                 let prev_index = self.u32()?;
@@ -433,11 +445,20 @@ impl<'a> Reader<'a> {
                 let n = self.len(9)?;
                 let entries = (0..n).map(|_| self.entry()).collect::<R<Vec<_>>>()?;
                 let body = Append { prev_index, prev_term, entries, commit: self.u32()?, round: self.u32()? };
-                Msg::AppendEntries { term, body: Arc::new(body) }
+                Msg::Raft(raft::Msg::AppendEntries { term, body: Arc::new(body) })
             }
-            22 => Msg::AppendOk { term: self.u64()?, ok: self.bool()?, index: self.u32()?, round: self.u32()? },
-            23 => Msg::Scrape { seq: self.u32()? },
-            24 => Msg::ScrapeOk { seq: self.u32()?, registry_requests: self.u64()?, calls_served: self.u64()? },
+            22 => Msg::Raft(raft::Msg::AppendOk {
+                term: self.u64()?,
+                ok: self.bool()?,
+                index: self.u32()?,
+                round: self.u32()?,
+            }),
+            23 => Msg::Monitoring(monitoring::Msg::Scrape { seq: self.u32()? }),
+            24 => Msg::Monitoring(monitoring::Msg::ScrapeOk {
+                seq: self.u32()?,
+                registry_requests: self.u64()?,
+                calls_served: self.u64()?,
+            }),
             25 => {
                 let n = self.len(20)?;
                 let mut batch = Vec::with_capacity(n);
@@ -447,12 +468,12 @@ impl<'a> Reader<'a> {
                     let ends_at_ms = self.u64()? as i64;
                     batch.push(AlertMsg { labels, starts_at_ms, ends_at_ms });
                 }
-                Msg::Alerts { batch: Arc::new(batch) }
+                Msg::Monitoring(monitoring::Msg::Alerts { batch: Arc::new(batch) })
             }
             26 => {
                 let req = self.u64()?;
                 let code = u16::try_from(self.u32()?).map_err(|_| DecodeError::Malformed("status code"))?;
-                Msg::CallFailed { req, code }
+                Msg::App(clients::Msg::CallFailed { req, code })
             }
             27 => {
                 let seq = self.u32()?;
@@ -465,7 +486,10 @@ impl<'a> Reader<'a> {
                     let t = self.u64()? as i64;
                     samples.push((labels, v, stamped.then_some(t)));
                 }
-                Msg::Exposition { seq, body: Arc::new(regsim::protocol::Exposition { samples }) }
+                Msg::Monitoring(monitoring::Msg::Exposition {
+                    seq,
+                    body: Arc::new(regsim::protocol::monitoring::Exposition { samples }),
+                })
             }
             28 => {
                 let seq = self.u32()?;
@@ -476,7 +500,10 @@ impl<'a> Reader<'a> {
                     matchers
                         .push(regsim::monitor::Query::parse(&text).map_err(|_| DecodeError::Malformed("selector"))?);
                 }
-                Msg::Federate { seq, query: Arc::new(regsim::protocol::prometheus::FederateQuery::new(matchers)) }
+                Msg::Monitoring(monitoring::Msg::Federate {
+                    seq,
+                    query: Arc::new(regsim::protocol::monitoring::prometheus::FederateQuery::new(matchers)),
+                })
             }
             _ => return Err(DecodeError::Malformed("unknown message tag")),
         })
@@ -516,67 +543,69 @@ mod tests {
             Entry { term: 2, cmd: Cmd::Health { service: ServiceId(3), instance: NodeId(9), healthy: false } },
         ];
         vec![
-            Msg::Write { kind: Write::Register, service: ServiceId(1), req: 7 },
-            Msg::Write { kind: Write::Beat, service: ServiceId(0), req: u64::MAX },
-            Msg::WriteOk { req: 3, found: false },
-            Msg::Forward { origin: NodeId(12), kind: Write::Beat, service: ServiceId(2), req: 5 },
-            Msg::ForwardOk { origin: NodeId(12), req: 5, found: true },
-            Msg::Sync {
+            Msg::Registry(registry::Msg::Write { kind: Write::Register, service: ServiceId(1), req: 7 }),
+            Msg::Registry(registry::Msg::Write { kind: Write::Beat, service: ServiceId(0), req: u64::MAX }),
+            Msg::Registry(registry::Msg::WriteOk { req: 3, found: false }),
+            Msg::Nacos(nacos::Msg::Forward { origin: NodeId(12), kind: Write::Beat, service: ServiceId(2), req: 5 }),
+            Msg::Nacos(nacos::Msg::ForwardOk { origin: NodeId(12), req: 5, found: true }),
+            Msg::Nacos(nacos::Msg::Sync {
                 service: ServiceId(1),
                 data: Arc::new(vec![rec(4, true, 10), rec(5, false, u64::MAX)]),
                 seq: 9,
-            },
-            Msg::Sync { service: ServiceId(1), data: Arc::new(Vec::new()), seq: 0 },
-            Msg::SyncOk { service: ServiceId(1), seq: 9 },
-            Msg::Verify { checksums: Arc::new(vec![(ServiceId(0), 0xdead_beef), (ServiceId(4), 1)]) },
-            Msg::Pull { service: ServiceId(8) },
-            Msg::Report { req: 1 },
-            Msg::ReportOk { req: 1 },
-            Msg::Query { service: ServiceId(0), req: 44 },
-            Msg::QueryOk {
+            }),
+            Msg::Nacos(nacos::Msg::Sync { service: ServiceId(1), data: Arc::new(Vec::new()), seq: 0 }),
+            Msg::Nacos(nacos::Msg::SyncOk { service: ServiceId(1), seq: 9 }),
+            Msg::Nacos(nacos::Msg::Verify {
+                checksums: Arc::new(vec![(ServiceId(0), 0xdead_beef), (ServiceId(4), 1)]),
+            }),
+            Msg::Nacos(nacos::Msg::Pull { service: ServiceId(8) }),
+            Msg::Nacos(nacos::Msg::Report { req: 1 }),
+            Msg::Nacos(nacos::Msg::ReportOk { req: 1 }),
+            Msg::Registry(registry::Msg::Query { service: ServiceId(0), req: 44 }),
+            Msg::Registry(registry::Msg::QueryOk {
                 req: 44,
                 answer: Arc::new(QueryAnswer { instances: nodes(&[1, 2]), registered: nodes(&[1, 2, 3]) }),
-            },
-            Msg::Redirect { req: 2, leader: Some(NodeId(0)) },
-            Msg::Redirect { req: 2, leader: None },
-            Msg::Probe { round: 6 },
-            Msg::ProbeOk { round: 6 },
-            Msg::Push { service: ServiceId(0), instances: nodes(&[7, 8, 9]), push_id: 11 },
-            Msg::PushAck { push_id: 11 },
-            Msg::Call { req: 100 },
-            Msg::CallOk { req: 100 },
-            Msg::RequestVote { term: 4, pre: true, last_index: 10, last_term: 3 },
-            Msg::Vote { term: 4, pre: false, granted: true },
-            Msg::AppendEntries {
+            }),
+            Msg::Registry(registry::Msg::Redirect { req: 2, leader: Some(NodeId(0)) }),
+            Msg::Registry(registry::Msg::Redirect { req: 2, leader: None }),
+            Msg::Cp(cp::Msg::Probe { round: 6 }),
+            Msg::Cp(cp::Msg::ProbeOk { round: 6 }),
+            Msg::Registry(registry::Msg::Push { service: ServiceId(0), instances: nodes(&[7, 8, 9]), push_id: 11 }),
+            Msg::Registry(registry::Msg::PushAck { push_id: 11 }),
+            Msg::App(clients::Msg::Call { req: 100 }),
+            Msg::App(clients::Msg::CallOk { req: 100 }),
+            Msg::Raft(raft::Msg::RequestVote { term: 4, pre: true, last_index: 10, last_term: 3 }),
+            Msg::Raft(raft::Msg::Vote { term: 4, pre: false, granted: true }),
+            Msg::Raft(raft::Msg::AppendEntries {
                 term: 5,
                 body: Arc::new(Append { prev_index: 2, prev_term: 1, entries, commit: 2, round: 77 }),
-            },
-            Msg::AppendOk { term: 5, ok: true, index: 5, round: 77 },
-            Msg::Scrape { seq: 3 },
-            Msg::ScrapeOk { seq: 3, registry_requests: 12, calls_served: 40 },
-            Msg::CallFailed { req: 9, code: 503 },
-            Msg::Exposition {
+            }),
+            Msg::Raft(raft::Msg::AppendOk { term: 5, ok: true, index: 5, round: 77 }),
+            Msg::Monitoring(monitoring::Msg::Scrape { seq: 3 }),
+            Msg::Monitoring(monitoring::Msg::ScrapeOk { seq: 3, registry_requests: 12, calls_served: 40 }),
+            Msg::App(clients::Msg::CallFailed { req: 9, code: 503 }),
+            Msg::Monitoring(monitoring::Msg::Exposition {
                 seq: 4,
-                body: Arc::new(regsim::protocol::Exposition {
+                body: Arc::new(regsim::protocol::monitoring::Exposition {
                     samples: vec![
                         (regsim::monitor::Labels::metric("up", &[("job", "api")]), 1.0, Some(15_000)),
                         (regsim::monitor::Labels::metric("x_total", &[]), f64::from_bits(0x7ff0_0000_0000_0002), None),
                     ],
                 }),
-            },
-            Msg::Federate {
+            }),
+            Msg::Monitoring(monitoring::Msg::Federate {
                 seq: 5,
-                query: Arc::new(regsim::protocol::prometheus::FederateQuery::new(vec![
+                query: Arc::new(regsim::protocol::monitoring::prometheus::FederateQuery::new(vec![
                     regsim::monitor::Query::parse("{job=~\".+\"}").expect("selector"),
                 ])),
-            },
-            Msg::Alerts {
+            }),
+            Msg::Monitoring(monitoring::Msg::Alerts {
                 batch: Arc::new(vec![AlertMsg {
                     labels: regsim::monitor::Labels::metric("ALERTS", &[("alertname", "X"), ("instance", "n4")]),
                     starts_at_ms: 1_000,
                     ends_at_ms: -5,
                 }]),
-            },
+            }),
         ]
     }
 
@@ -593,14 +622,19 @@ mod tests {
     #[test]
     fn beats_are_small() {
         let mut buf = Vec::new();
-        encode(1, NodeId(1), &Msg::Write { kind: Write::Beat, service: ServiceId(0), req: 1 }, &mut buf);
+        encode(
+            1,
+            NodeId(1),
+            &Msg::Registry(registry::Msg::Write { kind: Write::Beat, service: ServiceId(0), req: 1 }),
+            &mut buf,
+        );
         assert_eq!(buf.len(), HEADER_LEN + 1 + 1 + 4 + 8);
     }
 
     #[test]
     fn foreign_and_broken_frames_are_rejected() {
         let mut buf = Vec::new();
-        encode(42, NodeId(3), &Msg::Report { req: 1 }, &mut buf);
+        encode(42, NodeId(3), &Msg::Nacos(nacos::Msg::Report { req: 1 }), &mut buf);
         assert_eq!(decode(43, &buf), Err(DecodeError::Foreign), "another run's nonce");
         assert_eq!(decode(42, b"hello"), Err(DecodeError::Foreign));
         for cut in HEADER_LEN..buf.len() {
@@ -614,7 +648,7 @@ mod tests {
         encode(
             42,
             NodeId(3),
-            &Msg::Push { service: ServiceId(0), instances: Arc::new(Vec::new()), push_id: 0 },
+            &Msg::Registry(registry::Msg::Push { service: ServiceId(0), instances: Arc::new(Vec::new()), push_id: 0 }),
             &mut lie,
         );
         lie[HEADER_LEN + 5..HEADER_LEN + 9].copy_from_slice(&u32::MAX.to_le_bytes());

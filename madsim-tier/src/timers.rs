@@ -53,18 +53,19 @@ impl Timers {
 mod tests {
     use super::*;
     use regsim::protocol::Timer as T;
+    use regsim::protocol::{nacos, registry};
 
     #[test]
     fn pops_in_deadline_order_and_skips_cancelled() {
         let mut t = Timers::default();
-        t.insert(30, TimerId(0), T::Beat);
-        t.insert(10, TimerId(1), T::HealthCheck);
-        t.insert(20, TimerId(2), T::Verify);
+        t.insert(30, TimerId(0), T::Registry(registry::Timer::Beat));
+        t.insert(10, TimerId(1), T::Nacos(nacos::Timer::HealthCheck));
+        t.insert(20, TimerId(2), T::Nacos(nacos::Timer::Verify));
         t.cancel(TimerId(1));
         assert_eq!(t.next_deadline(), Some(20));
         assert_eq!(t.pop_due(15), None);
-        assert_eq!(t.pop_due(40), Some((20, T::Verify)));
-        assert_eq!(t.pop_due(40), Some((30, T::Beat)));
+        assert_eq!(t.pop_due(40), Some((20, T::Nacos(nacos::Timer::Verify))));
+        assert_eq!(t.pop_due(40), Some((30, T::Registry(registry::Timer::Beat))));
         assert_eq!((t.pop_due(u64::MAX), t.next_deadline()), (None, None));
     }
 }

@@ -25,7 +25,7 @@ impl Actor for Probe {
     fn on_start(&mut self, ctx: &mut Ctx<'_, u32, u32, Seen>) {
         self.starts_since_crash += 1;
         ctx.observe(Seen::Started(self.starts_since_crash));
-        ctx.set_timer(SimDuration::from_secs(1), 1);
+        ctx.set_timer(SimDuration::from_secs(1), 1u32);
     }
     fn on_message(&mut self, ctx: &mut Ctx<'_, u32, u32, Seen>, _from: NodeId, msg: u32) {
         ctx.observe(Seen::Got(msg));
@@ -33,7 +33,7 @@ impl Actor for Probe {
     fn on_timer(&mut self, ctx: &mut Ctx<'_, u32, u32, Seen>, _t: u32) {
         let now = ctx.now();
         ctx.observe(Seen::Timer(now));
-        ctx.send(NodeId(1), 7);
+        ctx.send(NodeId(1), 7u32);
     }
     fn crash(&mut self) {
         self.starts_since_crash = 0;

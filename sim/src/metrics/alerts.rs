@@ -23,8 +23,8 @@ use serde::Serialize;
 use super::detection::Episode;
 use super::stats::{Summary, round_ns};
 use crate::monitor::rulefile::RuleKind;
-use crate::protocol::alertmanager::Notification;
-use crate::protocol::prometheus::{AlertObs, AlertTransition, GroupStatus};
+use crate::protocol::monitoring::alertmanager::Notification;
+use crate::protocol::monitoring::prometheus::{AlertObs, AlertTransition, GroupStatus};
 use crate::scenario::monitoring::MonitoringSpec;
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
@@ -289,7 +289,7 @@ fn tier_rules(
                         format!(
                             "the global server could not federate {} (scrape failed from +{:.1} s), so it never saw \
                              the crash",
-                            crate::protocol::prometheus::instance_label(
+                            crate::protocol::monitoring::prometheus::instance_label(
                                 tier.federated_from.and_then(|from| from(e.instance)).unwrap_or(e.instance)
                             ),
                             since(t, e.crashed)
@@ -345,7 +345,7 @@ struct Followed {
 /// Does an alert cover `instance`: its `instance` label names it, or it has none (a job-level
 /// alert), and its `region` label, if any, is the instance's region.
 fn covers(labels: &crate::monitor::Labels, instance: NodeId, region: Option<&str>) -> bool {
-    let label = crate::protocol::prometheus::instance_label(instance);
+    let label = crate::protocol::monitoring::prometheus::instance_label(instance);
     labels.get("instance").is_none_or(|i| i == label)
         && labels.get("region").is_none_or(|r| region.is_none_or(|x| x == r))
 }

@@ -29,8 +29,8 @@ use serde::Serialize;
 use super::detection::Episode;
 use super::stats::Summary;
 use crate::check::Invariant;
-use crate::protocol::breaker::BreakerState;
-use crate::protocol::gateway::{Code, Outcome};
+use crate::protocol::clients::breaker::BreakerState;
+use crate::protocol::clients::gateway::{Code, Outcome};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// Failure times and per-(gateway, instance) events kept at most.

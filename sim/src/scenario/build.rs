@@ -19,18 +19,19 @@ use crate::balance::{BalanceError, BalancerSpec, parse_spec};
 use crate::fault::{self, FaultAction, Topology};
 use crate::monitor::Labels;
 use crate::monitor::group::EngineConfig;
-use crate::protocol::alertmanager::{Alertmanager, AlertmanagerConfig};
+use crate::protocol::clients::consumer::{Consumer, ConsumerConfig};
+use crate::protocol::clients::gateway::{Gateway, GatewayConfig};
+use crate::protocol::clients::instance::{InstanceConfig, ServiceInstance};
+use crate::protocol::clients::view::ViewConfig;
 use crate::protocol::cp::{CpConfig, CpServer};
-use crate::protocol::distro::DistroConfig;
-use crate::protocol::gateway::{Gateway, GatewayConfig};
-use crate::protocol::membership::MembershipConfig;
-use crate::protocol::prometheus::{FederateQuery, Prometheus, PrometheusConfig, StaticTarget};
-use crate::protocol::push::PushConfig;
+use crate::protocol::monitoring::alertmanager::{Alertmanager, AlertmanagerConfig};
+use crate::protocol::monitoring::prometheus::{FederateQuery, Prometheus, PrometheusConfig, StaticTarget};
+use crate::protocol::nacos::distro::DistroConfig;
+use crate::protocol::nacos::membership::MembershipConfig;
+use crate::protocol::nacos::push::PushConfig;
+use crate::protocol::nacos::server::{RegistryServer, ServerConfig};
 use crate::protocol::raft::RaftConfig;
-use crate::protocol::view::ViewConfig;
-use crate::protocol::{
-    Consumer, ConsumerConfig, InstanceConfig, Node, RegistryServer, ServerConfig, ServiceId, ServiceInstance, java_hash,
-};
+use crate::protocol::{Node, ServiceId, java_hash};
 use regsim_kernel::net::{LinkProfile, Network};
 use regsim_kernel::{NodeId, SimDuration, SimTime, World, stream};
 

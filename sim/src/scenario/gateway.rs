@@ -1,7 +1,7 @@
 //! The `[gateway]` section: an API gateway in front of the instances (issue 9). When present,
 //! every consumer sends its requests to a gateway (consumer `i` to gateway `i % count`, within
 //! its region) instead of keeping its own view; the gateway discovers, balances, retries,
-//! breaks circuits and rate-limits ([`crate::protocol::gateway`]).
+//! breaks circuits and rate-limits ([`crate::protocol::clients::gateway`]).
 //!
 //! Defaults follow Go kit and gobreaker (ANCHORS.md, "Gateway"): 3 attempts within a 3 s
 //! retry budget, 1 s per attempt; the breaker (only when `[gateway.breaker]` is given) opens
@@ -10,8 +10,8 @@
 
 use serde::Deserialize;
 
-use crate::protocol::breaker::BreakerConfig;
-use crate::protocol::gateway::MAX_ATTEMPTS;
+use crate::protocol::clients::breaker::BreakerConfig;
+use crate::protocol::clients::gateway::MAX_ATTEMPTS;
 use regsim_kernel::SimDuration;
 
 /// Gateways per region at most.

@@ -5,7 +5,7 @@
 //! as an `Obs::Copy`, so metrics can follow each copy; Distro ships `snapshot()` (sorted by
 //! instance) and compares `checksum()`s.
 
-use super::{CopyState, Datum, InstRec, InstanceList, NodeCtx, Obs};
+use crate::protocol::{CopyState, Datum, InstRec, InstanceList, NodeCtx, Obs};
 use regsim_kernel::{NodeId, rng::mix64};
 
 #[derive(Clone, Debug, Default)]

@@ -17,10 +17,11 @@
 //!   failed sync (a server that restarts empty after the last change of a service) stays wrong
 //!   until the next change of that service, possibly forever.
 
+use crate::protocol::nacos;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{Datum, Msg, NodeCtx, ServiceId, Timer};
+use crate::protocol::{Datum, Msg, NodeCtx, ServiceId};
 use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,7 +76,7 @@ impl Distro {
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>, has_peers: bool) {
         if has_peers && !self.config.skip_anti_entropy {
-            ctx.set_timer(self.config.verify_interval, Timer::Verify);
+            ctx.set_timer(self.config.verify_interval, nacos::Timer::Verify);
         }
     }
 
@@ -87,7 +88,7 @@ impl Distro {
     /// A local write changed `service`: schedule a delayed sync unless one is pending.
     pub fn changed(&mut self, ctx: &mut NodeCtx<'_>, service: ServiceId) {
         if self.delayed.insert(service) {
-            ctx.set_timer(self.config.sync_delay, Timer::SyncDelay { service });
+            ctx.set_timer(self.config.sync_delay, nacos::Timer::SyncDelay { service });
         }
     }
 
@@ -103,8 +104,8 @@ impl Distro {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         self.outstanding.insert((peer, service), seq);
-        ctx.send(peer, Msg::Sync { service, data: Arc::clone(data), seq });
-        ctx.set_timer(self.config.sync_timeout, Timer::SyncTimeout { peer, service, seq });
+        ctx.send(peer, nacos::Msg::Sync { service, data: Arc::clone(data), seq });
+        ctx.set_timer(self.config.sync_timeout, nacos::Timer::SyncTimeout { peer, service, seq });
     }
 
     pub fn on_sync_ok(&mut self, peer: NodeId, service: ServiceId, seq: u32) {
@@ -121,13 +122,13 @@ impl Distro {
         }
         self.outstanding.remove(&(peer, service));
         if self.retrying.insert((peer, service)) {
-            ctx.set_timer(self.config.sync_retry, Timer::SyncRetry { peer, service });
+            ctx.set_timer(self.config.sync_retry, nacos::Timer::SyncRetry { peer, service });
         }
     }
 
     /// Which service a refused `Sync` was for.
     pub fn refused(&mut self, ctx: &mut NodeCtx<'_>, peer: NodeId, msg: &Msg) {
-        if let Msg::Sync { service, seq, .. } = msg {
+        if let Msg::Nacos(nacos::Msg::Sync { service, seq, .. }) = msg {
             self.on_sync_failed(ctx, peer, *service, Some(*seq));
         }
     }
@@ -141,8 +142,8 @@ impl Distro {
     pub fn on_verify_timer(&mut self, ctx: &mut NodeCtx<'_>, peers: &[NodeId], mine: Vec<(ServiceId, u64)>) {
         let checksums = Arc::new(mine);
         for peer in peers {
-            ctx.send(*peer, Msg::Verify { checksums: Arc::clone(&checksums) });
+            ctx.send(*peer, nacos::Msg::Verify { checksums: Arc::clone(&checksums) });
         }
-        ctx.set_timer(self.config.verify_interval, Timer::Verify);
+        ctx.set_timer(self.config.verify_interval, nacos::Timer::Verify);
     }
 }

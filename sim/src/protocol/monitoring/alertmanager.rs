@@ -14,11 +14,12 @@
 //!
 //! A crash loses every group (Alertmanager's notification log is not modelled).
 
+use crate::protocol::monitoring;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{Msg, NodeCtx, Obs, Timer};
 use crate::monitor::Labels;
+use crate::protocol::{Msg, NodeCtx, Obs, Timer};
 use regsim_kernel::{NodeId, SimDuration};
 
 /// One alert as Prometheus posts it (times in ms of the sender's clock).
@@ -79,7 +80,7 @@ impl Alertmanager {
     pub fn on_start(&mut self, _ctx: &mut NodeCtx<'_>) {}
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, _from: NodeId, msg: Msg) {
-        let Msg::Alerts { batch } = msg else { return };
+        let Msg::Monitoring(monitoring::Msg::Alerts { batch }) = msg else { return };
         for a in batch.iter() {
             let key = a.labels.keep(&self.config.group_by);
             let id = match self.by_labels.get(&key) {
@@ -99,7 +100,7 @@ impl Alertmanager {
                     };
                     self.groups.insert(id, g);
                     self.by_labels.insert(key, id);
-                    ctx.set_timer(self.config.group_wait, Timer::Flush { group: id });
+                    ctx.set_timer(self.config.group_wait, monitoring::Timer::Flush { group: id });
                     id
                 }
             };
@@ -110,7 +111,7 @@ impl Alertmanager {
     }
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
-        let Timer::Flush { group } = timer else { return };
+        let Timer::Monitoring(monitoring::Timer::Flush { group }) = timer else { return };
         let now = ms(ctx);
         let Some(g) = self.groups.get_mut(&group) else { return };
         let firing: BTreeSet<Labels> =
@@ -146,7 +147,7 @@ impl Alertmanager {
             self.groups.remove(&group);
             self.by_labels.remove(&labels);
         } else {
-            ctx.set_timer(self.config.group_interval, Timer::Flush { group });
+            ctx.set_timer(self.config.group_interval, monitoring::Timer::Flush { group });
         }
     }
 
@@ -160,8 +161,8 @@ impl Alertmanager {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::Harness;
     use super::*;
+    use crate::protocol::testing::Harness;
 
     fn am() -> Alertmanager {
         Alertmanager::new(Arc::new(AlertmanagerConfig {
@@ -175,9 +176,9 @@ mod tests {
 
     fn alert(instance: &str, starts_s: i64, ends_s: i64) -> Msg {
         let labels = Labels::from_pairs([("alertname", "Down"), ("instance", instance)]);
-        Msg::Alerts {
+        Msg::Monitoring(monitoring::Msg::Alerts {
             batch: Arc::new(vec![AlertMsg { labels, starts_at_ms: starts_s * 1000, ends_at_ms: ends_s * 1000 }]),
-        }
+        })
     }
 
     fn notified(obs: &[Obs]) -> Vec<(Vec<String>, Vec<String>)> {
@@ -200,28 +201,37 @@ mod tests {
         let mut h = Harness::new(NodeId(9));
         let from = NodeId(1);
         let out = h.at(0.0, |c| a.on_message(c, from, alert("a", 0, 240)));
-        assert_eq!(out.timers(), vec![(SimDuration::from_secs(30), Timer::Flush { group: 1 })], "group_wait");
+        assert_eq!(
+            out.timers(),
+            vec![(SimDuration::from_secs(30), Timer::Monitoring(monitoring::Timer::Flush { group: 1 }))],
+            "group_wait"
+        );
         let out = h.at(10.0, |c| a.on_message(c, from, alert("b", 10, 250)));
         assert!(out.timers().is_empty(), "same group: no new timer");
-        let out = h.at(30.0, |c| a.on_timer(c, Timer::Flush { group: 1 }));
+        let out = h.at(30.0, |c| a.on_timer(c, Timer::Monitoring(monitoring::Timer::Flush { group: 1 })));
         assert_eq!(notified(&out.obs), vec![(vec!["a".to_string(), "b".to_string()], vec![])]);
-        assert_eq!(out.timers(), vec![(SimDuration::from_secs(300), Timer::Flush { group: 1 })], "group_interval");
+        assert_eq!(
+            out.timers(),
+            vec![(SimDuration::from_secs(300), Timer::Monitoring(monitoring::Timer::Flush { group: 1 }))],
+            "group_interval"
+        );
         // Prometheus stopped re-sending: both expired by 330 s, reported resolved, group gone.
-        let out = h.at(330.0, |c| a.on_timer(c, Timer::Flush { group: 1 }));
+        let out = h.at(330.0, |c| a.on_timer(c, Timer::Monitoring(monitoring::Timer::Flush { group: 1 })));
         assert_eq!(notified(&out.obs), vec![(vec![], vec!["a".to_string(), "b".to_string()])]);
         assert!(out.timers().is_empty(), "empty group deleted");
         let out = h.at(400.0, |c| a.on_message(c, from, alert("c", 400, 100_000)));
         assert_eq!(
             out.timers(),
-            vec![(SimDuration::from_secs(30), Timer::Flush { group: 2 })],
+            vec![(SimDuration::from_secs(30), Timer::Monitoring(monitoring::Timer::Flush { group: 2 }))],
             "new group waits again"
         );
-        let out = h.at(430.0, |c| a.on_timer(c, Timer::Flush { group: 2 }));
+        let out = h.at(430.0, |c| a.on_timer(c, Timer::Monitoring(monitoring::Timer::Flush { group: 2 })));
         assert_eq!(notified(&out.obs).len(), 1);
         // Nothing changed: no notification until repeat_interval (4 h) has passed.
-        let out = h.at(730.0, |c| a.on_timer(c, Timer::Flush { group: 2 }));
+        let out = h.at(730.0, |c| a.on_timer(c, Timer::Monitoring(monitoring::Timer::Flush { group: 2 })));
         assert!(notified(&out.obs).is_empty());
-        let out = h.at(430.0 + 4.0 * 3600.0, |c| a.on_timer(c, Timer::Flush { group: 2 }));
+        let out =
+            h.at(430.0 + 4.0 * 3600.0, |c| a.on_timer(c, Timer::Monitoring(monitoring::Timer::Flush { group: 2 })));
         assert_eq!(notified(&out.obs), vec![(vec!["c".to_string()], vec![])], "repeat_interval");
     }
 
@@ -232,7 +242,7 @@ mod tests {
         let mut h = Harness::new(NodeId(9));
         h.at(0.0, |c| a.on_message(c, NodeId(1), alert("a", 0, 240)));
         h.at(15.0, |c| a.on_message(c, NodeId(1), alert("a", 0, 15)));
-        let out = h.at(30.0, |c| a.on_timer(c, Timer::Flush { group: 1 }));
+        let out = h.at(30.0, |c| a.on_timer(c, Timer::Monitoring(monitoring::Timer::Flush { group: 1 })));
         assert!(notified(&out.obs).is_empty());
         assert!(out.timers().is_empty(), "group deleted");
     }

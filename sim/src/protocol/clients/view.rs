@@ -12,11 +12,12 @@
 //! Request ids come from the owner's counter (`next_req`), which it shares with its other
 //! requests, so ids stay unique per node.
 
+use crate::protocol::registry;
 use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer};
+use crate::protocol::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer};
 use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug)]
@@ -71,9 +72,9 @@ impl RegistryView {
 
     fn query_server(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, q: Query) {
         let server = cfg.servers[q.server_idx];
-        ctx.send(server, Msg::Query { service: cfg.service, req: q.req });
+        ctx.send(server, registry::Msg::Query { service: cfg.service, req: q.req });
         // Server lists are limited to 1,000 (scenario limits), so the attempt fits.
-        ctx.set_timer(cfg.query_timeout, Timer::QueryTimeout { req: q.req, attempt: q.tried as u16 });
+        ctx.set_timer(cfg.query_timeout, registry::Timer::QueryTimeout { req: q.req, attempt: q.tried as u16 });
         self.query = Some(q);
     }
 
@@ -89,7 +90,7 @@ impl RegistryView {
         ctx.observe(Obs::Request { kind: RequestKind::Query, ok: false });
         self.fail_count = (self.fail_count + 1).min(6);
         let delay = cfg.poll_interval.saturating_mul(1 << self.fail_count).min(cfg.backoff_max);
-        ctx.set_timer(delay, Timer::Poll);
+        ctx.set_timer(delay, registry::Timer::Poll);
     }
 
     /// Replaces the view with `new` (sorted), observing every difference.
@@ -123,23 +124,23 @@ impl RegistryView {
 
     pub fn on_message(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, from: NodeId, msg: &Msg) -> Handled {
         match msg {
-            Msg::QueryOk { req, answer } if self.query.is_some_and(|q| q.req == *req) => {
+            Msg::Registry(registry::Msg::QueryOk { req, answer }) if self.query.is_some_and(|q| q.req == *req) => {
                 self.query = None;
                 self.fail_count = 0;
                 ctx.observe(Obs::Request { kind: RequestKind::Query, ok: true });
                 ctx.observe(Obs::OpDone { req: *req, result: Some(Arc::clone(&answer.registered)) });
                 let handled = self.set(ctx, &answer.instances);
-                ctx.set_timer(cfg.poll_interval, Timer::Poll);
+                ctx.set_timer(cfg.poll_interval, registry::Timer::Poll);
                 handled
             }
-            Msg::Redirect { req, leader } => {
+            Msg::Registry(registry::Msg::Redirect { req, leader }) => {
                 let to = leader.and_then(|l| cfg.servers.iter().position(|s| *s == l));
                 self.query_failed(cfg, ctx, *req, to);
                 Handled::Yes
             }
-            Msg::Push { instances, push_id, .. } => {
+            Msg::Registry(registry::Msg::Push { instances, push_id, .. }) => {
                 let handled = self.set(ctx, instances);
-                ctx.send(from, Msg::PushAck { push_id: *push_id });
+                ctx.send(from, registry::Msg::PushAck { push_id: *push_id });
                 handled
             }
             _ => Handled::No,
@@ -149,8 +150,8 @@ impl RegistryView {
     /// The view's timers (`Poll`, `QueryTimeout`); `false` if `timer` is not the view's.
     pub fn on_timer(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, timer: &Timer, next_req: &mut u64) -> bool {
         match *timer {
-            Timer::Poll => self.poll(cfg, ctx, next_req),
-            Timer::QueryTimeout { req, attempt } => {
+            Timer::Registry(registry::Timer::Poll) => self.poll(cfg, ctx, next_req),
+            Timer::Registry(registry::Timer::QueryTimeout { req, attempt }) => {
                 if self.query.is_some_and(|q| q.tried == usize::from(attempt)) {
                     self.query_failed(cfg, ctx, req, None);
                 }
@@ -163,7 +164,7 @@ impl RegistryView {
     /// A query the view sent was refused (server process down): fail over at once.
     pub fn on_refused(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, msg: &Msg) -> bool {
         match *msg {
-            Msg::Query { req, .. } => {
+            Msg::Registry(registry::Msg::Query { req, .. }) => {
                 self.query_failed(cfg, ctx, req, None);
                 true
             }
@@ -213,7 +214,8 @@ impl Balanced {
     pub fn on_message(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, from: NodeId, msg: &Msg) -> Handled {
         let handled = self.view.on_message(cfg, ctx, from, msg);
         if handled == Handled::Changed {
-            let names: Vec<String> = self.view.nodes().iter().map(|n| super::consumer::instance_name(*n)).collect();
+            let names: Vec<String> =
+                self.view.nodes().iter().map(|n| crate::protocol::clients::consumer::instance_name(*n)).collect();
             self.balancer.set_nodes(&names);
         }
         handled

@@ -1,4 +1,4 @@
-//! A consumer: a registry view (the Nacos 1.x client's subscription cache, [`super::view`])
+//! A consumer: a registry view (the Nacos 1.x client's subscription cache, [`crate::protocol::clients::view`])
 //! plus application traffic.
 //!
 //! Requests go out as a Poisson stream of `call_rate` per second, each with a key from the
@@ -10,19 +10,20 @@
 //! balancer maps the key to the same node again).
 //!
 //! With a `gateway`, the consumer keeps no view and sends every request to the gateway
-//! instead ([`super::gateway`] resolves, balances and retries); it waits `call_timeout` for
+//! instead ([`crate::protocol::clients::gateway`] resolves, balances and retries); it waits `call_timeout` for
 //! the gateway's answer and does not retry itself.
 
+use crate::protocol::clients;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::view::{Balanced, Handled, Pick, ViewConfig};
-use super::{Msg, NodeCtx, Obs, RequestKind, Timer};
 use crate::balance::BalancerSpec;
 use crate::balance::hash::SplitMix64;
 use crate::balance::keys::KeySampler;
+use crate::protocol::clients::view::{Balanced, Handled, Pick, ViewConfig};
+use crate::protocol::{Msg, NodeCtx, Obs, RequestKind, Timer};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// The name a balancer knows an instance by.
@@ -101,14 +102,14 @@ impl Consumer {
             return;
         }
         match msg {
-            Msg::CallOk { req } if self.calls.contains_key(&req) => {
+            Msg::App(clients::Msg::CallOk { req }) if self.calls.contains_key(&req) => {
                 if let Some(call) = self.calls.remove(&req) {
                     let latency = ctx.now().saturating_since(call.started);
                     self.view.finished(call.current, latency, ctx.now());
                     self.done(ctx, call.started, true);
                 }
             }
-            Msg::CallFailed { req, .. } => {
+            Msg::App(clients::Msg::CallFailed { req, .. }) => {
                 if let Some(call) = self.calls.remove(&req) {
                     self.done(ctx, call.started, false);
                 }
@@ -122,7 +123,7 @@ impl Consumer {
             return;
         }
         match timer {
-            Timer::NextCall => {
+            Timer::App(clients::Timer::NextCall) => {
                 self.schedule_call(ctx);
                 let req = self.next_req();
                 let key = self.config.keys.next_key(&mut self.keygen);
@@ -132,7 +133,9 @@ impl Consumer {
                     None => self.attempt(ctx, req, call),
                 }
             }
-            Timer::CallTimeout { req, attempt } if self.calls.get(&req).is_some_and(|c| c.attempts == attempt) => {
+            Timer::App(clients::Timer::CallTimeout { req, attempt })
+                if self.calls.get(&req).is_some_and(|c| c.attempts == attempt) =>
+            {
                 self.call_failed(ctx, req, None);
             }
             _ => {}
@@ -143,7 +146,7 @@ impl Consumer {
         if self.view.view.on_refused(&self.config.view, ctx, &msg) {
             return;
         }
-        if let Msg::Call { req } = msg {
+        if let Msg::App(clients::Msg::Call { req }) = msg {
             self.call_failed(ctx, req, Some(to));
         }
     }
@@ -153,7 +156,7 @@ impl Consumer {
             // Exponential inter-arrival times: a Poisson stream.
             let u: f64 = ctx.rng().random::<f64>();
             let gap = -(1.0 - u).ln() / self.config.call_rate;
-            ctx.set_timer(SimDuration::from_secs_f64(gap), Timer::NextCall);
+            ctx.set_timer(SimDuration::from_secs_f64(gap), clients::Timer::NextCall);
         }
     }
 
@@ -173,8 +176,8 @@ impl Consumer {
     fn send(&mut self, ctx: &mut NodeCtx<'_>, req: u64, mut call: Call, to: NodeId) {
         call.attempts += 1;
         call.current = to;
-        ctx.send(to, Msg::Call { req });
-        ctx.set_timer(self.config.call_timeout, Timer::CallTimeout { req, attempt: call.attempts });
+        ctx.send(to, clients::Msg::Call { req });
+        ctx.set_timer(self.config.call_timeout, clients::Timer::CallTimeout { req, attempt: call.attempts });
         self.calls.insert(req, call);
     }
 

@@ -7,10 +7,11 @@
 //! pushes the healthy instance list to every live client of that service; a push not acked
 //! within `ack_timeout` (10 s) is resent `resends` times (once), then given up.
 
+use crate::protocol::{nacos, registry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use super::{InstanceList, Msg, NodeCtx, ServiceId, Timer};
+use crate::protocol::{InstanceList, NodeCtx, ServiceId};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +72,7 @@ impl Push {
     /// The local copy of `service` changed.
     pub fn changed(&mut self, ctx: &mut NodeCtx<'_>, service: ServiceId) {
         if self.config.enabled && self.debouncing.insert(service) {
-            ctx.set_timer(self.config.debounce, Timer::PushDebounce { service });
+            ctx.set_timer(self.config.debounce, nacos::Timer::PushDebounce { service });
         }
     }
 
@@ -91,8 +92,8 @@ impl Push {
     fn send(&mut self, ctx: &mut NodeCtx<'_>, f: InFlight) {
         let push_id = self.next_id;
         self.next_id += 1;
-        ctx.send(f.client, Msg::Push { service: f.service, instances: Arc::clone(&f.instances), push_id });
-        ctx.set_timer(self.config.ack_timeout, Timer::PushTimeout { push_id });
+        ctx.send(f.client, registry::Msg::Push { service: f.service, instances: Arc::clone(&f.instances), push_id });
+        ctx.set_timer(self.config.ack_timeout, nacos::Timer::PushTimeout { push_id });
         self.inflight.insert(push_id, f);
     }
 

@@ -12,15 +12,16 @@
 //! Approximation: health flips are replicated by Distro sync like any other change (Nacos 1.x
 //! also has a separate service-status checksum task for them).
 
+use crate::protocol::{nacos, registry};
 use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::distro::{Distro, DistroConfig, responsible};
-use super::membership::{Membership, MembershipConfig};
-use super::push::{Push, PushConfig};
-use super::table::Table;
-use super::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
+use crate::protocol::nacos::distro::{Distro, DistroConfig, responsible};
+use crate::protocol::nacos::membership::{Membership, MembershipConfig};
+use crate::protocol::nacos::push::{Push, PushConfig};
+use crate::protocol::nacos::table::Table;
+use crate::protocol::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
 use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,7 +46,7 @@ impl ServerConfig {
             unhealthy_after: SimDuration::from_secs(15),
             delete_after: SimDuration::from_secs(30),
             servers,
-            service_hashes: Arc::from([super::java_hash("DEFAULT_GROUP@@demo-service")]),
+            service_hashes: Arc::from([crate::protocol::java_hash("DEFAULT_GROUP@@demo-service")]),
             membership: MembershipConfig::default(),
             distro: DistroConfig::default(),
             push: PushConfig::default(),
@@ -104,26 +105,28 @@ impl RegistryServer {
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
         let period = self.config.check_interval.as_nanos().max(1);
         let phase = SimDuration(ctx.rng().random_range(0..period));
-        ctx.set_timer(phase, Timer::HealthCheck);
+        ctx.set_timer(phase, nacos::Timer::HealthCheck);
         self.membership.on_start(ctx);
         self.distro.on_start(ctx, !self.peers.is_empty());
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::Write { kind, service, req } => match self.responsible_for(service) {
-                Some(r) if r != self.me => ctx.send(r, Msg::Forward { origin: from, kind, service, req }),
+            Msg::Registry(registry::Msg::Write { kind, service, req }) => match self.responsible_for(service) {
+                Some(r) if r != self.me => ctx.send(r, nacos::Msg::Forward { origin: from, kind, service, req }),
                 _ => {
                     let found = self.apply_write(ctx, from, kind, service);
-                    ctx.send(from, Msg::WriteOk { req, found });
+                    ctx.send(from, registry::Msg::WriteOk { req, found });
                 }
             },
-            Msg::Forward { origin, kind, service, req } => {
+            Msg::Nacos(nacos::Msg::Forward { origin, kind, service, req }) => {
                 let found = self.apply_write(ctx, origin, kind, service);
-                ctx.send(from, Msg::ForwardOk { origin, req, found });
+                ctx.send(from, nacos::Msg::ForwardOk { origin, req, found });
             }
-            Msg::ForwardOk { origin, req, found } => ctx.send(origin, Msg::WriteOk { req, found }),
-            Msg::Sync { service, data, seq } => {
+            Msg::Nacos(nacos::Msg::ForwardOk { origin, req, found }) => {
+                ctx.send(origin, registry::Msg::WriteOk { req, found })
+            }
+            Msg::Nacos(nacos::Msg::Sync { service, data, seq }) => {
                 if let Some(t) = self.tables.get_mut(service.0 as usize) {
                     let before = t.version;
                     t.replace(ctx, &data);
@@ -131,29 +134,37 @@ impl RegistryServer {
                         self.push.changed(ctx, service);
                     }
                 }
-                ctx.send(from, Msg::SyncOk { service, seq });
+                ctx.send(from, nacos::Msg::SyncOk { service, seq });
             }
-            Msg::SyncOk { service, seq } => self.distro.on_sync_ok(from, service, seq),
-            Msg::Verify { checksums } => self.on_verify(ctx, from, &checksums),
-            Msg::Pull { service } => {
+            Msg::Nacos(nacos::Msg::SyncOk { service, seq }) => self.distro.on_sync_ok(from, service, seq),
+            Msg::Nacos(nacos::Msg::Verify { checksums }) => self.on_verify(ctx, from, &checksums),
+            Msg::Nacos(nacos::Msg::Pull { service }) => {
                 if let Some(t) = self.table(service) {
-                    ctx.send(from, Msg::Sync { service, data: t.snapshot(), seq: u32::MAX });
+                    ctx.send(from, nacos::Msg::Sync { service, data: t.snapshot(), seq: u32::MAX });
                 }
             }
-            Msg::Report { req } => {
+            Msg::Nacos(nacos::Msg::Report { req }) => {
                 if self.membership.on_report_received(ctx, from) {
                     self.membership_changed();
                 }
-                ctx.send(from, Msg::ReportOk { req });
+                ctx.send(from, nacos::Msg::ReportOk { req });
             }
-            Msg::ReportOk { req } if self.membership.on_report_ok(ctx, from, req) => self.membership_changed(),
-            Msg::Query { service, req } => {
+            Msg::Nacos(nacos::Msg::ReportOk { req }) if self.membership.on_report_ok(ctx, from, req) => {
+                self.membership_changed()
+            }
+            Msg::Registry(registry::Msg::Query { service, req }) => {
                 self.push.subscribe(ctx, service, from);
                 let instances = self.table(service).map(Table::healthy).unwrap_or_default();
                 let registered = self.table(service).map(Table::registered).unwrap_or_default();
-                ctx.send(from, Msg::QueryOk { req, answer: Arc::new(super::QueryAnswer { instances, registered }) });
+                ctx.send(
+                    from,
+                    registry::Msg::QueryOk {
+                        req,
+                        answer: Arc::new(crate::protocol::QueryAnswer { instances, registered }),
+                    },
+                );
             }
-            Msg::PushAck { push_id } => self.push.on_ack(push_id),
+            Msg::Registry(registry::Msg::PushAck { push_id }) => self.push.on_ack(push_id),
             _ => {}
         }
     }
@@ -196,7 +207,7 @@ impl RegistryServer {
     fn on_verify(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, checksums: &[(ServiceId, u64)]) {
         for (service, sum) in checksums {
             if self.table(*service).is_some_and(|t| t.checksum() != *sum) {
-                ctx.send(from, Msg::Pull { service: *service });
+                ctx.send(from, nacos::Msg::Pull { service: *service });
             }
         }
         // Services we think `from` is responsible for but it no longer lists: drop them.
@@ -212,26 +223,30 @@ impl RegistryServer {
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
-            Timer::HealthCheck => {
+            Timer::Nacos(nacos::Timer::HealthCheck) => {
                 for s in 0..self.tables.len() as u32 {
                     if self.is_responsible(ServiceId(s)) {
                         self.check_health(ctx, ServiceId(s));
                     }
                 }
-                ctx.set_timer(self.config.check_interval, Timer::HealthCheck);
+                ctx.set_timer(self.config.check_interval, nacos::Timer::HealthCheck);
             }
-            Timer::Report => self.membership.on_report_timer(ctx),
-            Timer::ReportTimeout { req } if self.membership.on_report_timeout(ctx, req) => self.membership_changed(),
-            Timer::SyncDelay { service } => {
+            Timer::Nacos(nacos::Timer::Report) => self.membership.on_report_timer(ctx),
+            Timer::Nacos(nacos::Timer::ReportTimeout { req }) if self.membership.on_report_timeout(ctx, req) => {
+                self.membership_changed()
+            }
+            Timer::Nacos(nacos::Timer::SyncDelay { service }) => {
                 let data = self.tables[service.0 as usize].snapshot();
                 self.distro.on_sync_delay(ctx, service, &self.peers, &data);
             }
-            Timer::SyncTimeout { peer, service, seq } => self.distro.on_sync_failed(ctx, peer, service, Some(seq)),
-            Timer::SyncRetry { peer, service } => {
+            Timer::Nacos(nacos::Timer::SyncTimeout { peer, service, seq }) => {
+                self.distro.on_sync_failed(ctx, peer, service, Some(seq))
+            }
+            Timer::Nacos(nacos::Timer::SyncRetry { peer, service }) => {
                 let data = self.tables[service.0 as usize].snapshot();
                 self.distro.on_sync_retry(ctx, peer, service, &data);
             }
-            Timer::Verify => {
+            Timer::Nacos(nacos::Timer::Verify) => {
                 let mine: Vec<(ServiceId, u64)> = (0..self.tables.len() as u32)
                     .map(ServiceId)
                     .filter(|s| self.is_responsible(*s))
@@ -239,11 +254,11 @@ impl RegistryServer {
                     .collect();
                 self.distro.on_verify_timer(ctx, &self.peers, mine);
             }
-            Timer::PushDebounce { service } => {
+            Timer::Nacos(nacos::Timer::PushDebounce { service }) => {
                 let list = self.tables[service.0 as usize].healthy();
                 self.push.on_debounce(ctx, service, &list);
             }
-            Timer::PushTimeout { push_id } => self.push.on_timeout(ctx, push_id),
+            Timer::Nacos(nacos::Timer::PushTimeout { push_id }) => self.push.on_timeout(ctx, push_id),
             _ => {}
         }
     }

@@ -7,7 +7,8 @@
 //! once. A successful report, or a report *received* from the peer, makes it UP again.
 //! Responsibility (see `distro`) is computed over the members UP or SUSPICIOUS.
 
-use super::{Msg, NodeCtx, Obs, Timer};
+use crate::protocol::nacos;
+use crate::protocol::{NodeCtx, Obs};
 use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -79,7 +80,7 @@ impl Membership {
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
         if !self.peers.is_empty() {
-            ctx.set_timer(self.config.report_interval, Timer::Report);
+            ctx.set_timer(self.config.report_interval, nacos::Timer::Report);
         }
     }
 
@@ -101,9 +102,9 @@ impl Membership {
         self.next_req += 1;
         let peer = &mut self.peers[self.cursor];
         peer.pending = Some(req);
-        ctx.send(peer.id, Msg::Report { req });
-        ctx.set_timer(self.config.report_timeout, Timer::ReportTimeout { req });
-        ctx.set_timer(self.config.report_interval, Timer::Report);
+        ctx.send(peer.id, nacos::Msg::Report { req });
+        ctx.set_timer(self.config.report_timeout, nacos::Timer::ReportTimeout { req });
+        ctx.set_timer(self.config.report_interval, nacos::Timer::Report);
     }
 
     /// A report answered: the peer is UP. Returns true if its state changed.

@@ -46,18 +46,20 @@
 //! A crash loses the targets and the alert states (the rule engine restarts from inactive);
 //! the stored samples survive, as Prometheus replays its WAL.
 
+use crate::protocol::{monitoring, registry};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::alertmanager::AlertMsg;
-use super::{Exposition, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
 use crate::monitor::alerting::AlertState;
 use crate::monitor::group::{EngineConfig, Group};
 use crate::monitor::rulefile::GroupSpec;
 use crate::monitor::store::Store;
 use crate::monitor::{Labels, Query};
+use crate::protocol::monitoring::Exposition;
+use crate::protocol::monitoring::alertmanager::AlertMsg;
+use crate::protocol::{Msg, NodeCtx, Obs, ServerList, ServiceId, Timer};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Debug)]
@@ -260,33 +262,35 @@ impl Prometheus {
         for g in 0..self.groups.len() {
             let interval = self.group_interval(g).as_nanos().max(1);
             let offset = SimDuration(ctx.rng().random_range(0..interval));
-            ctx.set_timer(offset, Timer::Evaluate { group: g as u32 });
+            ctx.set_timer(offset, monitoring::Timer::Evaluate { group: g as u32 });
         }
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::QueryOk { req, answer } if self.discovery.is_some_and(|d| d.req == req) => {
+            Msg::Registry(registry::Msg::QueryOk { req, answer }) if self.discovery.is_some_and(|d| d.req == req) => {
                 self.discovery = None;
                 let list = if self.config.healthy_only { &answer.instances } else { &answer.registered };
                 let list = Arc::clone(list);
                 self.set_targets(ctx, &list);
-                ctx.set_timer(self.config.refresh_interval, Timer::Refresh);
+                ctx.set_timer(self.config.refresh_interval, monitoring::Timer::Refresh);
             }
-            Msg::Redirect { req, leader } => {
+            Msg::Registry(registry::Msg::Redirect { req, leader }) => {
                 let to = leader.and_then(|l| self.config.servers.iter().position(|s| *s == l));
                 self.discovery_failed(ctx, req, to);
             }
-            Msg::Push { push_id, .. } => ctx.send(from, Msg::PushAck { push_id }),
-            Msg::ScrapeOk { seq, registry_requests, calls_served } => {
+            Msg::Registry(registry::Msg::Push { push_id, .. }) => ctx.send(from, registry::Msg::PushAck { push_id }),
+            Msg::Monitoring(monitoring::Msg::ScrapeOk { seq, registry_requests, calls_served }) => {
                 let samples = vec![
                     (Labels::metric("registry_requests_total", &[]), registry_requests as f64, None),
                     (Labels::metric("calls_served_total", &[]), calls_served as f64, None),
                 ];
                 self.scraped(ctx, from, seq, Some(samples));
             }
-            Msg::Exposition { seq, body } => self.scraped(ctx, from, seq, Some(body.samples.clone())),
-            Msg::Federate { seq, query } => {
+            Msg::Monitoring(monitoring::Msg::Exposition { seq, body }) => {
+                self.scraped(ctx, from, seq, Some(body.samples.clone()))
+            }
+            Msg::Monitoring(monitoring::Msg::Federate { seq, query }) => {
                 let now = ms(ctx.now());
                 // A selector outside the subset is Prometheus's 400 Bad Request: no samples,
                 // the scrape fails (selectors are checked when the scenario loads).
@@ -297,7 +301,7 @@ impl Prometheus {
 
                     samples.push((labels, sample.v, Some(sample.t)));
                 }
-                ctx.send(from, Msg::Exposition { seq, body: Arc::new(Exposition { samples }) });
+                ctx.send(from, monitoring::Msg::Exposition { seq, body: Arc::new(Exposition { samples }) });
             }
             _ => {}
         }
@@ -305,21 +309,24 @@ impl Prometheus {
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
-            Timer::Refresh => self.refresh(ctx),
-            Timer::QueryTimeout { req, attempt } if self.discovery.is_some_and(|d| d.tried == usize::from(attempt)) => {
+            Timer::Monitoring(monitoring::Timer::Refresh) => self.refresh(ctx),
+            Timer::Registry(registry::Timer::QueryTimeout { req, attempt })
+                if self.discovery.is_some_and(|d| d.tried == usize::from(attempt)) =>
+            {
                 self.discovery_failed(ctx, req, None);
             }
-            Timer::Scrape { target, generation } => self.scrape(ctx, target, generation),
-            Timer::ScrapeTimeout { target, seq } => self.scraped(ctx, target, seq, None),
-            Timer::Evaluate { group } => self.evaluate(ctx, group as usize),
+            Timer::Monitoring(monitoring::Timer::Scrape { target, generation }) => self.scrape(ctx, target, generation),
+            Timer::Monitoring(monitoring::Timer::ScrapeTimeout { target, seq }) => self.scraped(ctx, target, seq, None),
+            Timer::Monitoring(monitoring::Timer::Evaluate { group }) => self.evaluate(ctx, group as usize),
             _ => {}
         }
     }
 
     pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
         match msg {
-            Msg::Query { req, .. } => self.discovery_failed(ctx, req, None),
-            Msg::Scrape { seq } | Msg::Federate { seq, .. } => self.scraped(ctx, to, seq, None),
+            Msg::Registry(registry::Msg::Query { req, .. }) => self.discovery_failed(ctx, req, None),
+            Msg::Monitoring(monitoring::Msg::Scrape { seq })
+            | Msg::Monitoring(monitoring::Msg::Federate { seq, .. }) => self.scraped(ctx, to, seq, None),
             _ => {}
         }
     }
@@ -343,8 +350,8 @@ impl Prometheus {
 
     fn query(&mut self, ctx: &mut NodeCtx<'_>, d: Discovery) {
         let server = self.config.servers[d.server_idx];
-        ctx.send(server, Msg::Query { service: self.config.service, req: d.req });
-        ctx.set_timer(self.config.query_timeout, Timer::QueryTimeout { req: d.req, attempt: d.tried as u16 });
+        ctx.send(server, registry::Msg::Query { service: self.config.service, req: d.req });
+        ctx.set_timer(self.config.query_timeout, registry::Timer::QueryTimeout { req: d.req, attempt: d.tried as u16 });
         self.discovery = Some(d);
     }
 
@@ -358,7 +365,7 @@ impl Prometheus {
         }
         // Every server failed: keep the current targets and try again next refresh.
         self.discovery = None;
-        ctx.set_timer(self.config.refresh_interval, Timer::Refresh);
+        ctx.set_timer(self.config.refresh_interval, monitoring::Timer::Refresh);
     }
 
     /// Applies a discovery result (sorted instance list).
@@ -397,7 +404,7 @@ impl Prometheus {
         self.targets.insert(t, target);
         let interval = self.config.scrape_interval.as_nanos().max(1);
         let offset = SimDuration(ctx.rng().random_range(0..interval));
-        ctx.set_timer(offset, Timer::Scrape { target: t, generation });
+        ctx.set_timer(offset, monitoring::Timer::Scrape { target: t, generation });
         ctx.observe(Obs::Target { instance: t, present: true });
     }
 
@@ -413,7 +420,7 @@ impl Prometheus {
     fn scrape(&mut self, ctx: &mut NodeCtx<'_>, t: NodeId, generation: u32) {
         let now = ctx.now();
         let Some(target) = self.targets.get_mut(&t).filter(|x| x.generation == generation) else { return };
-        ctx.set_timer(self.config.scrape_interval, Timer::Scrape { target: t, generation });
+        ctx.set_timer(self.config.scrape_interval, monitoring::Timer::Scrape { target: t, generation });
         if target.in_flight.is_some() {
             return; // the previous scrape is still running (timeout = interval): skip this one
         }
@@ -421,10 +428,10 @@ impl Prometheus {
         let seq = target.seq;
         target.in_flight = Some((seq, now));
         match &target.federate {
-            Some(query) => ctx.send(t, Msg::Federate { seq, query: Arc::clone(query) }),
-            None => ctx.send(t, Msg::Scrape { seq }),
+            Some(query) => ctx.send(t, monitoring::Msg::Federate { seq, query: Arc::clone(query) }),
+            None => ctx.send(t, monitoring::Msg::Scrape { seq }),
         }
-        ctx.set_timer(self.config.scrape_timeout, Timer::ScrapeTimeout { target: t, seq });
+        ctx.set_timer(self.config.scrape_timeout, monitoring::Timer::ScrapeTimeout { target: t, seq });
     }
 
     /// The scrape `seq` of `t` finished: with the target's samples, or failed (`None`).
@@ -489,7 +496,7 @@ impl Prometheus {
         if g >= self.groups.len() {
             return;
         }
-        ctx.set_timer(self.group_interval(g), Timer::Evaluate { group: g as u32 });
+        ctx.set_timer(self.group_interval(g), monitoring::Timer::Evaluate { group: g as u32 });
         let now = ms(ctx.now());
         let retention = (self.config.retention.as_nanos() / 1_000_000) as i64;
         if now > retention {
@@ -568,17 +575,17 @@ impl Prometheus {
             .collect();
         self.last_sent.retain(|l, _| retained.contains(l));
         if !batch.is_empty() {
-            ctx.send(am, Msg::Alerts { batch: Arc::new(batch) });
+            ctx.send(am, monitoring::Msg::Alerts { batch: Arc::new(batch) });
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::Harness;
-    use super::super::{InstanceList, QueryAnswer};
     use super::*;
     use crate::monitor::{Query, instant_query};
+    use crate::protocol::testing::Harness;
+    use crate::protocol::{InstanceList, QueryAnswer};
 
     const RULES: &str = "groups:
   - name: g
@@ -614,7 +621,10 @@ mod tests {
 
     fn answer(req: u64, instances: &[u32]) -> Msg {
         let list: InstanceList = Arc::new(instances.iter().copied().map(NodeId).collect());
-        Msg::QueryOk { req, answer: Arc::new(QueryAnswer { instances: Arc::clone(&list), registered: list }) }
+        Msg::Registry(registry::Msg::QueryOk {
+            req,
+            answer: Arc::new(QueryAnswer { instances: Arc::clone(&list), registered: list }),
+        })
     }
 
     fn up(p: &Prometheus, t_s: i64) -> Vec<f64> {
@@ -640,20 +650,33 @@ mod tests {
             let mut p = prometheus();
             let mut h = Harness::new(NodeId(6));
             let out = h.at(0.0, |c| p.on_start(c));
-            assert_eq!(out.sent(), vec![(NodeId(0), Msg::Query { service: ServiceId(0), req: 1 })]);
+            assert_eq!(
+                out.sent(),
+                vec![(NodeId(0), Msg::Registry(registry::Msg::Query { service: ServiceId(0), req: 1 }))]
+            );
             let out = h.at(0.01, |c| p.on_message(c, NodeId(0), answer(1, &[5])));
             assert_eq!(out.obs, vec![Obs::Target { instance: NodeId(5), present: true }]);
-            let out = h.at(1.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
-            assert_eq!(out.sent(), vec![(NodeId(5), Msg::Scrape { seq: 1 })]);
-            h.at(1.01, |c| p.on_message(c, NodeId(5), Msg::ScrapeOk { seq: 1, registry_requests: 3, calls_served: 0 }));
+            let out = h.at(1.0, |c| {
+                p.on_timer(c, Timer::Monitoring(monitoring::Timer::Scrape { target: NodeId(5), generation: 1 }))
+            });
+            assert_eq!(out.sent(), vec![(NodeId(5), Msg::Monitoring(monitoring::Msg::Scrape { seq: 1 }))]);
+            h.at(1.01, |c| {
+                p.on_message(
+                    c,
+                    NodeId(5),
+                    Msg::Monitoring(monitoring::Msg::ScrapeOk { seq: 1, registry_requests: 3, calls_served: 0 }),
+                )
+            });
             assert_eq!(up(&p, 2), vec![1.0]);
-            h.at(16.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
-            let out = h.at(16.0, |c| p.on_refused(c, NodeId(5), Msg::Scrape { seq: 2 }));
+            h.at(16.0, |c| {
+                p.on_timer(c, Timer::Monitoring(monitoring::Timer::Scrape { target: NodeId(5), generation: 1 }))
+            });
+            let out = h.at(16.0, |c| p.on_refused(c, NodeId(5), Msg::Monitoring(monitoring::Msg::Scrape { seq: 2 })));
             assert_eq!(out.obs, vec![Obs::ScrapeFailed { instance: NodeId(5) }]);
             assert_eq!(up(&p, 17), vec![0.0]);
-            let out = h.at(20.0, |c| p.on_timer(c, Timer::Evaluate { group: 0 }));
+            let out = h.at(20.0, |c| p.on_timer(c, Timer::Monitoring(monitoring::Timer::Evaluate { group: 0 })));
             assert_eq!(alerts(&out.obs), vec![AlertTransition::Pending]);
-            h.at(30.0, |c| p.on_timer(c, Timer::Refresh));
+            h.at(30.0, |c| p.on_timer(c, Timer::Monitoring(monitoring::Timer::Refresh)));
             let out = h.at(30.01, |c| p.on_message(c, NodeId(0), answer(2, if keep { &[5] } else { &[] })));
             if !keep {
                 assert_eq!(out.obs, vec![Obs::Target { instance: NodeId(5), present: false }]);
@@ -664,14 +687,19 @@ mod tests {
             for t in [35.0, 50.0, 65.0, 80.0, 95.0] {
                 if keep {
                     // Still refused: up = 0 keeps coming.
-                    h.at(t - 4.0, |c| p.on_timer(c, Timer::Scrape { target: NodeId(5), generation: 1 }));
+                    h.at(t - 4.0, |c| {
+                        p.on_timer(c, Timer::Monitoring(monitoring::Timer::Scrape { target: NodeId(5), generation: 1 }))
+                    });
                     let seq = p.targets.get(&NodeId(5)).map_or(0, |x| x.seq);
-                    h.at(t - 4.0, |c| p.on_refused(c, NodeId(5), Msg::Scrape { seq }));
+                    h.at(t - 4.0, |c| p.on_refused(c, NodeId(5), Msg::Monitoring(monitoring::Msg::Scrape { seq })));
                 }
-                let out = h.at(t, |c| p.on_timer(c, Timer::Evaluate { group: 0 }));
+                let out = h.at(t, |c| p.on_timer(c, Timer::Monitoring(monitoring::Timer::Evaluate { group: 0 })));
                 states.extend(alerts(&out.obs));
-                sent_to_am +=
-                    out.sent().iter().filter(|(to, m)| *to == NodeId(7) && matches!(m, Msg::Alerts { .. })).count();
+                sent_to_am += out
+                    .sent()
+                    .iter()
+                    .filter(|(to, m)| *to == NodeId(7) && matches!(m, Msg::Monitoring(monitoring::Msg::Alerts { .. })))
+                    .count();
             }
             if keep {
                 assert_eq!(states, vec![AlertTransition::Firing], "fires at 80 s = pending 20 s + for 60 s");
@@ -703,9 +731,16 @@ mod tests {
             crate::monitor::federate::parse_matchers(&["{job=\"api\"}".to_string()]).expect("m"),
         ));
         let mut h = Harness::new(NodeId(6));
-        let out =
-            h.at(30.0, |c| regional.on_message(c, NodeId(8), Msg::Federate { seq: 1, query: Arc::clone(&query) }));
-        let [(to, Msg::Exposition { seq: 1, body })] = &out.sent()[..] else { panic!("{:?}", out.sent()) };
+        let out = h.at(30.0, |c| {
+            regional.on_message(
+                c,
+                NodeId(8),
+                Msg::Monitoring(monitoring::Msg::Federate { seq: 1, query: Arc::clone(&query) }),
+            )
+        });
+        let [(to, Msg::Monitoring(monitoring::Msg::Exposition { seq: 1, body }))] = &out.sent()[..] else {
+            panic!("{:?}", out.sent())
+        };
         assert_eq!(*to, NodeId(8));
         let eu = Labels::metric("up", &[("instance", "n5"), ("job", "api"), ("region", "eu")]);
         assert_eq!(body.samples, vec![(eu.clone(), 0.0, Some(20_000))], "the stale series is left out");
@@ -720,9 +755,21 @@ mod tests {
         let mut global = Prometheus::new(Arc::new(global_cfg));
         let mut g = Harness::new(NodeId(8));
         g.at(0.0, |c| global.on_start(c));
-        let out = g.at(30.0, |c| global.on_timer(c, Timer::Scrape { target: NodeId(6), generation: 1 }));
-        assert!(matches!(out.sent()[..], [(NodeId(6), Msg::Federate { seq: 1, .. })]), "{:?}", out.sent());
-        g.at(30.05, |c| global.on_message(c, NodeId(6), Msg::Exposition { seq: 1, body: Arc::clone(body) }));
+        let out = g.at(30.0, |c| {
+            global.on_timer(c, Timer::Monitoring(monitoring::Timer::Scrape { target: NodeId(6), generation: 1 }))
+        });
+        assert!(
+            matches!(out.sent()[..], [(NodeId(6), Msg::Monitoring(monitoring::Msg::Federate { seq: 1, .. }))]),
+            "{:?}",
+            out.sent()
+        );
+        g.at(30.05, |c| {
+            global.on_message(
+                c,
+                NodeId(6),
+                Msg::Monitoring(monitoring::Msg::Exposition { seq: 1, body: Arc::clone(body) }),
+            )
+        });
         let value = |p: &Prometheus, q: &str, t_s: i64| {
             let q = Query::parse(q).expect("query");
             instant_query(p.store(), &q, t_s * 1000)
@@ -736,9 +783,15 @@ mod tests {
         assert_eq!(value(&global, "up{job=\"api\"}", 31), vec![(fed.clone(), 0.0)]);
         assert_eq!(value(&global, "up{job=\"federate\"}", 31).len(), 1);
         // The next federation scrape fails: up{job="federate"} = 0, the federated series stays.
-        g.at(60.0, |c| global.on_timer(c, Timer::Scrape { target: NodeId(6), generation: 1 }));
         g.at(60.0, |c| {
-            global.on_refused(c, NodeId(6), Msg::Federate { seq: 2, query: FederateQuery::new(Vec::new()).into() })
+            global.on_timer(c, Timer::Monitoring(monitoring::Timer::Scrape { target: NodeId(6), generation: 1 }))
+        });
+        g.at(60.0, |c| {
+            global.on_refused(
+                c,
+                NodeId(6),
+                Msg::Monitoring(monitoring::Msg::Federate { seq: 2, query: FederateQuery::new(Vec::new()).into() }),
+            )
         });
         assert_eq!(value(&global, "up{job=\"federate\"}", 61).iter().map(|x| x.1).collect::<Vec<_>>(), vec![0.0]);
         assert_eq!(value(&global, "up{job=\"api\"}", 61), vec![(fed.clone(), 0.0)]);

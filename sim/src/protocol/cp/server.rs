@@ -1,35 +1,13 @@
-//! The CP registry server: persistent instances stored through Raft (Nacos 1.x persistent
-//! instances; JRaft in Nacos 2.x), health-checked by the leader.
-//!
-//! - **Writes**: a persistent instance registers through the leader; a follower answers
-//!   `Redirect` with the leader it knows, and the client retries there. The leader appends a
-//!   `Register` command and acknowledges the client once the entry is committed (a majority
-//!   stores it); if it loses leadership first, the client times out and retries elsewhere.
-//! - **Reads** (`list` of a service) by [`ReadMode`]: `read_index` (default; the leader
-//!   confirms it still leads with a heartbeat round to a majority, then answers once it applied
-//!   up to the commit index it saw on arrival), `lease` (the leader answers at once while a
-//!   majority acknowledged it within the election timeout; needs CheckQuorum) or `local` (any
-//!   server answers from what it applied: the Nacos 1.x behaviour, fast and possibly stale).
-//! - **Health checks** (ANCHORS.md): the leader probes every registered instance (a TCP connect,
-//!   `probe_timeout` 500 ms) in rounds `2 s + rand(0, rand(0, 5 s))` apart; 3 consecutive
-//!   failures propose `Health { healthy: false }`, 3 consecutive successes of an unhealthy one
-//!   propose it healthy again. Persistent instances are never deleted. *Approximation:* Nacos 1.x
-//!   checks on the server responsible for the service and spreads the status outside Raft;
-//!   here the leader checks and the status goes through the log, so all servers agree on it.
-//! - **`bugs.apply_before_commit`**: the old Nacos Raft quirk. The leader applies a write to its
-//!   state as soon as it appends it, before a majority stores it; with `lease` or `local` reads a
-//!   client can then see a write that is later lost.
-//!
-//! The state machine (registered instances and health per service) is volatile: after a
-//! restart it is rebuilt from the log as the commit index is learned again.
+//! The CP registry server (see the folder's doc).
 
+use crate::protocol::{cp, registry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::raft::{Cmd, RaftConfig, RaftNode, Role};
-use super::{CopyState, InstanceList, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
+use crate::protocol::raft::{Cmd, RaftConfig, RaftNode, Role};
+use crate::protocol::{CopyState, InstanceList, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
 use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -156,16 +134,18 @@ impl CpServer {
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
-            Msg::Write { kind: Write::Register, service, req } => self.register(ctx, from, service, req),
+            Msg::Registry(registry::Msg::Write { kind: Write::Register, service, req }) => {
+                self.register(ctx, from, service, req)
+            }
             // Persistent instances do not beat; an ephemeral client's beat finds nothing.
-            Msg::Write { kind: Write::Beat, req, .. } => ctx.send(from, Msg::WriteOk { req, found: false }),
-            Msg::Query { service, req } => self.read(ctx, from, service, req),
-            Msg::ProbeOk { round } if self.is_leader() && round == self.probe_round => {
+            Msg::Registry(registry::Msg::Write { kind: Write::Beat, req, .. }) => {
+                ctx.send(from, registry::Msg::WriteOk { req, found: false })
+            }
+            Msg::Registry(registry::Msg::Query { service, req }) => self.read(ctx, from, service, req),
+            Msg::Cp(cp::Msg::ProbeOk { round }) if self.is_leader() && round == self.probe_round => {
                 self.answered.insert(from);
             }
-            Msg::RequestVote { .. } | Msg::Vote { .. } | Msg::AppendEntries { .. } | Msg::AppendOk { .. } => {
-                self.raft.on_message(ctx, from, msg);
-            }
+            Msg::Raft(m) => self.raft.on_message(ctx, from, m),
             _ => {}
         }
         self.sync(ctx);
@@ -173,12 +153,14 @@ impl CpServer {
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
-            Timer::ProbeRound { term } if self.leading == Some(term) && self.is_leader() => self.probe(ctx),
-            Timer::ProbeTimeout { round } if round == self.probe_round && self.is_leader() => {
+            Timer::Cp(cp::Timer::ProbeRound { term }) if self.leading == Some(term) && self.is_leader() => {
+                self.probe(ctx)
+            }
+            Timer::Cp(cp::Timer::ProbeTimeout { round }) if round == self.probe_round && self.is_leader() => {
                 self.grade_probes(ctx);
                 self.schedule_probes(ctx);
             }
-            Timer::Election { .. } | Timer::Heartbeat { .. } => self.raft.on_timer(ctx, timer),
+            Timer::Raft(t) => self.raft.on_timer(ctx, t),
             _ => {}
         }
         self.sync(ctx);
@@ -188,7 +170,7 @@ impl CpServer {
     pub fn on_refused(&mut self, _ctx: &mut NodeCtx<'_>, _to: NodeId, _msg: Msg) {}
 
     fn redirect(&self, ctx: &mut NodeCtx<'_>, client: NodeId, req: u64) {
-        ctx.send(client, Msg::Redirect { req, leader: self.raft.leader() });
+        ctx.send(client, registry::Msg::Redirect { req, leader: self.raft.leader() });
     }
 
     fn register(&mut self, ctx: &mut NodeCtx<'_>, client: NodeId, service: ServiceId, req: u64) {
@@ -229,7 +211,10 @@ impl CpServer {
 
     fn answer(&self, ctx: &mut NodeCtx<'_>, client: NodeId, service: ServiceId, req: u64) {
         let (instances, registered) = self.list(service);
-        ctx.send(client, Msg::QueryOk { req, answer: Arc::new(super::QueryAnswer { instances, registered }) });
+        ctx.send(
+            client,
+            registry::Msg::QueryOk { req, answer: Arc::new(crate::protocol::QueryAnswer { instances, registered }) },
+        );
     }
 
     /// Applies a command to the state machine, reporting what changed.
@@ -290,7 +275,7 @@ impl CpServer {
             }
             self.writes.swap_remove(k);
             if self.raft.entry(w.index).is_some_and(|e| e.term == w.term) {
-                ctx.send(w.client, Msg::WriteOk { req: w.req, found: true });
+                ctx.send(w.client, registry::Msg::WriteOk { req: w.req, found: true });
                 ctx.observe(Obs::Acked { index: w.index, term: w.term });
             }
         }
@@ -310,7 +295,7 @@ impl CpServer {
         let jitter = self.config.probe_jitter.as_nanos();
         let inner = if jitter == 0 { 0 } else { ctx.rng().random_range(0..jitter) };
         let extra = if inner == 0 { 0 } else { ctx.rng().random_range(0..inner) };
-        ctx.set_timer(self.config.probe_base + SimDuration(extra), Timer::ProbeRound { term: self.raft.term() });
+        ctx.set_timer(self.config.probe_base + SimDuration(extra), cp::Timer::ProbeRound { term: self.raft.term() });
     }
 
     fn probe(&mut self, ctx: &mut NodeCtx<'_>) {
@@ -319,10 +304,10 @@ impl CpServer {
         let round = self.probe_round;
         for instances in self.state.values() {
             for n in instances.keys() {
-                ctx.send(*n, Msg::Probe { round });
+                ctx.send(*n, cp::Msg::Probe { round });
             }
         }
-        ctx.set_timer(self.config.probe_timeout, Timer::ProbeTimeout { round });
+        ctx.set_timer(self.config.probe_timeout, cp::Timer::ProbeTimeout { round });
     }
 
     fn grade_probes(&mut self, ctx: &mut NodeCtx<'_>) {

@@ -22,9 +22,10 @@
 //! tried again after `beat_interval`. Registrations are reported as client operations
 //! (`OpStart`/`OpDone`) for the linearizability checker.
 
+use crate::protocol::{clients, cp, monitoring, registry};
 use rand::RngExt;
 
-use super::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer, Write};
+use crate::protocol::{ClientOp, Msg, NodeCtx, Obs, RequestKind, ServerList, ServiceId, Timer, Write};
 use regsim_kernel::{NodeId, SimDuration};
 
 #[derive(Clone, Debug)]
@@ -117,29 +118,30 @@ impl ServiceInstance {
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
         self.request(ctx, Kind::Register);
         if !self.config.persistent {
-            ctx.set_timer(self.config.beat_interval, Timer::Beat);
+            ctx.set_timer(self.config.beat_interval, registry::Timer::Beat);
         }
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         let (req, found) = match msg {
-            Msg::WriteOk { req, found } => (req, found),
-            Msg::Call { req } => return self.call(ctx, from, req),
-            Msg::Probe { round } => return ctx.send(from, Msg::ProbeOk { round }),
-            Msg::Scrape { seq } => {
+            Msg::Registry(registry::Msg::WriteOk { req, found }) => (req, found),
+            Msg::App(clients::Msg::Call { req }) => return self.call(ctx, from, req),
+            Msg::Cp(cp::Msg::Probe { round }) => return ctx.send(from, cp::Msg::ProbeOk { round }),
+            Msg::Monitoring(monitoring::Msg::Scrape { seq }) => {
                 let reply = match &self.work {
-                    Some(w) if w.duration.is_some() => {
-                        Msg::Exposition { seq, body: std::sync::Arc::new(self.exposition(w)) }
-                    }
-                    w => Msg::ScrapeOk {
+                    Some(w) if w.duration.is_some() => Msg::Monitoring(monitoring::Msg::Exposition {
+                        seq,
+                        body: std::sync::Arc::new(self.exposition(w)),
+                    }),
+                    w => Msg::Monitoring(monitoring::Msg::ScrapeOk {
                         seq,
                         registry_requests: self.next_req,
                         calls_served: w.as_ref().map_or(0, |w| w.served),
-                    },
+                    }),
                 };
                 return ctx.send(from, reply);
             }
-            Msg::Redirect { req, leader } => {
+            Msg::Registry(registry::Msg::Redirect { req, leader }) => {
                 let to = leader.and_then(|l| self.config.servers.iter().position(|s| *s == l));
                 return self.failed(ctx, req, to);
             }
@@ -157,21 +159,21 @@ impl ServiceInstance {
                 ctx.observe(Obs::Reregistered);
                 self.request(ctx, Kind::Register);
             }
-            ctx.set_timer(self.config.beat_interval, Timer::Beat);
+            ctx.set_timer(self.config.beat_interval, registry::Timer::Beat);
         }
     }
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
-            Timer::Beat if self.config.persistent => self.request(ctx, Kind::Register),
-            Timer::Beat => self.request(ctx, Kind::Beat),
-            Timer::RequestTimeout { req, attempt }
+            Timer::Registry(registry::Timer::Beat) if self.config.persistent => self.request(ctx, Kind::Register),
+            Timer::Registry(registry::Timer::Beat) => self.request(ctx, Kind::Beat),
+            Timer::Registry(registry::Timer::RequestTimeout { req, attempt })
                 if self.inflight.iter().any(|f| f.is_some_and(|f| f.req == req && f.tried == attempt)) =>
             {
                 self.failed(ctx, req, None);
             }
-            Timer::Served { client, req } => {
-                ctx.send(client, Msg::CallOk { req });
+            Timer::App(clients::Timer::Served { client, req }) => {
+                ctx.send(client, clients::Msg::CallOk { req });
                 let work = self.work.get_or_insert_default();
                 work.answered(client, req, ctx.now());
                 work.busy = work.busy.saturating_sub(1);
@@ -185,7 +187,7 @@ impl ServiceInstance {
 
     /// The server did not run: fail over to the next one now.
     pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, _to: NodeId, msg: Msg) {
-        if let Msg::Write { req, .. } = msg {
+        if let Msg::Registry(registry::Msg::Write { req, .. }) = msg {
             self.failed(ctx, req, None);
         }
     }
@@ -202,7 +204,7 @@ impl ServiceInstance {
         } else {
             ctx.observe(Obs::Request { kind: request_kind(f.kind), ok: false });
             if f.kind == Kind::Beat || self.config.persistent {
-                ctx.set_timer(self.config.beat_interval, Timer::Beat);
+                ctx.set_timer(self.config.beat_interval, registry::Timer::Beat);
             }
         }
     }
@@ -212,7 +214,7 @@ impl ServiceInstance {
     fn call(&mut self, ctx: &mut NodeCtx<'_>, client: NodeId, req: u64) {
         if self.config.service_time.is_none() {
             self.work.get_or_insert_default().answered(client, req, ctx.now());
-            return ctx.send(client, Msg::CallOk { req });
+            return ctx.send(client, clients::Msg::CallOk { req });
         }
         let (limit, queue_max) = (self.config.concurrency, self.config.queue_max as usize);
         let work = self.work.get_or_insert_default();
@@ -229,11 +231,11 @@ impl ServiceInstance {
         let Some(dist) = &self.config.service_time else { return };
         let took = dist.sample(ctx.rng());
         self.work.get_or_insert_default().busy += 1;
-        ctx.set_timer(took, Timer::Served { client, req });
+        ctx.set_timer(took, clients::Timer::Served { client, req });
     }
 
     /// The scrape's answer once calls were served.
-    fn exposition(&self, w: &Work) -> super::Exposition {
+    fn exposition(&self, w: &Work) -> crate::protocol::monitoring::Exposition {
         use crate::monitor::Labels;
         let service = &*self.config.service_name;
         let mut samples = vec![
@@ -244,7 +246,7 @@ impl ServiceInstance {
         if let Some(h) = &w.duration {
             samples.extend(h.samples("request_duration_seconds", &Labels::from_pairs([("service", service)])));
         }
-        super::Exposition { samples: samples.into_iter().map(|(l, v)| (l, v, None)).collect() }
+        crate::protocol::monitoring::Exposition { samples: samples.into_iter().map(|(l, v)| (l, v, None)).collect() }
     }
 
     /// Everything is in memory; on restart `on_start` registers again.
@@ -272,8 +274,8 @@ impl ServiceInstance {
     fn send_to(&self, ctx: &mut NodeCtx<'_>, req: u64, kind: Kind, server_idx: usize, tried: u16) -> InFlight {
         let server = self.config.servers[server_idx];
         let service = self.config.service;
-        ctx.send(server, Msg::Write { kind, service, req });
-        ctx.set_timer(self.config.request_timeout, Timer::RequestTimeout { req, attempt: tried });
+        ctx.send(server, registry::Msg::Write { kind, service, req });
+        ctx.set_timer(self.config.request_timeout, registry::Timer::RequestTimeout { req, attempt: tried });
         // Server lists are limited to 1,000 (scenario limits), so the index fits.
         InFlight { req, kind, server_idx: server_idx as u16, tried }
     }

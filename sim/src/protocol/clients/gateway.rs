@@ -3,7 +3,7 @@
 //!
 //! Model (Go kit `sd` + `lb` + `circuitbreaker` + `ratelimit`, ANCHORS.md "Gateway"):
 //! - **Discovery**: the gateway keeps a registry view exactly as a consumer does
-//!   ([`super::view`]: poll every `poll_interval` plus pushes) and rebuilds its balancer from it
+//!   ([`crate::protocol::clients::view`]: poll every `poll_interval` plus pushes) and rebuilds its balancer from it
 //!   on every change, as Go kit's `sd.Endpointer` rebuilds its endpoint set.
 //! - **Rate limit** (`ratelimit.NewErroringLimiter` over `rate.Limiter.Allow`): a request that
 //!   finds the token bucket empty is answered `429` at once and never reaches an instance.
@@ -15,7 +15,7 @@
 //!   out is answered `504`, one whose attempts all failed `502`, and one that found no instance
 //!   in the view `503` (Go kit's `ErrNoEndpoints`, not retried here: the view cannot change
 //!   within the same instant).
-//! - **Circuit breaker** per instance ([`super::breaker`], gobreaker with an optional Hystrix
+//! - **Circuit breaker** per instance ([`crate::protocol::clients::breaker`], gobreaker with an optional Hystrix
 //!   error-ratio trip): an attempt to an instance whose breaker is open fails at once without
 //!   a message (`ErrOpenState`) and counts as an attempt, as in Go kit where the breaker wraps
 //!   each endpoint inside the retry loop.
@@ -23,8 +23,8 @@
 //! Upstream request ids carry the attempt number (`req << 4 | attempt`), so a late answer to
 //! an attempt that already timed out is ignored, as a cancelled Go context would.
 //!
-//! Metrics, exposed to a Prometheus scrape (`Msg::Scrape` answered with
-//! `Msg::Exposition`), all reset by a crash like any in-memory counter:
+//! Metrics, exposed to a Prometheus scrape (`Msg::Monitoring(monitoring::Msg::Scrape)` answered with
+//! `Msg::Monitoring(monitoring::Msg::Exposition)`), all reset by a crash like any in-memory counter:
 //! - `gateway_requests_total{service, code}`: every API request, by the code the client got
 //!   (200, 429, 502, 503, 504);
 //! - `requests_total{service, instance, outcome}`: every attempt to an instance, by outcome
@@ -37,21 +37,23 @@
 //! so "last traffic to a dead instance" includes the gateway's), each attempt's outcome,
 //! breaker transitions and each finished API request.
 
+use crate::protocol::{clients, monitoring};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::breaker::{Breaker, BreakerConfig, BreakerState};
-use super::consumer::instance_name;
-use super::ratelimit::TokenBucket;
-use super::view::{Balanced, Handled, Pick, ViewConfig};
-use super::{Exposition, Msg, NodeCtx, Obs, Timer};
 use crate::balance::BalancerSpec;
 use crate::balance::hash::SplitMix64;
 use crate::balance::keys::KeySampler;
 use crate::monitor::Labels;
 use crate::monitor::histogram::Histogram;
+use crate::protocol::clients::breaker::{Breaker, BreakerConfig, BreakerState};
+use crate::protocol::clients::consumer::instance_name;
+use crate::protocol::clients::ratelimit::TokenBucket;
+use crate::protocol::clients::view::{Balanced, Handled, Pick, ViewConfig};
+use crate::protocol::monitoring::Exposition;
+use crate::protocol::{Msg, NodeCtx, Obs, Timer};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// Attempts per request are encoded in 4 bits of the upstream request id.
@@ -193,16 +195,16 @@ impl Gateway {
             Handled::No => {}
         }
         match msg {
-            Msg::Call { req } => self.request(ctx, from, req),
-            Msg::CallOk { req } => {
+            Msg::App(clients::Msg::Call { req }) => self.request(ctx, from, req),
+            Msg::App(clients::Msg::CallOk { req }) => {
                 let (id, attempt) = (req >> 4, (req & 15) as u32);
                 if self.pending.get(&id).is_some_and(|p| p.attempts == attempt && p.current == from) {
                     self.attempt_done(ctx, id, Outcome::Ok);
                 }
             }
-            Msg::Scrape { seq } => {
+            Msg::Monitoring(monitoring::Msg::Scrape { seq }) => {
                 let body = Arc::new(self.exposition());
-                ctx.send(from, Msg::Exposition { seq, body });
+                ctx.send(from, monitoring::Msg::Exposition { seq, body });
             }
             _ => {}
         }
@@ -212,7 +214,7 @@ impl Gateway {
         if self.view.view.on_timer(&self.config.view, ctx, &timer, &mut self.next_req) {
             return;
         }
-        if let Timer::CallTimeout { req, attempt } = timer
+        if let Timer::App(clients::Timer::CallTimeout { req, attempt }) = timer
             && self.pending.get(&req).is_some_and(|p| p.attempts == attempt)
         {
             self.attempt_done(ctx, req, Outcome::Timeout);
@@ -223,7 +225,7 @@ impl Gateway {
         if self.view.view.on_refused(&self.config.view, ctx, &msg) {
             return;
         }
-        if let Msg::Call { req } = msg {
+        if let Msg::App(clients::Msg::Call { req }) = msg {
             let (id, attempt) = (req >> 4, (req & 15) as u32);
             if self.pending.get(&id).is_some_and(|p| p.attempts == attempt && p.current == to) {
                 self.attempt_done(ctx, id, Outcome::Refused);
@@ -278,9 +280,9 @@ impl Gateway {
             .get_or_insert_with(|| Histogram::new(Arc::clone(buckets)))
             .observe(latency.as_secs_f64());
         if code == Code::Ok {
-            ctx.send(client, Msg::CallOk { req });
+            ctx.send(client, clients::Msg::CallOk { req });
         } else {
-            ctx.send(client, Msg::CallFailed { req, code: code as u16 });
+            ctx.send(client, clients::Msg::CallFailed { req, code: code as u16 });
         }
         ctx.observe(Obs::ApiDone { code, attempts: attempts.min(255) as u8, latency });
         if code != Code::RateLimited {
@@ -331,9 +333,9 @@ impl Gateway {
         }
         self.view.started(target);
         ctx.observe(Obs::CallSent { instance: target });
-        ctx.send(target, Msg::Call { req: upstream_req(id, p.attempts) });
+        ctx.send(target, clients::Msg::Call { req: upstream_req(id, p.attempts) });
         let timeout = self.config.attempt_timeout.min(p.deadline.saturating_since(now));
-        ctx.set_timer(timeout, Timer::CallTimeout { req: id, attempt: p.attempts });
+        ctx.set_timer(timeout, clients::Timer::CallTimeout { req: id, attempt: p.attempts });
         self.pending.insert(id, p);
     }
 
@@ -412,10 +414,11 @@ impl Gateway {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::Harness;
-    use super::super::{InstanceList, QueryAnswer, ServiceId};
     use super::*;
     use crate::balance::keys::KeyDist;
+    use crate::protocol::registry;
+    use crate::protocol::testing::Harness;
+    use crate::protocol::{InstanceList, QueryAnswer, ServiceId};
 
     fn gateway(breaker: Option<BreakerConfig>, rate_limit: Option<(f64, u32)>) -> Gateway {
         let keys = KeySampler::new(&"unique".parse::<KeyDist>().expect("keys"), 1).expect("sampler");
@@ -450,7 +453,7 @@ mod tests {
     fn fill_view(g: &mut Gateway, h: &mut Harness) {
         let list: InstanceList = Arc::new(vec![NodeId(5), NodeId(6), NodeId(7)]);
         let answer = Arc::new(QueryAnswer { instances: Arc::clone(&list), registered: list });
-        h.at(0.01, |c| g.on_message(c, NodeId(0), Msg::QueryOk { req: 1, answer }));
+        h.at(0.01, |c| g.on_message(c, NodeId(0), Msg::Registry(registry::Msg::QueryOk { req: 1, answer })));
         assert_eq!(g.view(), &[NodeId(5), NodeId(6), NodeId(7)]);
     }
 
@@ -458,7 +461,7 @@ mod tests {
         out.sent()
             .into_iter()
             .filter_map(|(to, m)| match m {
-                Msg::Call { req } => Some((to, req)),
+                Msg::App(clients::Msg::Call { req }) => Some((to, req)),
                 _ => None,
             })
             .collect()
@@ -475,20 +478,21 @@ mod tests {
         let mut g = gateway(None, None);
         let mut h = Harness::new(NodeId(20));
         started(&mut g, &mut h);
-        let out = h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::Call { req: 77 }));
+        let out = h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 77 })));
         let [(first, ureq)] = upstream(&out)[..] else { panic!("one attempt: {:?}", out.sent()) };
-        let out = h.at(1.01, |c| g.on_refused(c, first, Msg::Call { req: ureq }));
+        let out = h.at(1.01, |c| g.on_refused(c, first, Msg::App(clients::Msg::Call { req: ureq })));
         let [(second, ureq2)] = upstream(&out)[..] else { panic!("a retry: {:?}", out.sent()) };
         assert_ne!(first, second, "the retry goes to another instance");
         // The second attempt times out; the third is sent.
-        let out = h.at(2.01, |c| g.on_timer(c, Timer::CallTimeout { req: ureq2 >> 4, attempt: 2 }));
+        let out =
+            h.at(2.01, |c| g.on_timer(c, Timer::App(clients::Timer::CallTimeout { req: ureq2 >> 4, attempt: 2 })));
         let [(third, ureq3)] = upstream(&out)[..] else { panic!("a third attempt: {:?}", out.sent()) };
         assert!(third != first && third != second);
         // The second instance answers late: ignored.
-        let out = h.at(2.02, |c| g.on_message(c, second, Msg::CallOk { req: ureq2 }));
+        let out = h.at(2.02, |c| g.on_message(c, second, Msg::App(clients::Msg::CallOk { req: ureq2 })));
         assert!(replies(&out).is_empty());
-        let out = h.at(2.03, |c| g.on_message(c, third, Msg::CallOk { req: ureq3 }));
-        assert_eq!(replies(&out), vec![Msg::CallOk { req: 77 }]);
+        let out = h.at(2.03, |c| g.on_message(c, third, Msg::App(clients::Msg::CallOk { req: ureq3 })));
+        assert_eq!(replies(&out), vec![Msg::App(clients::Msg::CallOk { req: 77 })]);
         assert!(out.obs.contains(&Obs::ApiDone {
             code: Code::Ok,
             attempts: 3,
@@ -513,15 +517,17 @@ mod tests {
         let mut g = gateway(None, None);
         let mut h = Harness::new(NodeId(20));
         started(&mut g, &mut h);
-        h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::Call { req: 1 }));
+        h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 1 })));
         let id = *g.pending.keys().next().expect("in flight");
         let mut last = Vec::new();
         for attempt in 1..=3 {
-            last = replies(&h.at(1.0 + f64::from(attempt), |c| g.on_timer(c, Timer::CallTimeout { req: id, attempt })));
+            last = replies(&h.at(1.0 + f64::from(attempt), |c| {
+                g.on_timer(c, Timer::App(clients::Timer::CallTimeout { req: id, attempt }))
+            }));
         }
         // Attempts at 1, 2 and 3 s each timed out after 1 s: the 3 s budget is spent.
-        assert_eq!(last, vec![Msg::CallFailed { req: 1, code: 504 }]);
-        h.at(10.0, |c| g.on_message(c, NodeId(9), Msg::Call { req: 2 }));
+        assert_eq!(last, vec![Msg::App(clients::Msg::CallFailed { req: 1, code: 504 })]);
+        h.at(10.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 2 })));
         let id = *g.pending.keys().next().expect("in flight");
         // Refusals are immediate, so retries follow at once, each refused in turn.
         let mut codes = Vec::new();
@@ -529,9 +535,9 @@ mod tests {
             let Some((to, ureq)) = g.pending.get(&id).map(|p| (p.current, upstream_req(id, p.attempts))) else {
                 break;
             };
-            codes.extend(replies(&h.at(10.0, |c| g.on_refused(c, to, Msg::Call { req: ureq }))));
+            codes.extend(replies(&h.at(10.0, |c| g.on_refused(c, to, Msg::App(clients::Msg::Call { req: ureq })))));
         }
-        assert_eq!(codes, vec![Msg::CallFailed { req: 2, code: 502 }]);
+        assert_eq!(codes, vec![Msg::App(clients::Msg::CallFailed { req: 2, code: 502 })]);
     }
 
     /// The breaker of an instance opens at the configured consecutive failures; an attempt it
@@ -549,7 +555,7 @@ mod tests {
         // Refuse every attempt to n5 and answer the others.
         fn drive(g: &mut Gateway, h: &mut Harness, t: f64, req: u64, opened: &mut Vec<NodeId>) -> u32 {
             let mut sent_to_5 = 0;
-            let mut out = h.at(t, |c| g.on_message(c, NodeId(9), Msg::Call { req }));
+            let mut out = h.at(t, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req })));
             loop {
                 opened.extend(out.obs.iter().filter_map(|o| match o {
                     Obs::Breaker { instance, state: BreakerState::Open } => Some(*instance),
@@ -558,9 +564,9 @@ mod tests {
                 let Some((to, ureq)) = upstream(&out).pop() else { break };
                 out = if to == NodeId(5) {
                     sent_to_5 += 1;
-                    h.at(t, |c| g.on_refused(c, to, Msg::Call { req: ureq }))
+                    h.at(t, |c| g.on_refused(c, to, Msg::App(clients::Msg::Call { req: ureq })))
                 } else {
-                    h.at(t, |c| g.on_message(c, to, Msg::CallOk { req: ureq }))
+                    h.at(t, |c| g.on_message(c, to, Msg::App(clients::Msg::CallOk { req: ureq })))
                 };
             }
             sent_to_5
@@ -589,14 +595,18 @@ mod tests {
         let mut g = gateway(None, Some((1.0, 2)));
         let mut h = Harness::new(NodeId(20));
         h.at(0.0, |c| g.on_start(c));
-        let out = h.at(0.5, |c| g.on_message(c, NodeId(9), Msg::Call { req: 1 }));
-        assert_eq!(replies(&out), vec![Msg::CallFailed { req: 1, code: 503 }], "nothing in the view yet");
+        let out = h.at(0.5, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 1 })));
+        assert_eq!(
+            replies(&out),
+            vec![Msg::App(clients::Msg::CallFailed { req: 1, code: 503 })],
+            "nothing in the view yet"
+        );
         fill_view(&mut g, &mut h);
-        h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::Call { req: 2 }));
-        let out = h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::Call { req: 3 }));
-        assert_eq!(replies(&out), vec![Msg::CallFailed { req: 3, code: 429 }]);
+        h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 2 })));
+        let out = h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 3 })));
+        assert_eq!(replies(&out), vec![Msg::App(clients::Msg::CallFailed { req: 3, code: 429 })]);
         assert!(upstream(&out).is_empty());
-        let out = h.at(2.0, |c| g.on_message(c, NodeId(9), Msg::Call { req: 4 }));
+        let out = h.at(2.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 4 })));
         assert_eq!(upstream(&out).len(), 1, "a token came back after 1 s");
     }
 
@@ -608,19 +618,20 @@ mod tests {
         let mut g = gateway(Some(cfg), None);
         let mut h = Harness::new(NodeId(20));
         started(&mut g, &mut h);
-        let out = h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::Call { req: 1 }));
+        let out = h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 1 })));
         let [(to, _)] = upstream(&out)[..] else { panic!("{:?}", out.sent()) };
         let id = *g.pending.keys().next().expect("in flight");
         // The instance leaves the view (its breaker goes) and comes back with a new breaker.
         let list = |ids: &[u32]| -> InstanceList { Arc::new(ids.iter().copied().map(NodeId).collect()) };
         let others: Vec<u32> = [5, 6, 7].into_iter().filter(|n| *n != to.0).collect();
-        let push = |l: InstanceList| Msg::Push { service: ServiceId(0), instances: l, push_id: 1 };
+        let push =
+            |l: InstanceList| Msg::Registry(registry::Msg::Push { service: ServiceId(0), instances: l, push_id: 1 });
         h.at(1.1, |c| g.on_message(c, NodeId(0), push(list(&others))));
         assert!(!g.breakers.contains_key(&to));
         h.at(1.2, |c| g.on_message(c, NodeId(0), push(list(&[5, 6, 7]))));
         g.breakers.insert(to, (99, Breaker::new()));
         // The old attempt times out: one failure would open the new breaker; it must not count.
-        h.at(2.0, |c| g.on_timer(c, Timer::CallTimeout { req: id, attempt: 1 }));
+        h.at(2.0, |c| g.on_timer(c, Timer::App(clients::Timer::CallTimeout { req: id, attempt: 1 })));
         assert_eq!(g.breakers.get(&to).map(|(_, b)| b.state()), Some(BreakerState::Closed));
     }
 }

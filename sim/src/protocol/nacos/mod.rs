@@ -1,0 +1,75 @@
+//! Nacos 1.x AP mode (ephemeral instances): the registry server and the mechanisms it is
+//! made of, one file each: `membership` (server reports, SUSPICIOUS/DOWN), `distro` (the
+//! responsible-server rule, delayed sync, checksum verify), `table` (a server's copy of one
+//! service), `push` (UDP push to subscribers) and `server` (the beat health check, request
+//! forwarding, and the client API of `registry`). Defaults and mechanisms follow
+//! ../shared/ANCHORS.md.
+
+pub mod distro;
+pub mod membership;
+pub mod push;
+pub mod server;
+pub mod table;
+
+use std::sync::Arc;
+
+use regsim_kernel::NodeId;
+
+use crate::protocol::registry::{Datum, ServiceId, Write};
+
+/// Server-to-server messages. Explicit discriminants: the digest hashes them.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Msg {
+    /// Server -> responsible server: a client write proxied by `DistroFilter`.
+    Forward {
+        kind: Write,
+        origin: NodeId,
+        service: ServiceId,
+        req: u64,
+    } = 1,
+    ForwardOk {
+        found: bool,
+        origin: NodeId,
+        req: u64,
+    } = 2,
+    /// Distro: the sender's copy of `service` (a delayed sync, or the answer to a pull).
+    Sync {
+        service: ServiceId,
+        seq: u32,
+        data: Datum,
+    } = 3,
+    SyncOk {
+        service: ServiceId,
+        seq: u32,
+    } = 4,
+    /// Distro verify: checksums of the services the sender is responsible for.
+    Verify {
+        checksums: Arc<Vec<(ServiceId, u64)>>,
+    } = 5,
+    Pull {
+        service: ServiceId,
+    } = 6,
+    /// Membership: `/v1/core/cluster/report`.
+    Report {
+        req: u64,
+    } = 7,
+    ReportOk {
+        req: u64,
+    } = 8,
+}
+
+/// Server timers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Timer {
+    HealthCheck = 1,
+    Report = 2,
+    ReportTimeout { req: u64 } = 3,
+    SyncDelay { service: ServiceId } = 4,
+    SyncTimeout { peer: NodeId, service: ServiceId, seq: u32 } = 5,
+    SyncRetry { peer: NodeId, service: ServiceId } = 6,
+    Verify = 7,
+    PushDebounce { service: ServiceId } = 8,
+    PushTimeout { push_id: u64 } = 9,
+}
