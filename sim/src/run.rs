@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::check::{self, Timing};
+use crate::check;
 use crate::fault::{FaultAction, Topology};
 use crate::metrics::consistency::HistoryLog;
+use crate::metrics::detection::Timing;
 use crate::metrics::load::LoadAnalyzer;
 use crate::metrics::{Analyzer, DetectionParams};
 use crate::report::Report;
@@ -213,7 +214,8 @@ impl Collector {
             latency_max: latency_bound(scenario),
             lossless: lossless(scenario),
         };
-        let mut invariants = check::check(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
+        let mut invariants =
+            crate::metrics::detection::invariants(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
         let cp = scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp;
         if !cp {
             let bound = settle_timing(scenario, timing.latency_max).bound();
@@ -227,18 +229,18 @@ impl Collector {
             // Where the run ended (earlier than the scenario's end when it hit its event limit:
             // convergence after that is not judged).
             let end = analyzer.params().end;
-            invariants.push(check::converged_after_heal(&analyzer.settle, quiet, bound, end));
+            invariants.push(crate::metrics::convergence::converged_after_heal(&analyzer.settle, quiet, bound, end));
         }
         if cp {
-            invariants.push(check::one_leader_per_term(&analyzer.elections));
-            invariants.extend(check::raft_logs(&run.raft_logs, &analyzer.elections.committed));
-            invariants.push(check::acknowledged_writes_kept(&analyzer.elections));
+            invariants.push(crate::metrics::elections::one_leader_per_term(&analyzer.elections));
+            invariants.extend(crate::metrics::elections::raft_logs(&run.raft_logs, &analyzer.elections.committed));
+            invariants.push(crate::metrics::elections::acknowledged_writes_kept(&analyzer.elections));
         }
         let end_time = analyzer.params().end;
         let m = &scenario.metrics;
         let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
         if cp && consistency.verdict != "not_checked" {
-            invariants.push(check::linearizable(&consistency));
+            invariants.push(crate::metrics::consistency::linearizable(&consistency));
         }
         if let Some(a) = &api {
             invariants.push(a.invariant.clone());
@@ -328,9 +330,9 @@ fn alerts(
 }
 
 /// The timing `converged_after_heal` derives its bound from.
-pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> check::SettleTiming {
+pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> crate::metrics::convergence::SettleTiming {
     let r = &s.registry;
-    check::SettleTiming {
+    crate::metrics::convergence::SettleTiming {
         servers: r.servers,
         report_interval: r.membership.report_interval,
         report_timeout: r.membership.report_timeout,
@@ -348,7 +350,7 @@ pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> check::S
             let c = &s.consumers;
             // As scenario::build: 10 s with push on, 3 s with push off (AP runs only here).
             let default_poll = if s.registry.push.enabled { 10 } else { 3 };
-            check::ViewTiming {
+            crate::metrics::convergence::ViewTiming {
                 poll_interval: c.poll_interval.unwrap_or(SimDuration::from_secs(default_poll)),
                 backoff_max: c.backoff_max,
                 query_timeout: c.query_timeout,

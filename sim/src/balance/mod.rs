@@ -151,3 +151,13 @@ pub fn check_nodes(nodes: &[String]) -> Result<(), BalanceError> {
 pub fn indexable(nodes: &[String]) -> &[String] {
     &nodes[..nodes.len().min(MAX_NODES)]
 }
+
+/// Shortest exact rendering of a duration: `10s`, `30ms`, `1500us`, `7ns`.
+pub fn format_duration(ns: u64) -> String {
+    for (unit, scale) in [("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
+        if ns >= scale && ns.is_multiple_of(scale) {
+            return format!("{}{unit}", ns / scale);
+        }
+    }
+    format!("{ns}ns")
+}

@@ -172,8 +172,8 @@ impl P2cPeakEwma {
             clock_ns: 0,
             name: format!(
                 "p2c-ewma:tau={}:rtt0={}",
-                super::spec::format_duration(tau_ns),
-                super::spec::format_duration(default_rtt_ns)
+                super::format_duration(tau_ns),
+                super::format_duration(default_rtt_ns)
             ),
         })
     }

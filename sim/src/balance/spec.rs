@@ -34,7 +34,7 @@ use super::p2c::{DEFAULT_RTT_NS, DEFAULT_TAU_NS, P2c, P2cPeakEwma, check_duratio
 use super::rendezvous::Rendezvous;
 use super::ring::{DEFAULT_VNODES, RingBalancer, check_k};
 use super::simple::{ModN, RandomBalancer, RoundRobin};
-use super::{BalanceError, Balancer, check_nodes};
+use super::{BalanceError, Balancer, check_nodes, format_duration};
 
 /// One parsed balancer spec.
 #[derive(Debug, Clone, PartialEq)]
@@ -220,16 +220,6 @@ pub fn parse_duration(s: &str) -> Option<u64> {
     };
     let v = num.parse::<f64>().ok()? * scale;
     (v.is_finite() && v >= 0.0 && v < u64::MAX as f64).then(|| v.round() as u64)
-}
-
-/// Shortest exact rendering of a duration: `10s`, `30ms`, `1500us`, `7ns`.
-pub fn format_duration(ns: u64) -> String {
-    for (unit, scale) in [("s", 1_000_000_000), ("ms", 1_000_000), ("us", 1_000)] {
-        if ns >= scale && ns.is_multiple_of(scale) {
-            return format!("{}{unit}", ns / scale);
-        }
-    }
-    format!("{ns}ns")
 }
 
 impl fmt::Display for BalancerSpec {

@@ -15,6 +15,10 @@
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
+
+use super::stats::round_ns;
+use crate::check::Invariant;
 use crate::check::linearizability::{Op, OpKind};
 use crate::protocol::{ClientOp, InstanceList};
 use regsim_kernel::{NodeId, SimTime};
@@ -126,6 +130,159 @@ pub fn stale_lists(ops: &[Op]) -> u64 {
         stale += u64::from(missed);
     }
     stale
+}
+
+/// `consistency`: the linearizability of the client-visible history (see
+/// `metrics::consistency` for what it records and `check::linearizability` for the checker).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ConsistencyReport {
+    /// `linearizable`, `violation`, `unknown` (search budget exceeded) or `not_checked`.
+    pub verdict: &'static str,
+    pub detail: String,
+    pub ops: u64,
+    /// Operations that never completed (given up on, or cut short by a crash or the end).
+    pub open_ops: u64,
+    pub lists: u64,
+    /// Lists that missed an instance whose registration had completed before the list began.
+    pub stale_lists: u64,
+    pub states_explored: u64,
+    /// The minimal offending operations of the first violation, in invocation order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violation: Vec<OpReport>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct OpReport {
+    pub client: u32,
+    pub op: String,
+    pub invoke_s: f64,
+    pub complete_s: Option<f64>,
+}
+
+impl ConsistencyReport {
+    /// Checks `log` (unless disabled or truncated) with the given search budget.
+    pub fn check(log: &HistoryLog, enabled: bool, max_states: u64) -> Self {
+        use crate::check::linearizability::{self as lin, OpKind};
+        let ops = &log.ops;
+        let lists = ops.iter().filter(|o| matches!(o.kind, OpKind::List { .. })).count() as u64;
+        let mut r = ConsistencyReport {
+            verdict: "not_checked",
+            detail: String::new(),
+            ops: ops.len() as u64,
+            open_ops: ops.iter().filter(|o| o.complete.is_none()).count() as u64,
+            lists,
+            stale_lists: stale_lists(ops),
+            states_explored: 0,
+            violation: Vec::new(),
+        };
+        if !enabled {
+            r.detail = "disabled (metrics.consistency = false)".into();
+            return r;
+        }
+        if log.dropped > 0 {
+            r.detail = format!(
+                "history truncated at metrics.max_history_ops = {} ({} operations not recorded)",
+                ops.len(),
+                log.dropped
+            );
+            return r;
+        }
+        let checked = match lin::check(ops, &lin::Limits { max_states_per_service: max_states }) {
+            Ok(c) => c,
+            Err(e) => {
+                r.detail = format!("malformed history: {e}");
+                return r;
+            }
+        };
+        r.states_explored = checked.services.iter().map(|s| s.states_explored).sum();
+        let services = checked.services.len();
+        match checked.outcome {
+            lin::Outcome::Linearizable => {
+                r.verdict = "linearizable";
+                r.detail = if ops.is_empty() {
+                    "no client operations were recorded".to_string()
+                } else {
+                    format!("{} operations on {services} service(s) are linearizable", ops.len())
+                };
+            }
+            lin::Outcome::Unknown { service, explored } => {
+                r.verdict = "unknown";
+                r.detail = format!(
+                    "service {service}: search budget exceeded after {explored} states (metrics.max_checker_states)"
+                );
+            }
+            lin::Outcome::Violation { service, ops: ids, from_empty } => {
+                r.verdict = "violation";
+                let mut v: Vec<&lin::Op> = ids.iter().map(|i| &ops[i.0]).collect();
+                v.sort_by_key(|o| o.invoke);
+                // The instances the violation is about: those registered or deregistered in
+                // it, else those some of its lists contain and others do not.
+                let mut focus: Vec<u32> = v
+                    .iter()
+                    .filter_map(|o| match o.kind {
+                        OpKind::Register { instance } | OpKind::Deregister { instance } => Some(instance),
+                        OpKind::List { .. } => None,
+                    })
+                    .collect();
+                let results: Vec<&Vec<u32>> = v
+                    .iter()
+                    .filter_map(|o| match &o.kind {
+                        OpKind::List { result } => Some(result),
+                        _ => None,
+                    })
+                    .collect();
+                if focus.is_empty() {
+                    let all: std::collections::BTreeSet<u32> = results.iter().flat_map(|r| r.iter().copied()).collect();
+                    focus = all.into_iter().filter(|i| results.iter().any(|r| r.binary_search(i).is_err())).collect();
+                }
+                focus.sort_unstable();
+                focus.dedup();
+                focus.truncate(3);
+                r.violation = v
+                    .iter()
+                    .map(|o| OpReport {
+                        client: o.client,
+                        op: match &o.kind {
+                            OpKind::Register { instance } => format!("register {instance}"),
+                            OpKind::Deregister { instance } => format!("deregister {instance} (crash)"),
+                            OpKind::List { result } => {
+                                let about: Vec<String> = focus
+                                    .iter()
+                                    .map(|i| {
+                                        format!(
+                                            "{} {i}",
+                                            if result.binary_search(i).is_ok() { "with" } else { "without" }
+                                        )
+                                    })
+                                    .collect();
+                                format!("list: {} instances, {}", result.len(), about.join(", "))
+                            }
+                        },
+                        invoke_s: round_ns(o.invoke as f64 / 1e9),
+                        complete_s: o.complete.map(|c| round_ns(c as f64 / 1e9)),
+                    })
+                    .collect();
+                r.detail = format!(
+                    "service {service}: these {} operations admit no linearization{}",
+                    ids.len(),
+                    if from_empty { " from the empty registry" } else { "" }
+                );
+            }
+        }
+        r
+    }
+}
+
+/// CP runs: the client-visible history is linearizable (the CP registry promises it).
+pub fn linearizable(c: &ConsistencyReport) -> Invariant {
+    let first =
+        c.violation.iter().filter_map(|o| o.complete_s).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+    Invariant {
+        name: "linearizable",
+        holds: c.verdict != "violation",
+        detail: c.detail.clone(),
+        first_violation_s: if c.verdict == "violation" { first } else { None },
+    }
 }
 
 #[cfg(test)]

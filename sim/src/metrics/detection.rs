@@ -21,6 +21,7 @@
 use serde::Serialize;
 
 use super::history::History;
+use crate::check::Invariant;
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -170,4 +171,98 @@ pub fn servers_faulted(h: &History, p: &DetectionParams, from: SimTime, to: SimT
     p.servers.clone().map(NodeId).any(|s| {
         h.was_paused(s, from, to) || h.was_down(s, from, to) || h.was_cut(s, from, to) || h.ever_skewed_before(s, to)
     })
+}
+
+// Invariants of this family (checked on every run):
+// - `crashed_instances_detected`: every instance that crashed while listed (registered and
+//   healthy in some server's copy) and stayed down at least `bound = unhealthy_after +
+//   check_interval + slack` is marked unhealthy (or deleted, or gone from every copy) within
+//   `bound` of the crash, unless a server was faulted (crashed, paused, cut off, skewed) in that
+//   window. `slack` covers the last beat still in flight at the crash: twice the latency bound,
+//   or 1 s when latency is unbounded.
+// - `evictions_explained`: when the network is lossless and latency bounded by L with
+//   `beat_interval + 4L <= unhealthy_after` (a beat may be proxied: instance -> server ->
+//   responsible server, and the answer back), a live instance's beats always arrive in time, so
+//   every false positive must have a fault as its cause (none with cause `loss`/`other`). When
+//   that condition does not hold the invariant is reported as not applicable.
+
+/// What the invariants need from the scenario.
+pub struct Timing {
+    pub unhealthy_after: SimDuration,
+    pub check_interval: SimDuration,
+    pub beat_interval: SimDuration,
+    /// Upper bound of one-way latency, if the distribution has one.
+    pub latency_max: Option<SimDuration>,
+    pub lossless: bool,
+}
+
+pub fn invariants(d: &Detection, faults: &History, p: &DetectionParams, t: &Timing) -> Vec<Invariant> {
+    vec![crashed_instances_detected(d, faults, p, t), evictions_explained(d, t)]
+}
+
+fn crashed_instances_detected(d: &Detection, faults: &History, p: &DetectionParams, t: &Timing) -> Invariant {
+    let slack = t.latency_max.map_or(SimDuration::from_secs(1), |l| l.saturating_mul(2));
+    let bound = t.unhealthy_after + t.check_interval + slack;
+    let mut checked = 0;
+    let mut late: Vec<(SimTime, String)> = Vec::new();
+    for e in d.episodes.iter().filter(|e| e.listed && e.ended - e.crashed >= bound) {
+        if servers_faulted(faults, p, e.crashed, e.crashed + bound) {
+            continue;
+        }
+        checked += 1;
+        // Gone from every copy (e.g. dropped by anti-entropy from a responsible server that
+        // restarted empty) counts too: no server lists it any more.
+        let detected = [e.unhealthy, e.deleted, e.replicated].iter().flatten().any(|m| *m - e.crashed <= bound);
+        if !detected {
+            let when =
+                e.unhealthy.map_or("never".to_string(), |m| format!("after {:.3} s", (m - e.crashed).as_secs_f64()));
+            late.push((
+                e.crashed + bound,
+                format!("instance {} crashed at {:.3} s, marked {when}", e.instance, e.crashed.as_secs_f64()),
+            ));
+        }
+    }
+    let holds = late.is_empty();
+    let detail = if holds {
+        format!("{checked} crash episodes checked against a bound of {bound}")
+    } else {
+        format!(
+            "{} of {checked} crashed instances not marked unhealthy within {bound}; first: {}",
+            late.len(),
+            late[0].1
+        )
+    };
+    Invariant {
+        name: "crashed_instances_detected",
+        holds,
+        detail,
+        first_violation_s: late.first().map(|l| l.0.as_secs_f64()),
+    }
+}
+
+fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
+    let name = "evictions_explained";
+    let applicable =
+        t.lossless && t.latency_max.is_some_and(|l| t.beat_interval + l.saturating_mul(4) <= t.unhealthy_after);
+    if !applicable {
+        return Invariant {
+            name,
+            holds: true,
+            detail: "not applicable: needs a lossless network with bounded latency L and beat_interval + 4L <= unhealthy_after".into(),
+            first_violation_s: None,
+        };
+    }
+    let bad: Vec<_> = d.false_positives.iter().filter(|f| matches!(f.cause, Cause::Other | Cause::Loss)).collect();
+    let holds = bad.is_empty();
+    let detail = match bad.first() {
+        None => format!("{} false positives, all explained by injected faults", d.false_positives.len()),
+        Some(f) => format!(
+            "{} live instances evicted without a fault; first: instance {} marked {:?} at {:.3} s",
+            bad.len(),
+            f.instance,
+            f.eviction,
+            f.time.as_secs_f64()
+        ),
+    };
+    Invariant { name, holds, detail, first_violation_s: bad.first().map(|f| f.time.as_secs_f64()) }
 }

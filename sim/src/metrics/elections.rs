@@ -8,6 +8,7 @@
 //! incident used beyond the first is an election that produced no leader (a split vote or a
 //! lost race).
 
+use crate::check::Invariant;
 use regsim_kernel::{NodeId, SimTime};
 
 #[derive(Clone, Debug, Default)]
@@ -144,5 +145,125 @@ impl Elections {
 
     pub fn finish(&mut self) {
         self.unresolved = u64::from(self.open.is_some());
+    }
+}
+
+/// Raft election safety (CP runs): at most one leader per term.
+pub fn one_leader_per_term(e: &Elections) -> Invariant {
+    let name = "one_leader_per_term";
+    match e.two_leaders.first() {
+        None => Invariant {
+            name,
+            holds: true,
+            detail: format!("{} leaders elected, terms up to {}", e.leaders_elected, e.max_term),
+            first_violation_s: None,
+        },
+        Some((t, term, a, b)) => Invariant {
+            name,
+            holds: false,
+            detail: format!("{} terms with two leaders; first: term {term} won by {a} and {b}", e.two_leaders.len()),
+            first_violation_s: Some(t.as_secs_f64()),
+        },
+    }
+}
+
+/// Raft log safety on the servers' final logs (terms of entries, persistent across crashes):
+/// - `log_matching`: where two logs hold an entry with the same index and term, all earlier
+///   entries are identical (once two logs diverge they never agree again);
+/// - `committed_entries_durable`: every entry a leader reported committed is still stored,
+///   with the same term, on a majority of servers (so no later leader can lose it).
+pub fn raft_logs(logs: &[Vec<u64>], committed: &[(u32, u64)]) -> Vec<Invariant> {
+    let mut bad_pair = None;
+    'pairs: for a in 0..logs.len() {
+        for b in a + 1..logs.len() {
+            let mut diverged = false;
+            for (i, (x, y)) in logs[a].iter().zip(&logs[b]).enumerate() {
+                if x != y {
+                    diverged = true;
+                } else if diverged {
+                    bad_pair = Some((a, b, i + 1));
+                    break 'pairs;
+                }
+            }
+        }
+    }
+    let matching = Invariant {
+        name: "log_matching",
+        holds: bad_pair.is_none(),
+        detail: match bad_pair {
+            None => format!("{} logs, up to {} entries", logs.len(), logs.iter().map(Vec::len).max().unwrap_or(0)),
+            Some((a, b, i)) => format!("servers {a} and {b} agree at index {i} after differing earlier"),
+        },
+        first_violation_s: None,
+    };
+    let majority = logs.len() / 2 + 1;
+    let lost: Vec<&(u32, u64)> = committed
+        .iter()
+        .filter(|(i, t)| logs.iter().filter(|l| l.get(*i as usize - 1) == Some(t)).count() < majority)
+        .collect();
+    let durable = Invariant {
+        name: "committed_entries_durable",
+        holds: lost.is_empty(),
+        detail: match lost.first() {
+            None => format!("{} commit reports, all stored on a majority", committed.len()),
+            Some((i, t)) => format!("{} committed entries not on a majority; first: index {i} of term {t}", lost.len()),
+        },
+        first_violation_s: None,
+    };
+    vec![matching, durable]
+}
+
+/// Raft (CP runs): every write a leader acknowledged to a client is in the log of every leader
+/// of a higher term elected after the acknowledgement (leader completeness, as the client sees
+/// it).
+pub fn acknowledged_writes_kept(e: &Elections) -> Invariant {
+    let name = "acknowledged_writes_kept";
+    match e.lost_acks.first() {
+        None => Invariant {
+            name,
+            holds: true,
+            detail: format!("{} acknowledged writes checked against every later leader's log", e.acked.len()),
+            first_violation_s: None,
+        },
+        Some((t, leader_term, index, term)) => Invariant {
+            name,
+            holds: false,
+            detail: format!(
+                "{} acknowledged writes missing from a later leader's log; first: index {index} of term {term}, missing when the leader of term {leader_term} won",
+                e.lost_acks.len()
+            ),
+            first_violation_s: Some(t.as_secs_f64()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledged_write_missing_from_a_later_leader_is_caught() {
+        use regsim_kernel::NodeId;
+        let mut e = Elections::default();
+        e.leader_elected(SimTime(1), NodeId(0), 1, &[]);
+        e.acked.push((SimTime(5), 2, 1)); // index 2 of term 1, acknowledged at t = 5
+        e.leader_elected(SimTime(10), NodeId(1), 2, &[1, 1]);
+        assert!(acknowledged_writes_kept(&e).holds);
+        e.leader_elected(SimTime(20), NodeId(2), 3, &[1]);
+        let inv = acknowledged_writes_kept(&e);
+        assert!(!inv.holds && inv.first_violation_s == Some(20e-9), "{inv:?}");
+    }
+
+    #[test]
+    fn log_invariants_catch_divergence_and_lost_commits() {
+        let good = vec![vec![1, 1, 2], vec![1, 1, 2, 3], vec![1, 1]];
+        assert!(raft_logs(&good, &[(2, 1), (3, 2)]).iter().all(|i| i.holds));
+        // Servers 0 and 1 differ at index 2 but agree again at index 3: log matching broken.
+        let forked = vec![vec![1, 1, 2], vec![1, 2, 2], vec![1]];
+        assert!(!raft_logs(&forked, &[])[0].holds);
+        // Index 3 (term 2) reported committed but stored on one server of three.
+        let lost = vec![vec![1, 1, 2], vec![1, 1], vec![1, 1]];
+        let inv = raft_logs(&lost, &[(3, 2)]);
+        assert!(inv[0].holds && !inv[1].holds, "{inv:?}");
     }
 }

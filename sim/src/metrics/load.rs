@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::balance::keys::{KeyDist, KeySampler};
 use crate::balance::{BalancerSpec, stats};
-use crate::protocol::clients::consumer::instance_name;
+use crate::protocol::clients::instance_name;
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 const WINDOW: SimDuration = SimDuration::from_secs(60);

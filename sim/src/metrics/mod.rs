@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod analyzer;
 pub mod api;
 pub mod consistency;
+pub mod convergence;
 pub mod detection;
 pub mod elections;
 pub mod history;

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use promql_parser::parser::LabelModifier;
 
-use super::eval::{Element, EvalError, Vector};
 use super::labels::Labels;
+use super::value::{Element, EvalError, Vector};
 
 struct Group {
     value: f64,

@@ -13,12 +13,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use promql_parser::parser::{BinaryExpr, LabelModifier};
 
-use super::eval::{Element, EvalError, Evaluator, Value, Vector, check_unique};
 use super::labels::Labels;
 use super::query::{is_comparison, is_set};
+use super::value::{Element, Eval, EvalError, Value, Vector, check_unique};
 
 /// Evaluates a binary expression.
-pub fn binary(ev: &mut Evaluator<'_>, b: &BinaryExpr) -> Result<Value, EvalError> {
+pub fn binary(ev: &mut dyn Eval, b: &BinaryExpr) -> Result<Value, EvalError> {
     let op = b.op.to_string();
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
     let (on, names) = matching(b.modifier.as_ref().and_then(|m| m.matching.as_ref()));

@@ -12,16 +12,16 @@
 
 use promql_parser::parser::{Call, Expr, MatrixSelector};
 
-use super::eval::{Element, EvalError, Evaluator, Value, Vector, absent_labels, check_unique};
 use super::labels::Labels;
 use super::store::Sample;
+use super::value::{Element, Eval, EvalError, Value, Vector, absent_labels, check_unique};
 
 /// Evaluates a function call (the names are those of [`super::query::FUNCTIONS`]).
-pub fn call(ev: &mut Evaluator<'_>, c: &Call) -> Result<Value, EvalError> {
+pub fn call(ev: &mut dyn Eval, c: &Call) -> Result<Value, EvalError> {
     let name = c.func.name;
     let args: Vec<&Expr> = c.args.args.iter().map(|a| a.as_ref()).collect();
     match (name, args.as_slice()) {
-        ("time", []) => Ok(Value::Scalar(ev.t as f64 / 1000.0)),
+        ("time", []) => Ok(Value::Scalar(ev.time_ms() as f64 / 1000.0)),
         ("vector", [arg]) => match ev.eval(arg)? {
             Value::Scalar(v) => Ok(Value::Vector(vec![Element { labels: Labels::empty(), value: v }])),
             Value::Vector(_) => Err(EvalError("vector() takes a scalar".into())),
@@ -45,14 +45,14 @@ fn one(labels: Labels) -> Element {
     Element { labels, value: 1.0 }
 }
 
-fn range_function(ev: &mut Evaluator<'_>, name: &str, ms: &MatrixSelector) -> Result<Value, EvalError> {
+fn range_function(ev: &mut dyn Eval, name: &str, ms: &MatrixSelector) -> Result<Value, EvalError> {
     let series = ev.select_range(ms)?;
     if name == "absent_over_time" {
         let out = if series.is_empty() { vec![one(absent_labels(&Expr::MatrixSelector(ms.clone())))] } else { vec![] };
         return Ok(Value::Vector(out));
     }
     let range_s = ms.range.as_secs_f64();
-    let end = ev.t - super::eval::offset_ms(&ms.vs.offset);
+    let end = ev.time_ms() - super::value::offset_ms(&ms.vs.offset);
     let start = end - i64::try_from(ms.range.as_millis()).unwrap_or(i64::MAX);
     let mut out = Vector::new();
     for (labels, points) in series {

@@ -33,6 +33,7 @@ pub mod series_notation;
 pub mod store;
 pub mod template;
 pub mod unittest;
+pub mod value;
 
 pub use eval::{Element, EvalError, Value, Vector, instant_query};
 pub use labels::Labels;

@@ -26,11 +26,6 @@ use crate::protocol::clients::view::{Balanced, Handled, Pick, ViewConfig};
 use crate::protocol::{Msg, NodeCtx, Obs, RequestKind, Timer};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
-/// The name a balancer knows an instance by.
-pub fn instance_name(n: NodeId) -> String {
-    n.to_string()
-}
-
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {
     pub balancer: BalancerSpec,

@@ -49,7 +49,7 @@ use crate::balance::keys::KeySampler;
 use crate::monitor::Labels;
 use crate::monitor::histogram::Histogram;
 use crate::protocol::clients::breaker::{Breaker, BreakerConfig, BreakerState};
-use crate::protocol::clients::consumer::instance_name;
+use crate::protocol::clients::instance_name;
 use crate::protocol::clients::ratelimit::TokenBucket;
 use crate::protocol::clients::view::{Balanced, Handled, Pick, ViewConfig};
 use crate::protocol::monitoring::Exposition;

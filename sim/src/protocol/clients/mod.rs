@@ -45,3 +45,8 @@ pub enum Timer {
         req: u64,
     } = 3,
 }
+
+/// The name a balancer knows an instance by.
+pub fn instance_name(n: NodeId) -> String {
+    n.to_string()
+}

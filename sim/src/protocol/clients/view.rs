@@ -215,7 +215,7 @@ impl Balanced {
         let handled = self.view.on_message(cfg, ctx, from, msg);
         if handled == Handled::Changed {
             let names: Vec<String> =
-                self.view.nodes().iter().map(|n| crate::protocol::clients::consumer::instance_name(*n)).collect();
+                self.view.nodes().iter().map(|n| crate::protocol::clients::instance_name(*n)).collect();
             self.balancer.set_nodes(&names);
         }
         handled
