@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod load;
 pub mod monitoring;
 pub mod regions;
+pub mod roles;
 pub mod schema;
 
 pub use build::{Built, Layout, NodeSpec, build, layout};

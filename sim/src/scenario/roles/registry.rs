@@ -1,0 +1,43 @@
+//! The registry servers: Nacos AP servers or CP servers on Raft, per region.
+
+use std::sync::Arc;
+
+use super::{Nodes, Role};
+use crate::protocol::Node;
+use crate::protocol::cp::{CpConfig, CpServer};
+use crate::protocol::nacos::server::RegistryServer;
+use crate::protocol::raft::RaftConfig;
+use crate::scenario::build::{BuildError, server_config};
+use crate::scenario::schema::RegistryMode;
+use regsim_kernel::SimTime;
+
+pub(super) fn servers(b: &mut Nodes<'_>) -> Result<(), BuildError> {
+    let s = b.s;
+    b.region_servers = (0..b.regions()).map(|r| Arc::from(b.ids(Role::Servers, r))).collect();
+    let r = &s.registry.raft;
+    let cp_cfg = CpConfig {
+        raft: RaftConfig {
+            election_timeout: r.election_timeout,
+            election_jitter: r.election_jitter,
+            heartbeat_interval: r.heartbeat_interval,
+            pre_vote: r.pre_vote,
+            check_quorum: r.check_quorum,
+            vote_twice: s.bugs.vote_twice,
+        },
+        reads: r.reads,
+        apply_before_commit: s.bugs.apply_before_commit,
+        ..CpConfig::default()
+    };
+    for servers in b.region_servers.clone() {
+        let server_cfg = server_config(s, Arc::clone(&servers));
+        let cp_cfg = Arc::new(cp_cfg.clone());
+        for &id in servers.iter() {
+            let node = match s.registry.mode {
+                RegistryMode::Ap => Node::Server(Box::new(RegistryServer::new(server_cfg.clone(), id))),
+                RegistryMode::Cp => Node::Raft(Box::new(CpServer::new(Arc::clone(&cp_cfg), id, Arc::clone(&servers)))),
+            };
+            b.add(node, SimTime::ZERO);
+        }
+    }
+    Ok(())
+}
