@@ -161,13 +161,15 @@ impl<A: Actor> Harness<A> {
         self.hosts.crash(self.now, n);
     }
     pub fn restart(&mut self, n: NodeId) {
-        self.hosts.restart(self.now, n, &mut self.net);
+        let net = &mut self.net;
+        self.hosts.restart(self.now, n, &mut |at, node, what| net.push(at, node, what));
     }
     pub fn pause(&mut self, n: NodeId) {
         self.hosts.pause(self.now, n);
     }
     pub fn resume(&mut self, n: NodeId) {
-        self.hosts.resume(self.now, n, &mut self.net);
+        let net = &mut self.net;
+        self.hosts.resume(self.now, n, &mut |at, node, what| net.push(at, node, what));
     }
     /// Steps `n`'s local clock by `offset_ns` from now on, drifting by `drift_ppm`.
     pub fn skew(&mut self, n: NodeId, offset_ns: i64, drift_ppm: i64) {

@@ -27,7 +27,8 @@ use std::hash::Hash;
 use crate::actor::{Actor, Ctx, Effect, NodeId, TimerId};
 use crate::clock::LocalClock;
 use crate::digest::Digest;
-use crate::fault::FaultRecord;
+use crate::fault::{FaultAction, FaultRecord, Resolve, RoleFault};
+use crate::net::{Network, Partition, Shape};
 use crate::rng::{SimRng, stream};
 use crate::time::SimTime;
 
@@ -389,14 +390,14 @@ impl<A: Actor> Hosts<A> {
     }
 
     /// Restarts a crashed `n`: its new incarnation starts at `now`.
-    pub fn restart(&mut self, now: SimTime, n: NodeId, out: &mut impl Transport<A::Msg, A::Timer>) {
+    pub fn restart(&mut self, now: SimTime, n: NodeId, wake: &mut impl FnMut(SimTime, NodeId, Wake<A::Msg, A::Timer>)) {
         let m = &mut self.meta[n.index()];
         if m.status != Status::Crashed {
             return;
         }
         m.status = Status::Up;
         let incarnation = m.incarnation;
-        out.wake(now, n, Wake::Start { incarnation });
+        wake(now, n, Wake::Start { incarnation });
         self.record(now, n, FaultRecord::Restarted);
     }
 
@@ -410,14 +411,14 @@ impl<A: Actor> Hosts<A> {
     }
 
     /// Resumes a paused `n`: what came due meanwhile is woken at `now`, in order.
-    pub fn resume(&mut self, now: SimTime, n: NodeId, out: &mut impl Transport<A::Msg, A::Timer>) {
+    pub fn resume(&mut self, now: SimTime, n: NodeId, wake: &mut impl FnMut(SimTime, NodeId, Wake<A::Msg, A::Timer>)) {
         let m = &mut self.meta[n.index()];
         if m.status != Status::Paused {
             return;
         }
         m.status = Status::Up;
         for what in std::mem::take(&mut self.aux[n.index()].deferred) {
-            out.wake(now, n, what);
+            wake(now, n, what);
         }
         self.record(now, n, FaultRecord::Resumed);
     }
@@ -427,5 +428,76 @@ impl<A: Actor> Hosts<A> {
         self.meta[n.index()].skewed = true;
         self.clocks[n.index()].set_skew(now, offset_ns, drift_ppm);
         self.record(now, n, FaultRecord::ClockSkewed { offset_ns, drift_ppm });
+    }
+
+    /// Carries out fault `action` at `now` on these hosts and the network model `net`
+    /// (partitions cut links at send time), resolving role targets with `resolver` and `rng`.
+    /// Records the ground truth. Returns the undo of a role fault with a duration (a restart,
+    /// a resume, a heal) and when to apply it: the runtime schedules it.
+    pub fn apply_fault(
+        &mut self,
+        now: SimTime,
+        action: &FaultAction,
+        net: &mut Network,
+        resolver: &dyn Resolve<A>,
+        rng: &mut SimRng,
+        wake: &mut impl FnMut(SimTime, NodeId, Wake<A::Msg, A::Timer>),
+    ) -> Option<(SimTime, FaultAction)> {
+        let n_nodes = self.len() as u32;
+        match action {
+            FaultAction::Crash(nodes) => nodes.iter().for_each(|n| self.crash(now, *n)),
+            FaultAction::Restart(nodes) => nodes.iter().for_each(|n| self.restart(now, *n, wake)),
+            FaultAction::Pause(nodes) => nodes.iter().for_each(|n| self.pause(now, *n)),
+            FaultAction::Resume(nodes) => nodes.iter().for_each(|n| self.resume(now, *n, wake)),
+            FaultAction::Partition { id, partition } => {
+                net.partition(*id, partition.clone());
+                for n in (0..n_nodes).map(NodeId).filter(|n| partition.affects(*n)) {
+                    self.record(now, n, FaultRecord::Partitioned(*id));
+                }
+            }
+            FaultAction::Heal(id) => {
+                let healed: Vec<(u32, Vec<NodeId>)> = net
+                    .active_partitions()
+                    .filter(|(pid, _)| id.is_none_or(|want| want == *pid))
+                    .map(|(pid, p)| (pid, (0..n_nodes).map(NodeId).filter(|n| p.affects(*n)).collect()))
+                    .collect();
+                net.heal(*id);
+                for (pid, nodes) in healed {
+                    nodes.into_iter().for_each(|n| self.record(now, n, FaultRecord::Healed(pid)));
+                }
+            }
+            FaultAction::OnRole { who, what, undo_after } => {
+                let n = resolver.resolve(*who, &self.running_actors(), rng)?;
+                let undo = match what {
+                    RoleFault::Crash => {
+                        self.crash(now, n);
+                        FaultAction::Restart(vec![n])
+                    }
+                    RoleFault::Pause => {
+                        self.pause(now, n);
+                        FaultAction::Resume(vec![n])
+                    }
+                    RoleFault::Isolate(id) => {
+                        self.record(now, n, FaultRecord::Isolated(*id));
+                        let p = Partition::build(&Shape::Isolate(vec![n]), n_nodes as usize, false)
+                            .expect("isolating one existing node is a valid partition");
+                        self.apply_fault(
+                            now,
+                            &FaultAction::Partition { id: *id, partition: p },
+                            net,
+                            resolver,
+                            rng,
+                            wake,
+                        );
+                        FaultAction::Heal(Some(*id))
+                    }
+                };
+                return undo_after.map(|d| (now + d, undo));
+            }
+            FaultAction::Skew { nodes, offset_ns, drift_ppm } => {
+                nodes.iter().for_each(|n| self.skew(now, *n, *offset_ns, *drift_ppm));
+            }
+        }
+        None
     }
 }

@@ -10,9 +10,9 @@
 //! fault that changes a node's state is recorded as ground truth with its true time.
 
 use crate::actor::{Actor, NodeId, TimerId};
-use crate::fault::{FaultAction, FaultRecord, Resolve, RoleFault, RoleTarget};
+use crate::fault::{FaultAction, FaultRecord, Resolve, RoleTarget};
 use crate::host::{Hosts, Record, Status, Transport, Wake};
-use crate::net::{Delivery, Network, Partition, Shape};
+use crate::net::{Delivery, Network};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, stream};
 use crate::time::SimTime;
@@ -104,13 +104,20 @@ impl<M: Clone, T> Transport<M, T> for Io<M, T> {
 
     #[inline]
     fn wake(&mut self, at: SimTime, node: NodeId, what: Wake<M, T>) {
+        Self::push_wake(&mut self.queue, at, node, what);
+    }
+}
+
+impl<M, T> Io<M, T> {
+    #[inline]
+    fn push_wake(queue: &mut EventQueue<Event<M, T>>, at: SimTime, node: NodeId, what: Wake<M, T>) {
         let event = match what {
             Wake::Start { incarnation } => Event::Start { node, incarnation },
             Wake::Deliver { from, msg } => Event::Deliver { from, to: node, msg },
             Wake::Refused { to, msg } => Event::Refused { from: node, to, msg },
             Wake::Timer { incarnation, id, timer } => Event::Timer { node, incarnation, id, timer },
         };
-        self.queue.push(at, event);
+        queue.push(at, event);
     }
 }
 
@@ -271,61 +278,11 @@ impl<A: Actor> World<A> {
     }
 
     fn apply_fault(&mut self, action: &FaultAction) {
-        let now = self.now;
-        let n_nodes = self.hosts.len() as u32;
-        match action {
-            FaultAction::Crash(nodes) => nodes.iter().for_each(|n| self.hosts.crash(now, *n)),
-            FaultAction::Restart(nodes) => nodes.iter().for_each(|n| self.hosts.restart(now, *n, &mut self.io)),
-            FaultAction::Pause(nodes) => nodes.iter().for_each(|n| self.hosts.pause(now, *n)),
-            FaultAction::Resume(nodes) => nodes.iter().for_each(|n| self.hosts.resume(now, *n, &mut self.io)),
-            FaultAction::Partition { id, partition } => {
-                self.io.net.partition(*id, partition.clone());
-                for n in (0..n_nodes).map(NodeId).filter(|n| partition.affects(*n)) {
-                    self.hosts.record(now, n, FaultRecord::Partitioned(*id));
-                }
-            }
-            FaultAction::Heal(id) => {
-                let healed: Vec<(u32, Vec<NodeId>)> = self
-                    .io
-                    .net
-                    .active_partitions()
-                    .filter(|(pid, _)| id.is_none_or(|want| want == *pid))
-                    .map(|(pid, p)| (pid, (0..n_nodes).map(NodeId).filter(|n| p.affects(*n)).collect()))
-                    .collect();
-                self.io.net.heal(*id);
-                for (pid, nodes) in healed {
-                    nodes.into_iter().for_each(|n| self.hosts.record(now, n, FaultRecord::Healed(pid)));
-                }
-            }
-            FaultAction::OnRole { who, what, undo_after } => {
-                let running = self.hosts.running_actors();
-                let Some(n) = self.resolver.resolve(*who, &running, &mut self.fault_rng) else {
-                    return;
-                };
-                let undo = match what {
-                    RoleFault::Crash => {
-                        self.hosts.crash(now, n);
-                        FaultAction::Restart(vec![n])
-                    }
-                    RoleFault::Pause => {
-                        self.hosts.pause(now, n);
-                        FaultAction::Resume(vec![n])
-                    }
-                    RoleFault::Isolate(id) => {
-                        self.hosts.record(now, n, FaultRecord::Isolated(*id));
-                        let p = Partition::build(&Shape::Isolate(vec![n]), n_nodes as usize, false)
-                            .expect("isolating one existing node is a valid partition");
-                        self.apply_fault(&FaultAction::Partition { id: *id, partition: p });
-                        FaultAction::Heal(Some(*id))
-                    }
-                };
-                if let Some(d) = undo_after {
-                    self.schedule_fault(now + *d, undo);
-                }
-            }
-            FaultAction::Skew { nodes, offset_ns, drift_ppm } => {
-                nodes.iter().for_each(|n| self.hosts.skew(now, *n, *offset_ns, *drift_ppm));
-            }
+        let Io { queue, net } = &mut self.io;
+        let mut wake = |at, node, what| Io::<A::Msg, A::Timer>::push_wake(queue, at, node, what);
+        let undo = self.hosts.apply_fault(self.now, action, net, &*self.resolver, &mut self.fault_rng, &mut wake);
+        if let Some((at, undo)) = undo {
+            self.schedule_fault(at, undo);
         }
     }
 }
