@@ -170,6 +170,12 @@ impl<A: Actor> Hosts<A> {
         let m = self.meta[n.index()];
         m.status == Status::Up && m.started
     }
+    /// Whether a process listens at `n` (up or paused, its `on_start` ran): a message to a node
+    /// that is not listening is refused.
+    pub fn listening(&self, n: NodeId) -> bool {
+        let m = self.meta[n.index()];
+        m.status != Status::Crashed && m.started
+    }
     /// The running nodes with their actors, in id order (for role resolvers).
     pub fn running_actors(&self) -> Vec<(NodeId, &A)> {
         (0..self.meta.len())

@@ -69,3 +69,30 @@ mod tests {
         assert_eq!((t.pop_due(u64::MAX), t.next_deadline()), (None, None));
     }
 }
+
+/// What one node task has pending for itself on the node hosts' terms: timers (checked for
+/// cancellation and incarnation by `regsim_kernel::Hosts` when they fire) in (deadline, set
+/// order). Kept in the task, so a crash drops them.
+#[derive(Default)]
+pub struct Wakes {
+    due: BTreeMap<(u64, u64), regsim_kernel::Wake<regsim::protocol::Msg, Timer>>,
+    seq: u64,
+}
+
+impl Wakes {
+    pub fn insert(&mut self, at: u64, what: regsim_kernel::Wake<regsim::protocol::Msg, Timer>) {
+        self.due.insert((at, self.seq), what);
+        self.seq += 1;
+    }
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.due.first_key_value().map(|((at, _), _)| *at)
+    }
+    /// The next wake due at `now`, with its deadline.
+    pub fn pop_due(&mut self, now: u64) -> Option<(u64, regsim_kernel::Wake<regsim::protocol::Msg, Timer>)> {
+        let (&(at, _), _) = self.due.first_key_value()?;
+        if at > now {
+            return None;
+        }
+        self.due.pop_first().map(|((at, _), w)| (at, w))
+    }
+}

@@ -81,26 +81,30 @@ fn what_real_mode_cannot_express_is_rejected() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("heartbeat.toml:") && text.contains("instances.count") && text.contains("500"), "{text}");
     let small = ["--set", "instances.count=100"];
-    let cases: [(&[&str], &str); 4] = [
-        (&["--set", "faults[0].action=skew", "--set", "faults[0].offset=2s"], "faults[0].action"),
-        (&["--set", "duration=100000s"], "duration"),
-        (&["--set", "gateway.count=1"], "gateway"),
-        (&["--set", r#"regions=["eu","us"]"#], "regions"),
-    ];
-    for (sets, key) in cases {
-        let args: Vec<&str> = small.iter().chain(sets).copied().collect();
-        let (code, text) = real(&args);
-        assert_eq!(code, 2, "{sets:?}: {text}");
-        assert!(text.contains(key) && text.contains("not supported by --real"), "{sets:?}: {text}");
-    }
-    let (code, text) =
-        regsim_madsim(&["check", &scenario("raft-leader-isolation.toml"), "--real", "--time-scale", "0.05"]);
+    let (code, text) = real(&[small[0], small[1], "--set", "duration=100000s"]);
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains("raft-leader-isolation.toml:") && text.contains("faults[0].target"), "{text}");
-    // What the core's network model emulates at the sender is accepted.
-    let emulated = ["--set", "network.duplicate=0.01", "--set", "network.loss=0.01"];
-    let (code, text) = real(&small.iter().chain(&emulated).copied().collect::<Vec<_>>());
-    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("duration") && text.contains("not supported by --real"), "{text}");
+    // The node count includes every role (a gateway, monitoring, regions).
+    let (code, text) = real(&["--set", "instances.count=250", "--set", r#"regions=["eu","us"]"#]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("500") && text.contains("not supported by --real"), "{text}");
+    // What the core's network model emulates at the sender, and what the kernel's node hosts
+    // do (skewed clocks, role targets), the gateway, regions and monitoring are accepted.
+    let accepted: [&[&str]; 5] = [
+        &["--set", "network.duplicate=0.01", "--set", "network.loss=0.01"],
+        &["--set", "faults[0].action=skew", "--set", "faults[0].offset=2s"],
+        &["--set", "gateway.count=1"],
+        &["--set", r#"regions=["eu","us"]"#],
+        &["--set", "network.links=[{from=\"instances\", to=\"servers\", loss=0.01}]"],
+    ];
+    for sets in accepted {
+        let (code, text) = real(&small.iter().chain(sets).copied().collect::<Vec<_>>());
+        assert_eq!(code, 0, "{sets:?}: {text}");
+    }
+    for file in ["raft-leader-isolation.toml", "monitoring.toml", "monitoring-federation.toml"] {
+        let (code, text) = regsim_madsim(&["check", &scenario(file), "--real", "--time-scale", "0.05"]);
+        assert_eq!(code, 0, "{file}: {text}");
+    }
     // Arguments.
     for args in [
         &["check", hb.as_str(), "--real"][..],

@@ -177,3 +177,37 @@ fn restart_and_pause_on_real_sockets() {
     assert!(fp.causes.keys().all(|c| *c == Cause::Pause), "{fp:?}");
     assert!(o.failed_invariants().next().is_none(), "{:?}", o.report.invariants);
 }
+
+/// Every section the core runs also runs on real sockets: two regions, a gateway, monitoring
+/// (Prometheus per region, Alertmanager), a skewed server clock and a crash. What must hold:
+/// the run ends with a report whose gateway (`api`) and alert sections exist, the skew is in
+/// the ground truth, and the crashed instance is marked unhealthy within the protocol's window
+/// widened by real mode's tolerance (see the module doc).
+#[test]
+fn regions_gateway_monitoring_and_a_skewed_clock_run_on_real_sockets() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/monitoring.toml");
+    let sets = [
+        "duration=200s",
+        r#"regions=["eu","us"]"#,
+        "instances.count=4",
+        "consumers.count=2",
+        "consumers.call_rate=2",
+        "gateway.count=1",
+        r#"faults=[{at="40s", action="skew", target="servers[0]", offset="2s", drift_ppm=1000, duration="100s"}, {at="60s", action="crash", target="eu/instances[0]", duration="80s"}]"#,
+    ];
+    let overrides: Vec<Override> = sets.iter().map(|s| Override::parse(s).expect("valid override")).collect();
+    let s = load_with(&path, &overrides, |s| real::check(s, TIME_SCALE)).expect("--real supports every section");
+    let out = real::driver::run(&s, s.seed, TIME_SCALE).expect("the real run ends");
+    let r = &out.run.report;
+    assert_eq!(r.topology.get("gateways"), Some(&2), "{:?}", r.topology);
+    assert_eq!(r.topology.get("prometheus"), Some(&2), "{:?}", r.topology);
+    assert!(r.api.is_some(), "the gateway's section is missing");
+    assert!(r.alerts.is_some(), "the alerts section is missing");
+    assert!(r.faults.keys().any(|k| k.contains("skew")), "no skew in the ground truth: {:?}", r.faults);
+    let unhealthy = &r.detection.unhealthy.summary;
+    assert_eq!(unhealthy.count, 1, "{unhealthy:?}");
+    let slack = real::slack_virtual(TIME_SCALE).as_secs_f64();
+    let max = unhealthy.max_s;
+    assert!(max > 10.0 - slack && max <= 20.01 + slack, "unhealthy after {max} s");
+    println!("real: every section in {:.1} s of wall time", out.wall.as_secs_f64());
+}

@@ -2,36 +2,39 @@
 //! runtime with one real UDP socket per node on 127.0.0.1 (model, limits and tolerance: see
 //! the parent module).
 //!
-//! Each node is a task ([`node_main`]) on a `LocalSet` (actors are not `Send`): it binds its
-//! socket, runs `on_start`, then loops: fire the actor's due timers (a task-local heap, so they
-//! die with the incarnation, as in the core), then wait for a datagram, a refusal or the next
-//! deadline. Everything the tasks share — actors, their random streams and timer counters, the
-//! network model, the observation log — is in [`Shared`], a thread local borrowed only between
-//! awaits, as in the madsim driver. The supervisor applies the fault schedule at its scaled
-//! times and stops the run at the scaled end. The run has its own thread.
+//! The nodes are the kernel's `Hosts` (status, incarnations, timers and their cancellation,
+//! pause deferral, crash and restart, clock skew, fault application: the same code the core
+//! world runs); this driver supplies only the transport. Each node is a task ([`node_main`])
+//! on a `LocalSet` (actors are not `Send`): it binds its socket, runs `on_start`, then loops:
+//! fire what is due for it (a task-local heap of timers, so they die with the incarnation),
+//! then wait for a datagram, an inbox entry (a refusal, or what a pause held back) or the next
+//! deadline. Everything the tasks share is in [`Shared`], a thread local borrowed only between
+//! awaits. The supervisor applies the fault schedule (and the undo of role faults) at its
+//! scaled times and stops the run at the scaled end. The run has its own thread.
 
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use regsim::fault::FaultAction;
-use regsim::protocol::{Msg, Node, Obs};
+use regsim::protocol::{ConsensusRoles, Msg, Node, Obs};
 use regsim::run::{Collector, DriverSummary, RunOutput};
 use regsim::scenario::build::SERVERS;
 use regsim::scenario::{Layout, Scenario, layout};
 use regsim_kernel::net::{Delivery, NetStats, Network};
-use regsim_kernel::{Actor, Ctx, Effect, FaultRecord, NodeId, Outcome, Record, SimDuration, SimRng, SimTime};
-use regsim_kernel::{Status, What, stream};
+use regsim_kernel::{Actor, FaultRecord, Hosts, NodeId, Outcome, Record, SimDuration, SimRng, SimTime};
+use regsim_kernel::{Status, Transport, Wake, stream};
 use tokio::net::UdpSocket;
-use tokio::sync::Notify;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use super::{DIGEST, TIMER_RESOLUTION, collector_view, wall_limit};
 use crate::codec::{self, MAX_DATAGRAM};
-use crate::timers::Timers;
+use crate::timers::Wakes;
 
 type Timer = <Node as Actor>::Timer;
 
@@ -168,34 +171,47 @@ impl Clock {
     }
 }
 
-struct Meta {
-    status: Status,
-    /// Whether the current incarnation has bound its socket and run `on_start`.
-    started: bool,
-    incarnation: u32,
-    next_timer: u32,
+/// Binds node `i`'s socket on 127.0.0.1: its last port if it had one and it is free, else an
+/// ephemeral port. Two handles on it: tokio's, to wait for datagrams, and a plain one to send
+/// with (tokio's `try_send_to` reports `WouldBlock` until its reactor has seen the new socket
+/// writable once, which would lose every node's first message).
+fn bind(last_port: u16) -> std::io::Result<(UdpSocket, std::net::UdpSocket)> {
+    let try_bind = |port| {
+        let s = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
+        s.set_nonblocking(true)?;
+        let sender = s.try_clone()?;
+        Ok((UdpSocket::from_std(s)?, sender))
+    };
+    match last_port {
+        0 => try_bind(0),
+        p => try_bind(p).or_else(|_| try_bind(0)),
+    }
+}
+
+/// Per node, what only this runtime keeps (the rest is in `Hosts`).
+struct Side {
     start_at: SimTime,
     /// The current incarnation's address (none while no process runs).
     addr: Option<SocketAddr>,
     /// The last port this node had (a restart tries it first).
     port: u16,
     task: Option<JoinHandle<()>>,
-    resume: Rc<Notify>,
+    /// The running incarnation's inbox: refusals and what a pause held back.
+    inbox: Option<UnboundedSender<Wake<Msg, Timer>>>,
 }
 
 /// State shared by every task of one run (one thread; never borrowed across an await).
 struct Shared {
     clock: Clock,
     nonce: u64,
-    meta: Vec<Meta>,
-    actors: Vec<Node>,
-    rngs: Vec<SimRng>,
+    hosts: Hosts<Node>,
+    side: Vec<Side>,
     net: Network,
-    records: Vec<Record<Obs>>,
-    events: u64,
     max_events: u64,
-    effects: Vec<Effect<Msg, Timer>>,
-    observed: Vec<Obs>,
+    /// Faults not applied yet: (time, order) -> (schedule index, action); role faults with a
+    /// duration add their undo here.
+    schedule: BTreeMap<(SimTime, u32), (u32, FaultAction)>,
+    fault_rng: SimRng,
     frame: Vec<u8>,
     send_errors: u64,
     foreign: u64,
@@ -235,37 +251,23 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
     let end = SimTime(s.duration.as_nanos());
     let clock =
         Clock { start: Instant::now(), scale, horizon_ns: end.0.saturating_mul(2).saturating_add(3_600_000_000_000) };
-    let mut meta = Vec::with_capacity(nodes.len());
-    let mut actors = Vec::with_capacity(nodes.len());
-    let mut rngs = Vec::with_capacity(nodes.len());
+    let mut hosts = Hosts::new(seed);
+    let mut side = Vec::with_capacity(nodes.len());
     for n in nodes {
-        meta.push(Meta {
-            status: Status::Up,
-            started: false,
-            incarnation: 0,
-            next_timer: 0,
-            start_at: n.start_at,
-            addr: None,
-            port: 0,
-            task: None,
-            resume: Rc::new(Notify::new()),
-        });
-        rngs.push(stream(seed, &n.stream));
-        actors.push(n.actor);
+        hosts.add(&n.stream, n.actor);
+        side.push(Side { start_at: n.start_at, addr: None, port: 0, task: None, inbox: None });
     }
-    let count = meta.len();
+    let count = side.len();
+    let schedule = faults.into_iter().enumerate().map(|(i, (at, a))| ((at, i as u32), (i as u32, a))).collect();
     let shared = Shared {
         clock,
         nonce: nonce(),
-        meta,
-        actors,
-        rngs,
+        hosts,
+        side,
         net: network,
-        records: Vec::new(),
-        events: 0,
         max_events: s.limits.max_events,
-        effects: Vec::new(),
-        observed: Vec::new(),
+        schedule,
+        fault_rng: stream(seed, "faults/fire"),
         frame: Vec::with_capacity(256),
         send_errors: 0,
         foreign: 0,
@@ -275,14 +277,14 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
     SHARED.with(|cell| *cell.borrow_mut() = Some(shared));
     for i in 0..count as u32 {
         let task = tokio::task::spawn_local(node_main(i));
-        with(|g| g.meta[i as usize].task = Some(task));
+        with(|g| g.side[i as usize].task = Some(task));
     }
-    let outcome = supervise(faults, end).await;
+    let outcome = supervise(end).await;
     let now = clock.now_ns();
     let Some(mut g) = SHARED.with(|cell| cell.borrow_mut().take()) else {
         unreachable!("real driver: the run state vanished")
     };
-    for m in &mut g.meta {
+    for m in &mut g.side {
         if let Some(t) = m.task.take() {
             t.abort();
         }
@@ -292,18 +294,19 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
     }
     let servers = topology.role(SERVERS).map_or(0..0, |r| r.first..r.first + r.count);
     let raft_logs = servers
-        .filter_map(|n| match &g.actors[n as usize] {
+        .filter_map(|n| match g.hosts.actor(NodeId(n)) {
             Node::Raft(r) => Some(r.raft().log_terms()),
             _ => None,
         })
         .collect();
     let virtual_ns = if outcome == Outcome::ReachedEnd { end.0 } else { now.min(end.0) };
-    let mut records = std::mem::take(&mut g.records);
+    let mut records = Vec::new();
+    g.hosts.take_records(&mut records);
     // Tasks that ran while the supervisor's last wake-up was late stamped past the end.
     records.retain(|r| r.time.0 <= virtual_ns);
     Ok(SimOutput {
         records,
-        events: g.events,
+        events: g.hosts.events(),
         outcome,
         network: g.net.stats,
         raft_logs,
@@ -316,16 +319,15 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
 
 /// Applies the fault schedule at its (scaled) times; returns at the end, at the event limit,
 /// or when a message could not be sent.
-async fn supervise(faults: Vec<(SimTime, FaultAction)>, end: SimTime) -> Outcome {
-    for (idx, (at, action)) in faults.into_iter().enumerate() {
+async fn supervise(end: SimTime) -> Outcome {
+    while let Some(at) = with(|g| g.schedule.first_key_value().map(|((at, _), _)| *at)) {
         if at > end {
             break;
         }
         if !wait_until(at).await {
             return Outcome::EventLimit;
         }
-        let idx = u32::try_from(idx).expect("real driver: more than 2^32 faults");
-        with(|g| g.apply(idx, &action));
+        with(Shared::apply_next);
     }
     if wait_until(end).await { Outcome::ReachedEnd } else { Outcome::EventLimit }
 }
@@ -335,7 +337,7 @@ async fn supervise(faults: Vec<(SimTime, FaultAction)>, end: SimTime) -> Outcome
 async fn wait_until(t: SimTime) -> bool {
     let c = clock();
     loop {
-        if with(|g| g.events >= g.max_events || g.fatal.is_some()) {
+        if with(|g| g.hosts.events() >= g.max_events || g.fatal.is_some()) {
             return false;
         }
         let now = Instant::now();
@@ -347,46 +349,15 @@ async fn wait_until(t: SimTime) -> bool {
     }
 }
 
-enum Input {
-    Refused { to: NodeId, msg: Msg },
-}
-
-/// What a node task lends to `Shared::dispatch` to carry out effects.
-struct Io {
-    sender: Rc<std::net::UdpSocket>,
-    tx: UnboundedSender<Input>,
-    timers: Timers,
-}
-
-/// Binds node `i`'s socket on 127.0.0.1: its last port if it had one and it is free, else an
-/// ephemeral port. Two handles on it: tokio's, to wait for datagrams, and a plain one to send
-/// with (tokio's `try_send_to` reports `WouldBlock` until its reactor has seen the new socket
-/// writable once, which would lose every node's first message).
-fn bind(last_port: u16) -> std::io::Result<(UdpSocket, std::net::UdpSocket)> {
-    let try_bind = |port| {
-        let s = std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))?;
-        s.set_nonblocking(true)?;
-        let sender = s.try_clone()?;
-        Ok((UdpSocket::from_std(s)?, sender))
-    };
-    match last_port {
-        0 => try_bind(0),
-        p => try_bind(p).or_else(|_| try_bind(0)),
-    }
-}
-
 /// One incarnation of node `i` (a restart runs a new one). Returns only if it cannot bind.
 async fn node_main(i: u32) {
-    let k = i as usize;
-    let (first, start_at, port, resume, c) = with(|g| {
-        let m = &g.meta[k];
-        (m.incarnation == 0, m.start_at, m.port, Rc::clone(&m.resume), g.clock)
+    let (k, me) = (i as usize, NodeId(i));
+    let (first, start_at, port, c) = with(|g| {
+        let m = &g.side[k];
+        (g.hosts.incarnation(me) == 0, m.start_at, m.port, g.clock)
     });
     if first && start_at.0 > c.now_ns() {
         sleep_until(c.instant(start_at.0)).await;
-    }
-    while with(|g| g.meta[k].status == Status::Paused) {
-        resume.notified().await;
     }
     let (socket, sender) = match bind(port) {
         Ok((s, t)) => (Rc::new(s), Rc::new(t)),
@@ -395,38 +366,34 @@ async fn node_main(i: u32) {
             return;
         }
     };
-    let (tx, mut rx) = unbounded_channel::<Input>();
-    let mut io = Io { sender, tx, timers: Timers::default() };
+    let (tx, mut rx) = unbounded_channel::<Wake<Msg, Timer>>();
+    let mut wakes = Wakes::default();
     with(|g| {
-        let m = &mut g.meta[k];
+        let m = &mut g.side[k];
         m.addr = socket.local_addr().ok();
         m.port = m.addr.map_or(0, |a| a.port());
-        m.started = true;
-        g.dispatch(i, &mut io, |a, ctx| a.on_start(ctx));
+        m.inbox = Some(tx);
+        let incarnation = g.hosts.incarnation(me);
+        g.run(me, &sender, &mut wakes, |h, now, io| h.start(now, me, incarnation, io));
     });
-    // A refusal taken from the channel while the node was being paused waits for the resume.
-    let mut held: Option<Input> = None;
     loop {
-        while with(|g| g.meta[k].status == Status::Paused) {
-            resume.notified().await;
-        }
-        if let Some(Input::Refused { to, msg }) = held.take() {
-            with(|g| g.dispatch(i, &mut io, |a, ctx| a.on_refused(ctx, to, msg)));
-        }
         let now = c.now_ns();
-        while let Some((at, timer)) = io.timers.pop_due(now) {
+        while let Some((at, what)) = wakes.pop_due(now) {
             with(|g| {
                 g.timer_late_max = g.timer_late_max.max(now - at);
-                g.dispatch(i, &mut io, |a, ctx| a.on_timer(ctx, timer));
+                g.run(me, &sender, &mut wakes, |h, now, io| h.wake(now, me, what, io));
             });
         }
-        let deadline = io.timers.next_deadline().unwrap_or(u64::MAX);
+        let deadline = wakes.next_deadline().unwrap_or(u64::MAX);
         tokio::select! {
             biased;
-            Some(input) = rx.recv() => held = Some(input),
+            Some(what) = rx.recv() => match what {
+                Wake::Timer { .. } => wakes.insert(c.now_ns(), what),
+                _ => with(|g| g.run(me, &sender, &mut wakes, |h, now, io| h.wake(now, me, what, io))),
+            },
             ready = socket.readable() => {
-                if ready.is_ok() && with(|g| g.meta[k].status != Status::Paused) {
-                    receive(i, &socket, &mut io);
+                if ready.is_ok() {
+                    receive(me, &socket, &sender, &mut wakes);
                 }
             }
             _ = sleep_until(c.instant(deadline)) => {}
@@ -435,7 +402,7 @@ async fn node_main(i: u32) {
 }
 
 /// Handles up to [`DRAIN_MAX`] datagrams waiting on `socket`.
-fn receive(i: u32, socket: &UdpSocket, io: &mut Io) {
+fn receive(me: NodeId, socket: &UdpSocket, sender: &Rc<std::net::UdpSocket>, wakes: &mut Wakes) {
     for _ in 0..DRAIN_MAX {
         let got = RECV.with(|b| {
             let mut buf = b.borrow_mut();
@@ -447,8 +414,8 @@ fn receive(i: u32, socket: &UdpSocket, io: &mut Io) {
         });
         match got {
             None => return,
-            Some(Ok(Ok((from, msg)))) if with(|g| from.index() < g.meta.len()) => {
-                with(|g| g.dispatch(i, io, |a, ctx| a.on_message(ctx, from, msg)));
+            Some(Ok(Ok((from, msg)))) if with(|g| from.index() < g.hosts.len()) => {
+                with(|g| g.run(me, sender, wakes, |h, now, io| h.deliver(now, from, me, msg, io)));
             }
             Some(Ok(_)) => with(|g| g.foreign += 1),
             // e.g. an ICMP error reported on the socket: nothing was received.
@@ -457,39 +424,90 @@ fn receive(i: u32, socket: &UdpSocket, io: &mut Io) {
     }
 }
 
+/// The transport of node `me`'s handlers: the core's network model decides each message's
+/// fate; its own timers go to its task's heap.
+struct Io<'a> {
+    me: NodeId,
+    clock: Clock,
+    net: &'a mut Network,
+    side: &'a [Side],
+    sender: &'a Rc<std::net::UdpSocket>,
+    wakes: &'a mut Wakes,
+    wire: &'a mut Wire,
+}
+
+/// What putting frames on the wire needs.
+struct Wire {
+    nonce: u64,
+    frame: Vec<u8>,
+    send_errors: u64,
+    fatal: Option<String>,
+}
+
 impl Shared {
-    /// Calls a handler of node `i`'s actor at the current virtual time and carries out its
-    /// effects.
-    fn dispatch(&mut self, i: u32, io: &mut Io, handler: impl FnOnce(&mut Node, &mut Ctx<'_, Msg, Timer, Obs>)) {
-        let now = self.clock.now_ns();
-        self.events += 1;
-        let k = i as usize;
-        let mut effects = std::mem::take(&mut self.effects);
-        let mut observed = std::mem::take(&mut self.observed);
-        {
-            let m = &mut self.meta[k];
-            let mut ctx =
-                Ctx::new(NodeId(i), SimTime(now), &mut self.rngs[k], &mut m.next_timer, &mut effects, &mut observed);
-            handler(&mut self.actors[k], &mut ctx);
-        }
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, msg } => self.send(NodeId(i), to, msg, io),
-                Effect::SetTimer { id, delay, timer } => io.timers.insert(now + delay.0, id, timer),
-                Effect::CancelTimer(id) => io.timers.cancel(id),
-            }
-        }
-        for obs in observed.drain(..) {
-            self.records.push(Record { time: SimTime(now), node: NodeId(i), what: What::Actor(obs) });
-        }
-        self.effects = effects;
-        self.observed = observed;
+    /// Runs `f` on the hosts with node `me`'s transport at the current virtual time.
+    fn run(
+        &mut self,
+        me: NodeId,
+        sender: &Rc<std::net::UdpSocket>,
+        wakes: &mut Wakes,
+        f: impl FnOnce(&mut Hosts<Node>, SimTime, &mut Io<'_>),
+    ) {
+        let now = SimTime(self.clock.now_ns());
+        let mut wire = Wire {
+            nonce: self.nonce,
+            frame: std::mem::take(&mut self.frame),
+            send_errors: 0,
+            fatal: self.fatal.take(),
+        };
+        let Shared { hosts, net, side, clock, .. } = self;
+        let mut io = Io { me, clock: *clock, net, side, sender, wakes, wire: &mut wire };
+        f(hosts, now, &mut io);
+        self.frame = wire.frame;
+        self.send_errors += wire.send_errors;
+        self.fatal = wire.fatal;
     }
 
-    /// The core's network decides the message's fate (partition, loss, duplication, latency);
-    /// each copy is delivered now or after its scaled latency.
-    fn send(&mut self, from: NodeId, to: NodeId, msg: Msg, io: &Io) {
-        assert!(to.index() < self.meta.len(), "real driver: node {from} sent to unknown node {to}");
+    /// Applies the next scheduled fault (the supervisor's time has come for it).
+    fn apply_next(&mut self) {
+        let Some(((_, _), (idx, action))) = self.schedule.pop_first() else { return };
+        let now = SimTime(self.clock.now_ns());
+        self.hosts.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
+        let Shared { hosts, net, side, fault_rng, .. } = self;
+        let mut restarts = Vec::new();
+        let mut wake = |_: SimTime, n: NodeId, what: Wake<Msg, Timer>| match what {
+            Wake::Start { .. } => restarts.push(n),
+            other => {
+                if let Some(tx) = &side[n.index()].inbox {
+                    let _ = tx.send(other);
+                }
+            }
+        };
+        let crashed_before: Vec<bool> =
+            (0..hosts.len() as u32).map(|n| hosts.status(NodeId(n)) == Status::Crashed).collect();
+        let undo = hosts.apply_fault(now, &action, net, &ConsensusRoles, fault_rng, &mut wake);
+        // A crash ends the node's task (its socket and timers go with it).
+        for (k, m) in side.iter_mut().enumerate() {
+            if !crashed_before[k] && hosts.status(NodeId(k as u32)) == Status::Crashed {
+                if let Some(t) = m.task.take() {
+                    t.abort();
+                }
+                m.addr = None;
+                m.inbox = None;
+            }
+        }
+        for n in restarts {
+            side[n.index()].task = Some(tokio::task::spawn_local(node_main(n.0)));
+        }
+        if let Some((at, undo)) = undo {
+            let order = self.schedule.keys().map(|(_, o)| *o + 1).max().unwrap_or(0).max(idx + 1);
+            self.schedule.insert((at, order), (idx, undo));
+        }
+    }
+}
+
+impl Transport<Msg, Timer> for Io<'_> {
+    fn send(&mut self, _now: SimTime, from: NodeId, to: NodeId, msg: Msg) {
         let delays = match self.net.route(from, to) {
             Delivery::Dropped(_) => return,
             Delivery::Once(d) => [Some(d), None],
@@ -498,145 +516,93 @@ impl Shared {
         for d in delays.into_iter().flatten() {
             let hold = self.clock.real(d);
             if hold < TIMER_RESOLUTION {
-                self.deliver(from, to, msg.clone(), &io.sender, &io.tx);
+                put_on_wire(self.wire, self.side, self.net, self.clock, from, to, msg.clone(), self.sender);
             } else {
-                let (socket, tx, msg) = (Rc::clone(&io.sender), io.tx.clone(), msg.clone());
+                let (socket, msg) = (Rc::clone(self.sender), msg.clone());
                 let due = Instant::now() + hold;
                 tokio::task::spawn_local(async move {
                     sleep_until(due).await;
-                    with(|g| g.deliver(from, to, msg, &socket, &tx));
+                    with(|g| {
+                        let mut wire = Wire {
+                            nonce: g.nonce,
+                            frame: std::mem::take(&mut g.frame),
+                            send_errors: 0,
+                            fatal: g.fatal.take(),
+                        };
+                        put_on_wire(&mut wire, &g.side, &mut g.net, g.clock, from, to, msg, &socket);
+                        g.frame = wire.frame;
+                        g.send_errors += wire.send_errors;
+                        g.fatal = wire.fatal;
+                    });
                 });
             }
         }
     }
 
-    /// Puts one datagram on the wire, or, if no process runs at `to`, answers the sender with
-    /// a refusal one (scaled) latency later, as the core does.
-    fn deliver(
-        &mut self,
-        from: NodeId,
-        to: NodeId,
-        msg: Msg,
-        socket: &std::net::UdpSocket,
-        tx: &UnboundedSender<Input>,
-    ) {
-        let m = &self.meta[to.index()];
-        match (m.status, m.started, m.addr) {
-            (Status::Up | Status::Paused, true, Some(addr)) => {
-                codec::encode(self.nonce, from, &msg, &mut self.frame);
-                if self.frame.len() > MAX_DATAGRAM {
-                    self.fatal.get_or_insert_with(|| {
-                        format!(
-                            "node {from} sent a message of {} bytes to {to}, more than one UDP datagram holds \
-                             ({MAX_DATAGRAM} bytes)",
-                            self.frame.len()
-                        )
-                    });
-                    return;
-                }
-                if socket.send_to(&self.frame, addr).is_err() {
-                    self.send_errors += 1;
-                }
-            }
-            _ => {
-                let back = match self.net.route(to, from) {
-                    Delivery::Dropped(_) => return,
-                    Delivery::Once(d) | Delivery::Twice(d, _) => d,
-                };
-                let hold = self.clock.real(back);
-                if hold < TIMER_RESOLUTION {
-                    let _ = tx.send(Input::Refused { to, msg });
-                } else {
-                    let (tx, due) = (tx.clone(), Instant::now() + hold);
-                    tokio::task::spawn_local(async move {
-                        sleep_until(due).await;
-                        let _ = tx.send(Input::Refused { to, msg });
-                    });
-                }
-            }
-        }
+    fn refuse(&mut self, _now: SimTime, from: NodeId, to: NodeId, msg: Msg) {
+        refusal(self.side, self.net, self.clock, from, to, msg);
     }
 
-    fn record(&mut self, now: u64, node: NodeId, r: FaultRecord) {
-        self.records.push(Record { time: SimTime(now), node, what: What::Fault(r) });
+    fn wake(&mut self, at: SimTime, node: NodeId, what: Wake<Msg, Timer>) {
+        if node == self.me {
+            self.wakes.insert(at.0, what);
+        } else if let Some(tx) = &self.side[node.index()].inbox {
+            let _ = tx.send(what);
+        }
     }
+}
 
-    /// Carries out fault action `idx` (as `World::apply_fault` does).
-    fn apply(&mut self, idx: u32, action: &FaultAction) {
-        let now = self.clock.now_ns();
-        self.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
-        match action {
-            FaultAction::Crash(nodes) => {
-                for n in nodes {
-                    let m = &mut self.meta[n.index()];
-                    if m.status == Status::Crashed {
-                        continue;
-                    }
-                    if let Some(t) = m.task.take() {
-                        t.abort();
-                    }
-                    m.status = Status::Crashed;
-                    m.started = false;
-                    m.incarnation += 1;
-                    m.addr = None;
-                    self.actors[n.index()].crash();
-                    self.record(now, *n, FaultRecord::Crashed);
-                }
+/// Puts one datagram on the wire, or, if no process listens at `to` (no socket: crashed or not
+/// started; a paused node's socket still takes datagrams), answers the sender with a refusal
+/// one (scaled) latency later, as the core does.
+#[allow(clippy::too_many_arguments)]
+fn put_on_wire(
+    wire: &mut Wire,
+    side: &[Side],
+    net: &mut Network,
+    clock: Clock,
+    from: NodeId,
+    to: NodeId,
+    msg: Msg,
+    socket: &std::net::UdpSocket,
+) {
+    match side[to.index()].addr {
+        Some(addr) => {
+            codec::encode(wire.nonce, from, &msg, &mut wire.frame);
+            if wire.frame.len() > MAX_DATAGRAM {
+                let len = wire.frame.len();
+                wire.fatal.get_or_insert_with(|| {
+                    format!(
+                        "node {from} sent a message of {len} bytes to {to}, more than one UDP datagram holds \
+                         ({MAX_DATAGRAM} bytes)"
+                    )
+                });
+                return;
             }
-            FaultAction::Restart(nodes) => {
-                for n in nodes {
-                    if self.meta[n.index()].status != Status::Crashed {
-                        continue;
-                    }
-                    self.meta[n.index()].status = Status::Up;
-                    self.meta[n.index()].task = Some(tokio::task::spawn_local(node_main(n.0)));
-                    self.record(now, *n, FaultRecord::Restarted);
-                }
-            }
-            FaultAction::Pause(nodes) => {
-                for n in nodes {
-                    if self.meta[n.index()].status != Status::Up {
-                        continue;
-                    }
-                    self.meta[n.index()].status = Status::Paused;
-                    self.record(now, *n, FaultRecord::Paused);
-                }
-            }
-            FaultAction::Resume(nodes) => {
-                for n in nodes {
-                    let m = &mut self.meta[n.index()];
-                    if m.status != Status::Paused {
-                        continue;
-                    }
-                    m.status = Status::Up;
-                    m.resume.notify_one();
-                    self.record(now, *n, FaultRecord::Resumed);
-                }
-            }
-            FaultAction::Partition { id, partition } => {
-                self.net.partition(*id, partition.clone());
-                for n in 0..self.meta.len() as u32 {
-                    if partition.affects(NodeId(n)) {
-                        self.record(now, NodeId(n), FaultRecord::Partitioned(*id));
-                    }
-                }
-            }
-            FaultAction::Heal(id) => {
-                let n = self.meta.len() as u32;
-                let healed: Vec<(u32, Vec<NodeId>)> = self
-                    .net
-                    .active_partitions()
-                    .filter(|(pid, _)| id.is_none_or(|want| want == *pid))
-                    .map(|(pid, p)| (pid, (0..n).map(NodeId).filter(|x| p.affects(*x)).collect()))
-                    .collect();
-                self.net.heal(*id);
-                for (pid, nodes) in healed {
-                    nodes.into_iter().for_each(|x| self.record(now, x, FaultRecord::Healed(pid)));
-                }
-            }
-            FaultAction::Skew { .. } | FaultAction::OnRole { .. } => {
-                unreachable!("real driver: skew and role targets are rejected by real::check")
+            if socket.send_to(&wire.frame, addr).is_err() {
+                wire.send_errors += 1;
             }
         }
+        _ => refusal(side, net, clock, from, to, msg),
+    }
+}
+
+/// The refused connection: `from` hears of it one (scaled) latency later, subject to the
+/// network like any message.
+fn refusal(side: &[Side], net: &mut Network, clock: Clock, from: NodeId, to: NodeId, msg: Msg) {
+    let back = match net.route(to, from) {
+        Delivery::Dropped(_) => return,
+        Delivery::Once(d) | Delivery::Twice(d, _) => d,
+    };
+    let Some(tx) = side[from.index()].inbox.clone() else { return };
+    let hold = clock.real(back);
+    if hold < TIMER_RESOLUTION {
+        let _ = tx.send(Wake::Refused { to, msg });
+    } else {
+        let due = Instant::now() + hold;
+        tokio::task::spawn_local(async move {
+            sleep_until(due).await;
+            let _ = tx.send(Wake::Refused { to, msg });
+        });
     }
 }

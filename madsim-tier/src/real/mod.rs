@@ -26,8 +26,9 @@
 //! state go: `Actor::crash`); restart runs a new task, which binds a socket (the old port if
 //! it is free) and calls `on_start`. Pause stops the node's loop (datagrams wait in the socket
 //! buffer, timers come due) until resume. Partitions, loss and duplication: see Network.
-//! Rejected (exit 2, file:line:col and key path): clock `skew`, `leader` / `follower[random]`
-//! targets, more than [`MAX_NODES`] nodes, a scaled duration over [`MAX_WALL`].
+//! Clock skew and role targets (`leader`, `follower[random]`) are the kernel's own (`Hosts`),
+//! as in the core. Rejected (exit 2, file:line:col and key path): more than [`MAX_NODES`]
+//! nodes, a scaled duration over [`MAX_WALL`].
 //!
 //! **Tolerance.** A timer or datagram is late by up to one timer tick plus scheduling delay on
 //! a loaded machine; [`SCHEDULING_SLACK`] (50 ms real) bounds that, i.e. `50 ms / F` of
@@ -93,10 +94,7 @@ pub fn check_time_scale(f: f64) -> Result<(), String> {
 /// Rejects what `--real` cannot express (see the module doc), with the key path.
 pub fn check(s: &Scenario, time_scale: f64) -> Result<(), Rejection> {
     let reject = |path: &str, msg: String| Err((path.to_string(), format!("not supported by --real: {msg}")));
-    if let Some((path, msg)) = crate::support::unwired_section(s, "real mode") {
-        return reject(path, msg);
-    }
-    let nodes = u64::from(s.registry.servers) + u64::from(s.instances.count) + u64::from(s.consumers.count);
+    let nodes = u64::from(regsim::scenario::roles::topology(s).node_count());
     if nodes > MAX_NODES {
         let key = [
             ("instances.count", s.instances.count),
@@ -126,9 +124,6 @@ pub fn check(s: &Scenario, time_scale: f64) -> Result<(), Rejection> {
                 MAX_WALL.as_secs()
             ),
         );
-    }
-    if let Some((path, msg)) = crate::support::unwired_fault(s, "every node reads the one real clock", "real mode") {
-        return reject(&path, msg);
     }
     Ok(())
 }
