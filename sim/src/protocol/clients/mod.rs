@@ -9,6 +9,8 @@ pub mod consumer;
 pub mod gateway;
 pub mod instance;
 pub mod ratelimit;
+#[cfg(test)]
+mod tests;
 pub mod view;
 
 use regsim_kernel::NodeId;

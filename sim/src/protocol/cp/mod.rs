@@ -24,6 +24,8 @@
 //! restart it is rebuilt from the log as the commit index is learned again.
 
 pub mod server;
+#[cfg(test)]
+mod tests;
 
 pub use server::*;
 

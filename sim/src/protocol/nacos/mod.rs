@@ -10,6 +10,8 @@ pub mod membership;
 pub mod push;
 pub mod server;
 pub mod table;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

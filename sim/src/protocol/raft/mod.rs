@@ -31,6 +31,8 @@
 //! CheckQuorum followers honour by refusing votes; safe only while clocks run at the same rate).
 
 pub mod node;
+#[cfg(test)]
+mod tests;
 
 pub use node::{Append, Cmd, Entry, RaftConfig, RaftNode, Role};
 
