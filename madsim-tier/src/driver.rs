@@ -1,48 +1,47 @@
 //! The madsim driver: the core's actors (`regsim::protocol::Node`, not a copy) on madsim.
 //!
+//! The nodes are the kernel's `Hosts` (status, incarnations, timers and their cancellation,
+//! pause deferral, crash and restart, clock skew, fault application: the code the core world
+//! runs); madsim supplies the rest: virtual time, the scheduler (it picks ready tasks with its
+//! seeded RNG), node processes that are killed and restarted, and the datagrams between them.
 //! Each simulated node is a madsim node with its own IP (`10.x.y.z` from its index) running
 //! [`node_main`]: it binds a madsim `Endpoint`, spawns receiver tasks that pass incoming `Msg`s
-//! (sent as madsim raw payloads, no serialization) into a channel, and loops: fire the actor's
-//! due timers (kept in a task-local heap, so they die with the incarnation, as in the core),
-//! then wait for the next message or the next deadline on madsim's clock. Sends are spawned
-//! tasks (madsim's `send_to_raw` sleeps 1 ms first, which must not block the loop).
+//! (madsim raw payloads, no serialization) into its inbox, and loops: fire what is due for it
+//! (a task-local heap, so timers die with the incarnation), then wait for the inbox or the next
+//! deadline on madsim's clock.
 //!
-//! Faults are madsim's own: crash/restart are `Handle::kill`/`restart` (restart re-runs
-//! `node_main`), pause/resume are `Handle::pause`/`resume`, partitions are clogged links with
-//! reference counts (madsim's clog sets are not counted, so overlapping partitions would heal
-//! each other). madsim has no refused connection for datagrams, so a send to a node with no
-//! running process is answered by the driver: `on_refused` one round trip (two latency draws
-//! from a driver stream) later, as in the core.
+//! Each message's fate (latency, loss, duplication, per-role links, partitions) is drawn from
+//! the kernel's network model at the sender, as in the core: a send task sleeps the drawn
+//! latency less madsim's per-message floor ([`support::HOP_FLOOR`], 1 ms in `send_to_raw` and
+//! 1 ms in `recv_from_raw`), then puts the datagram on madsim's network. A node with no
+//! process (crashed, or not started) refuses it: the driver answers the sender one latency
+//! later, as the core does (madsim has no refused connection for datagrams).
 //!
-//! Actors, their random streams and timer counters live outside the tasks, in [`Shared`], so a
-//! kill keeps what the core keeps (the supervisor calls `Actor::crash` itself). madsim runs
-//! every task on one thread and picks ready tasks with its seeded RNG, so the order in which
-//! tasks touch `Shared` (and so the observation log and the digest) is a function of the seed.
-//! `Shared` is a thread local of the simulation's thread (actors are not `Send`: consumers own
-//! boxed balancers), borrowed only between awaits.
+//! Everything the tasks share is in [`Shared`], a thread local of the simulation's thread
+//! (actors are not `Send`: consumers own boxed balancers), borrowed only between awaits; the
+//! order in which tasks touch it (and so the log and the digest) is a function of the seed.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use madsim::net::{Endpoint, NetSim};
+use madsim::net::Endpoint;
 use madsim::runtime::{Handle, Runtime};
 use madsim::time::{TimeHandle, sleep_until};
 use regsim::fault::FaultAction;
-use regsim::protocol::{Msg, Node, Obs};
+use regsim::protocol::{ConsensusRoles, Msg, Node, Obs};
 use regsim::run::{Collector, DriverSummary, RunOutput};
 use regsim::scenario::build::{CONSUMERS, SERVERS};
 use regsim::scenario::{Layout, Scenario, layout};
-use regsim_kernel::net::{Latency, LatencySpec, NetStats, Partition};
+use regsim_kernel::net::{Delivery, NetStats, Network};
 use regsim_kernel::{
-    Actor, Ctx, Digest, Effect, FaultRecord, NodeId, Outcome, Record, SimRng, SimTime, Status, What, stream,
+    Actor, FaultRecord, Hosts, NodeId, Outcome, Record, SimRng, SimTime, Status, Transport, Wake, stream,
 };
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use crate::support;
-use crate::timers::Timers;
+use crate::support::HOP_FLOOR;
+use crate::timers::Wakes;
 
 type Timer = <Node as Actor>::Timer;
 
@@ -63,13 +62,12 @@ pub struct SimOutput {
     pub virtual_ns: u64,
 }
 
-/// madsim's configuration for `s`: the global latency range (less the per-message floor) and
-/// loss rate.
-pub fn config(s: &Scenario) -> madsim::Config {
-    let (lo, hi) = support::send_latency_ns(s);
+/// madsim's configuration: the kernel's network model draws every latency and loss, so
+/// madsim's own network adds only its per-message floor.
+pub fn config(_s: &Scenario) -> madsim::Config {
     let mut c = madsim::Config::default();
-    c.net.send_latency = Duration::from_nanos(lo)..Duration::from_nanos(hi);
-    c.net.packet_loss_rate = s.network.loss;
+    c.net.send_latency = Duration::ZERO..Duration::from_nanos(1);
+    c.net.packet_loss_rate = 0.0;
     c
 }
 
@@ -101,36 +99,31 @@ fn run_here(s: &Scenario, seed: u64) -> Result<RunOutput, String> {
     Ok(collector.finish(s, seed, &topology, summary))
 }
 
-struct Meta {
-    status: Status,
-    /// Whether the current incarnation has bound its endpoint and run `on_start`.
-    started: bool,
-    incarnation: u32,
-    next_timer: u32,
+/// Per node, what only this runtime keeps (the rest is in `Hosts`).
+struct Side {
     start_at: SimTime,
     receivers: usize,
     madsim_id: Option<madsim::task::NodeId>,
+    /// The running incarnation's inbox (none while no process runs: a send is refused).
+    inbox: Option<UnboundedSender<Input>>,
 }
 
-/// State shared by every task of one simulation (one thread; never locked across an await).
+enum Input {
+    Msg { from: NodeId, msg: Msg },
+    Wake(Wake<Msg, Timer>),
+}
+
+/// State shared by every task of one simulation (one thread; never borrowed across an await).
 pub struct Shared {
     base: Instant,
-    meta: Vec<Meta>,
-    actors: Vec<Node>,
-    rngs: Vec<SimRng>,
-    records: Vec<Record<Obs>>,
-    digest: Digest,
-    events: u64,
+    hosts: Hosts<Node>,
+    side: Vec<Side>,
+    net: Network,
     max_events: u64,
-    stats: NetStats,
-    /// Active partitions (to count drops and route emulated refusals) and clog counts.
-    partitions: Vec<(u32, Partition)>,
-    clogged: BTreeMap<(u32, u32), u32>,
-    latency: Latency,
-    loss: f64,
-    refusal_rng: SimRng,
-    effects: Vec<Effect<Msg, Timer>>,
-    observed: Vec<Obs>,
+    /// Faults not applied yet: (time, order) -> (schedule index, action); role faults with a
+    /// duration add their undo here.
+    schedule: BTreeMap<(SimTime, u32), (u32, FaultAction)>,
+    fault_rng: SimRng,
 }
 
 thread_local! {
@@ -180,93 +173,69 @@ fn receivers(s: &Scenario, stream_name: &str) -> usize {
 
 /// The simulation itself, as the future `block_on` runs (also used by the determinism check).
 pub async fn simulate(s: Scenario, l: Layout) -> SimOutput {
-    let Layout { nodes, faults, topology, seed, .. } = l;
+    let Layout { nodes, network, faults, topology, seed } = l;
     let t = TimeHandle::current();
     let base = t.now_instant() - t.elapsed();
-    let latency = latency_of(&s);
-    let mut meta = Vec::with_capacity(nodes.len());
-    let mut actors = Vec::with_capacity(nodes.len());
-    let mut rngs = Vec::with_capacity(nodes.len());
+    let mut hosts = Hosts::new(seed);
+    let mut side = Vec::with_capacity(nodes.len());
     let mut names = Vec::with_capacity(nodes.len());
     for n in nodes {
-        meta.push(Meta {
-            status: Status::Up,
-            started: false,
-            incarnation: 0,
-            next_timer: 0,
-            start_at: n.start_at,
-            receivers: receivers(&s, &n.stream),
-            madsim_id: None,
-        });
-        rngs.push(stream(seed, &n.stream));
-        actors.push(n.actor);
+        side.push(Side { start_at: n.start_at, receivers: receivers(&s, &n.stream), madsim_id: None, inbox: None });
+        hosts.add(&n.stream, n.actor);
         names.push(n.stream);
     }
+    let schedule = faults.into_iter().enumerate().map(|(i, (at, a))| ((at, i as u32), (i as u32, a))).collect();
     let shared = Shared {
         base,
-        meta,
-        actors,
-        rngs,
-        records: Vec::new(),
-        digest: Digest::default(),
-        events: 0,
+        hosts,
+        side,
+        net: network,
         max_events: s.limits.max_events,
-        stats: NetStats::default(),
-        partitions: Vec::new(),
-        clogged: BTreeMap::new(),
-        latency,
-        loss: s.network.loss,
-        refusal_rng: stream(seed, "madsim/refusals"),
-        effects: Vec::new(),
-        observed: Vec::new(),
+        schedule,
+        fault_rng: stream(seed, "faults/fire"),
     };
     SHARED.with(|cell| *cell.borrow_mut() = Some(shared));
     let handle = Handle::current();
     for (i, name) in names.into_iter().enumerate() {
         let i = u32::try_from(i).expect("madsim driver: more than 2^32 nodes");
         let node = handle.create_node().name(name).ip(ip(i)).init(move || node_main(i)).build();
-        with(|g| g.meta[i as usize].madsim_id = Some(node.id()));
+        with(|g| g.side[i as usize].madsim_id = Some(node.id()));
     }
     let end = SimTime(s.duration.as_nanos());
-    let outcome = supervise(&handle, faults, end).await;
+    let outcome = supervise(&handle, end).await;
     let Some(mut g) = SHARED.with(|cell| cell.borrow_mut().take()) else {
         unreachable!("madsim driver: the simulation state vanished")
     };
     let servers = topology.role(SERVERS).map_or(0..0, |r| r.first..r.first + r.count);
     let raft_logs = servers
-        .filter_map(|n| match &g.actors[n as usize] {
+        .filter_map(|n| match g.hosts.actor(NodeId(n)) {
             Node::Raft(r) => Some(r.raft().log_terms()),
             _ => None,
         })
         .collect();
+    let mut records = Vec::new();
+    g.hosts.take_records(&mut records);
     SimOutput {
-        records: std::mem::take(&mut g.records),
-        events: g.events,
-        digest: g.digest.hex(),
+        records,
+        events: g.hosts.events(),
+        digest: g.hosts.digest_hex(),
         outcome,
-        network: g.stats,
+        network: g.net.stats,
         raft_logs,
         virtual_ns: if outcome == Outcome::ReachedEnd { end.0 } else { now_ns() },
     }
 }
 
-fn latency_of(s: &Scenario) -> Latency {
-    let (min, max) = support::latency_range(s);
-    LatencySpec::uniform(min, max).build().expect("madsim driver: a checked uniform latency builds")
-}
-
 /// Applies the fault schedule at its times; returns at the end (or at the event limit).
-async fn supervise(handle: &Handle, faults: Vec<(SimTime, FaultAction)>, end: SimTime) -> Outcome {
-    let net = NetSim::current();
-    for (idx, (at, action)) in faults.into_iter().enumerate() {
+async fn supervise(handle: &Handle, end: SimTime) -> Outcome {
+    while let Some(at) = with(|g| g.schedule.first_key_value().map(|((at, _), _)| *at)) {
         if at > end {
             break;
         }
         if !wait_until(at).await {
             return Outcome::EventLimit;
         }
-        let idx = u32::try_from(idx).expect("madsim driver: more than 2^32 faults");
-        with(|g| g.apply(handle, &net, idx, &action));
+        with(|g| g.apply_next(handle));
     }
     if wait_until(end).await { Outcome::ReachedEnd } else { Outcome::EventLimit }
 }
@@ -275,7 +244,7 @@ async fn supervise(handle: &Handle, faults: Vec<(SimTime, FaultAction)>, end: Si
 /// false if the limit was reached first.
 async fn wait_until(t: SimTime) -> bool {
     loop {
-        let (hit, base) = with(|g| (g.events >= g.max_events, g.base));
+        let (hit, base) = with(|g| (g.hosts.events() >= g.max_events, g.base));
         if hit {
             return false;
         }
@@ -288,24 +257,13 @@ async fn wait_until(t: SimTime) -> bool {
     }
 }
 
-enum Input {
-    Msg { from: NodeId, msg: Msg },
-    Refused { to: NodeId, msg: Msg },
-}
-
-/// What a node task lends to `Shared::dispatch` to carry out effects.
-struct Io {
-    ep: Endpoint,
-    tx: UnboundedSender<Input>,
-    timers: Timers,
-}
-
 /// One incarnation of node `i` (madsim re-runs it on restart). Never returns: a node whose
 /// init future returns is killed by madsim.
 async fn node_main(i: u32) {
+    let me = NodeId(i);
     let (first, start_at, receivers, base) = with(|g| {
-        let m = &g.meta[i as usize];
-        (m.incarnation == 0, m.start_at, m.receivers, g.base)
+        let m = &g.side[i as usize];
+        (g.hosts.incarnation(me) == 0, m.start_at, m.receivers, g.base)
     });
     if first && start_at.0 > now_ns() {
         sleep_until(base + Duration::from_nanos(start_at.0)).await;
@@ -315,21 +273,20 @@ async fn node_main(i: u32) {
     for _ in 0..receivers {
         madsim::task::spawn_local(receive(ep.clone(), tx.clone()));
     }
-    let mut io = Io { ep, tx, timers: Timers::default() };
+    let mut wakes = Wakes::default();
     with(|g| {
-        g.meta[i as usize].started = true;
-        g.dispatch(i, 1, &(), &mut io, |a, ctx| a.on_start(ctx));
+        g.side[i as usize].inbox = Some(tx);
+        let incarnation = g.hosts.incarnation(me);
+        g.run(me, &ep, &mut wakes, |h, now, io| h.start(now, me, incarnation, io));
     });
     loop {
-        let now = now_ns();
-        while let Some((_, timer)) = io.timers.pop_due(now) {
-            let payload = timer.clone();
-            with(|g| g.dispatch(i, 3, &payload, &mut io, |a, ctx| a.on_timer(ctx, timer)));
+        while let Some((_, what)) = wakes.pop_due(now_ns()) {
+            with(|g| g.run(me, &ep, &mut wakes, |h, now, io| h.wake(now, me, what, io)));
         }
         let input = match rx.try_recv() {
             Ok(input) => Some(input),
             Err(_) => {
-                let deadline = io.timers.next_deadline().unwrap_or(u64::MAX / 4);
+                let deadline = wakes.next_deadline().unwrap_or(u64::MAX / 4);
                 tokio::select! {
                     biased;
                     input = rx.recv() => input,
@@ -339,21 +296,16 @@ async fn node_main(i: u32) {
         };
         match input {
             Some(Input::Msg { from, msg }) => {
-                let tag = 2 | u64::from(from.0) << 8;
-                let payload = msg.clone();
-                with(|g| g.dispatch(i, tag, &payload, &mut io, |a, ctx| a.on_message(ctx, from, msg)));
+                with(|g| g.run(me, &ep, &mut wakes, |h, now, io| h.deliver(now, from, me, msg, io)));
             }
-            Some(Input::Refused { to, msg }) => {
-                let tag = 5 | u64::from(to.0) << 8;
-                let payload = msg.clone();
-                with(|g| g.dispatch(i, tag, &payload, &mut io, |a, ctx| a.on_refused(ctx, to, msg)));
-            }
+            Some(Input::Wake(w @ Wake::Timer { .. })) => wakes.insert(now_ns(), w),
+            Some(Input::Wake(w)) => with(|g| g.run(me, &ep, &mut wakes, |h, now, io| h.wake(now, me, w, io))),
             None => {}
         }
     }
 }
 
-/// Passes datagrams into the node's channel. `recv_from_raw` is not cancel-safe, so it is only
+/// Passes datagrams into the node's inbox. `recv_from_raw` is not cancel-safe, so it is only
 /// ever awaited here.
 async fn receive(ep: Endpoint, tx: UnboundedSender<Input>) {
     loop {
@@ -365,197 +317,112 @@ async fn receive(ep: Endpoint, tx: UnboundedSender<Input>) {
     }
 }
 
+/// The transport of node `me`'s handlers.
+struct Io<'a> {
+    me: NodeId,
+    base: Instant,
+    net: &'a mut Network,
+    side: &'a [Side],
+    ep: &'a Endpoint,
+    wakes: &'a mut Wakes,
+}
+
 impl Shared {
-    /// Counts and hashes one event (as `World::fold` does), calls a handler of node `i`'s actor
-    /// and carries out its effects.
-    fn dispatch(
+    /// Runs `f` on the hosts with node `me`'s transport at madsim's current time.
+    fn run(
         &mut self,
-        i: u32,
-        tag: u64,
-        payload: &impl Hash,
-        io: &mut Io,
-        handler: impl FnOnce(&mut Node, &mut Ctx<'_, Msg, Timer, Obs>),
+        me: NodeId,
+        ep: &Endpoint,
+        wakes: &mut Wakes,
+        f: impl FnOnce(&mut Hosts<Node>, SimTime, &mut Io<'_>),
     ) {
-        let now = now_ns();
-        self.fold(now, tag, i, payload);
-        let k = i as usize;
-        let mut effects = std::mem::take(&mut self.effects);
-        let mut observed = std::mem::take(&mut self.observed);
-        {
-            let m = &mut self.meta[k];
-            let mut ctx =
-                Ctx::new(NodeId(i), SimTime(now), &mut self.rngs[k], &mut m.next_timer, &mut effects, &mut observed);
-            handler(&mut self.actors[k], &mut ctx);
-        }
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Send { to, msg } => self.send(now, i, to, msg, io),
-                Effect::SetTimer { id, delay, timer } => io.timers.insert(now + delay.0, id, timer),
-                Effect::CancelTimer(id) => io.timers.cancel(id),
+        let now = SimTime(now_ns());
+        let Shared { hosts, net, side, base, .. } = self;
+        f(hosts, now, &mut Io { me, base: *base, net, side, ep, wakes });
+    }
+
+    /// Applies the next scheduled fault with madsim's kill and restart.
+    fn apply_next(&mut self, handle: &Handle) {
+        let Some((_, (idx, action))) = self.schedule.pop_first() else { return };
+        let now = SimTime(now_ns());
+        self.hosts.fold(now, 4, NodeId(idx), &());
+        self.hosts.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
+        let Shared { hosts, net, side, fault_rng, .. } = self;
+        let mut restarts = Vec::new();
+        let mut wake = |_: SimTime, n: NodeId, what: Wake<Msg, Timer>| match what {
+            Wake::Start { .. } => restarts.push(n),
+            other => {
+                if let Some(tx) = &side[n.index()].inbox {
+                    let _ = tx.send(Input::Wake(other));
+                }
+            }
+        };
+        let was_crashed: Vec<bool> =
+            (0..hosts.len() as u32).map(|n| hosts.status(NodeId(n)) == Status::Crashed).collect();
+        let undo = hosts.apply_fault(now, &action, net, &ConsensusRoles, fault_rng, &mut wake);
+        let id = |m: &Side| m.madsim_id.expect("madsim driver: every node is created before the first fault");
+        for (k, m) in side.iter_mut().enumerate() {
+            if !was_crashed[k] && hosts.status(NodeId(k as u32)) == Status::Crashed {
+                handle.kill(id(m));
+                m.inbox = None;
             }
         }
-        for obs in observed.drain(..) {
-            self.records.push(Record { time: SimTime(now), node: NodeId(i), what: What::Actor(obs) });
+        for n in restarts {
+            handle.restart(id(&side[n.index()]));
         }
-        self.effects = effects;
-        self.observed = observed;
-    }
-
-    fn fold(&mut self, now: u64, tag: u64, node: u32, payload: &impl Hash) {
-        self.events += 1;
-        self.digest.fold(now);
-        self.digest.fold(tag << 32 | u64::from(node));
-        payload.hash(&mut self.digest);
-    }
-
-    fn connected(&self, from: NodeId, to: NodeId) -> bool {
-        self.partitions.iter().all(|(_, p)| p.allows(from, to))
-    }
-
-    fn send(&mut self, now: u64, from: u32, to: NodeId, msg: Msg, io: &Io) {
-        assert!(to.index() < self.meta.len(), "madsim driver: node n{from} sent to unknown node {to}");
-        self.stats.sent += 1;
-        let from = NodeId(from);
-        let connected = self.connected(from, to);
-        if !connected {
-            // madsim drops it at the clogged link; counted here, where the model is known.
-            self.stats.dropped_partition += 1;
+        if let Some((at, undo)) = undo {
+            let order = self.schedule.keys().map(|(_, o)| *o + 1).max().unwrap_or(0).max(idx + 1);
+            self.schedule.insert((at, order), (idx, undo));
         }
-        let m = &self.meta[to.index()];
-        if m.status != Status::Crashed && m.started {
-            let ep = io.ep.clone();
+    }
+}
+
+impl Transport<Msg, Timer> for Io<'_> {
+    fn send(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: Msg) {
+        let delays = match self.net.route(from, to) {
+            Delivery::Dropped(_) => return,
+            Delivery::Once(d) => [Some(d), None],
+            Delivery::Twice(d, e) => [Some(d), Some(e)],
+        };
+        for d in delays.into_iter().flatten() {
+            let (ep, msg) = (self.ep.clone(), msg.clone());
+            let at = self.base + Duration::from_nanos(now.0 + d.0.saturating_sub(HOP_FLOOR.0));
             madsim::task::spawn_local(async move {
-                // A send to an unbound address is dropped silently by madsim.
-                let _ = ep.send_to_raw(addr(to.0), TAG, Box::new(msg)).await;
+                sleep_until(at).await;
+                if with(|g| g.side[to.index()].inbox.is_some()) {
+                    // A node killed meanwhile drops it, as a host does with no process.
+                    let _ = ep.send_to_raw(addr(to.0), TAG, Box::new(msg)).await;
+                } else {
+                    with(|g| refusal(&g.side, &mut g.net, g.base, SimTime(now_ns()), from, to, msg));
+                }
             });
-            return;
-        }
-        // No process at `to`: the emulated refused connection, one round trip later, subject to
-        // the partition (both ways) and to loss like the core's refusal.
-        if !connected || !self.connected(to, from) {
-            return;
-        }
-        let lost = |rng: &mut SimRng, loss: f64| loss > 0.0 && rand::RngExt::random::<f64>(rng) < loss;
-        if lost(&mut self.refusal_rng, self.loss) || lost(&mut self.refusal_rng, self.loss) {
-            return;
-        }
-        let d = self.latency.sample(&mut self.refusal_rng).0 + self.latency.sample(&mut self.refusal_rng).0;
-        let at = self.base + Duration::from_nanos(now + d);
-        let tx = io.tx.clone();
-        madsim::task::spawn_local(async move {
-            sleep_until(at).await;
-            let _ = tx.send(Input::Refused { to, msg });
-        });
-    }
-
-    fn record(&mut self, now: u64, node: NodeId, r: FaultRecord) {
-        self.records.push(Record { time: SimTime(now), node, what: What::Fault(r) });
-    }
-
-    fn madsim_id(&self, n: NodeId) -> madsim::task::NodeId {
-        self.meta[n.index()].madsim_id.expect("madsim driver: every node is created before the first fault")
-    }
-
-    /// Carries out fault action `idx` with madsim's own means.
-    fn apply(&mut self, handle: &Handle, net: &NetSim, idx: u32, action: &FaultAction) {
-        let now = now_ns();
-        self.fold(now, 4, idx, &());
-        self.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
-        match action {
-            FaultAction::Crash(nodes) => {
-                for n in nodes {
-                    if self.meta[n.index()].status == Status::Crashed {
-                        continue;
-                    }
-                    handle.kill(self.madsim_id(*n));
-                    let m = &mut self.meta[n.index()];
-                    m.status = Status::Crashed;
-                    m.started = false;
-                    m.incarnation += 1;
-                    self.actors[n.index()].crash();
-                    self.record(now, *n, FaultRecord::Crashed);
-                }
-            }
-            FaultAction::Restart(nodes) => {
-                for n in nodes {
-                    if self.meta[n.index()].status != Status::Crashed {
-                        continue;
-                    }
-                    self.meta[n.index()].status = Status::Up;
-                    handle.restart(self.madsim_id(*n));
-                    self.record(now, *n, FaultRecord::Restarted);
-                }
-            }
-            FaultAction::Pause(nodes) => {
-                for n in nodes {
-                    if self.meta[n.index()].status != Status::Up {
-                        continue;
-                    }
-                    self.meta[n.index()].status = Status::Paused;
-                    handle.pause(self.madsim_id(*n));
-                    self.record(now, *n, FaultRecord::Paused);
-                }
-            }
-            FaultAction::Resume(nodes) => {
-                for n in nodes {
-                    if self.meta[n.index()].status != Status::Paused {
-                        continue;
-                    }
-                    self.meta[n.index()].status = Status::Up;
-                    handle.resume(self.madsim_id(*n));
-                    self.record(now, *n, FaultRecord::Resumed);
-                }
-            }
-            FaultAction::Partition { id, partition } => {
-                self.heal(now, net, Some(*id), false);
-                self.clog(net, partition, true);
-                self.partitions.push((*id, partition.clone()));
-                for n in 0..self.meta.len() as u32 {
-                    if partition.affects(NodeId(n)) {
-                        self.record(now, NodeId(n), FaultRecord::Partitioned(*id));
-                    }
-                }
-            }
-            FaultAction::Heal(id) => self.heal(now, net, *id, true),
-            FaultAction::Skew { .. } | FaultAction::OnRole { .. } => {
-                unreachable!("madsim driver: skew and role targets are rejected by support::check")
-            }
         }
     }
 
-    fn heal(&mut self, now: u64, net: &NetSim, id: Option<u32>, record: bool) {
-        let (healed, kept): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.partitions).into_iter().partition(|(pid, _)| id.is_none_or(|w| w == *pid));
-        self.partitions = kept;
-        for (pid, p) in healed {
-            self.clog(net, &p, false);
-            if record {
-                for n in 0..self.meta.len() as u32 {
-                    if p.affects(NodeId(n)) {
-                        self.record(now, NodeId(n), FaultRecord::Healed(pid));
-                    }
-                }
-            }
-        }
+    fn refuse(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: Msg) {
+        refusal(self.side, self.net, self.base, now, from, to, msg);
     }
 
-    /// Clogs (or unclogs) every link `p` cuts, counting references per directed link.
-    fn clog(&mut self, net: &NetSim, p: &Partition, on: bool) {
-        for (a, b) in support::cut_links(p, self.meta.len()) {
-            let (ma, mb) = (self.madsim_id(a), self.madsim_id(b));
-            let count = self.clogged.entry((a.0, b.0)).or_insert(0);
-            if on {
-                *count += 1;
-                if *count == 1 {
-                    net.clog_link(ma, mb);
-                }
-            } else {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    self.clogged.remove(&(a.0, b.0));
-                    net.unclog_link(ma, mb);
-                }
-            }
+    fn wake(&mut self, at: SimTime, node: NodeId, what: Wake<Msg, Timer>) {
+        if node == self.me {
+            self.wakes.insert(at.0, what);
+        } else if let Some(tx) = &self.side[node.index()].inbox {
+            let _ = tx.send(Input::Wake(what));
         }
     }
+}
+
+/// The refused connection: `from` hears of it one latency later, subject to the network like
+/// any message.
+fn refusal(side: &[Side], net: &mut Network, base: Instant, now: SimTime, from: NodeId, to: NodeId, msg: Msg) {
+    let back = match net.route(to, from) {
+        Delivery::Dropped(_) => return,
+        Delivery::Once(d) | Delivery::Twice(d, _) => d,
+    };
+    let Some(tx) = side[from.index()].inbox.clone() else { return };
+    let at = base + Duration::from_nanos(now.0 + back.0);
+    madsim::task::spawn_local(async move {
+        sleep_until(at).await;
+        let _ = tx.send(Input::Wake(Wake::Refused { to, msg }));
+    });
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use regsim::scenario::{Override, Scenario, ScenarioError, layout, load_with};
+use regsim::scenario::{Override, Scenario, ScenarioError, load_with};
 use regsim::{eprintln, print, println}; // a closed pipe ends the process quietly (regsim::output)
 use regsim_madsim::{real, support};
 
@@ -92,11 +92,7 @@ fn load_scenario(a: &ScenarioArgs) -> Result<Scenario, ScenarioError> {
         })?;
         return load_with(&a.file, &overrides, |s| real::check(s, f));
     }
-    load_with(&a.file, &overrides, |s| {
-        support::check(s)?;
-        let l = layout(s, s.seed)?;
-        support::check_layout(s, &l)
-    })
+    load_with(&a.file, &overrides, support::check)
 }
 
 /// `--time-scale`, required with `--real` and checked.

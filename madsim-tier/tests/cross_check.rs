@@ -130,6 +130,30 @@ fn nacos_crash_detection_matches_core() {
     cross_check("nacos-crash.toml", &["duration=420s"], &[1, 2]);
 }
 
+/// Every section the core runs, on madsim too: two regions, a gateway in each, monitoring
+/// (Prometheus per region, Alertmanager), consumers calling through the gateways, a server
+/// clock skewed (offset and drift) and a crash wave; two seeds, 10 crashes each.
+#[test]
+fn regions_gateway_monitoring_and_skew_match_core() {
+    let sets = [
+        "duration=700s",
+        r#"regions=["eu","us"]"#,
+        "instances.count=100",
+        "consumers.count=4",
+        "consumers.call_rate=20",
+        "gateway.count=1",
+        r#"faults=[{at="100s", action="skew", target="servers[0]", offset="2s", drift_ppm=1000, duration="300s"}, {at="600s", action="crash", target="instances[random 5%]"}]"#,
+    ];
+    cross_check("monitoring.toml", &sets, &[1, 2]);
+    let s = load("monitoring.toml", &sets);
+    let mad = regsim_madsim::run(&s, 1).expect("madsim run");
+    let r = &mad.report;
+    assert_eq!(r.topology.get("gateways"), Some(&2), "{:?}", r.topology);
+    assert!(r.api.as_ref().is_some_and(|a| a.requests > 0), "the gateways served nothing");
+    assert!(r.alerts.is_some(), "no alerts section");
+    assert!(r.faults.contains_key("clock_skewed"), "{:?}", r.faults);
+}
+
 /// The full-size cross-check of issue 8: `scenarios/heartbeat.toml` (10,000 instances, one
 /// virtual hour) and `scenarios/nacos-crash.toml`, unchanged, seed 1. About two minutes and
 /// 2.5 GB under madsim, so not in CI; run it with

@@ -190,6 +190,16 @@ impl LatencySpec {
             _ => None,
         }
     }
+
+    /// A lower bound on a single draw, if the distribution has a positive one (a tail only
+    /// adds): the constant, or the uniform's minimum.
+    pub fn min_bound(&self) -> Option<SimDuration> {
+        match self.dist {
+            DistKind::Constant => self.value,
+            DistKind::Uniform => self.min,
+            _ => None,
+        }
+    }
 }
 
 impl Latency {
