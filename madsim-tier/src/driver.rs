@@ -22,7 +22,6 @@
 //! order in which tasks touch it (and so the log and the digest) is a function of the seed.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -40,7 +39,7 @@ use regsim_kernel::{
 };
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use crate::support::HOP_FLOOR;
+use crate::support::{HOP_FLOOR, Schedule};
 use crate::timers::Wakes;
 
 type Timer = <Node as Actor>::Timer;
@@ -122,7 +121,7 @@ pub struct Shared {
     max_events: u64,
     /// Faults not applied yet: (time, order) -> (schedule index, action); role faults with a
     /// duration add their undo here.
-    schedule: BTreeMap<(SimTime, u32), (u32, FaultAction)>,
+    schedule: Schedule,
     fault_rng: SimRng,
 }
 
@@ -184,7 +183,7 @@ pub async fn simulate(s: Scenario, l: Layout) -> SimOutput {
         hosts.add(&n.stream, n.actor);
         names.push(n.stream);
     }
-    let schedule = faults.into_iter().enumerate().map(|(i, (at, a))| ((at, i as u32), (i as u32, a))).collect();
+    let schedule = Schedule::new(faults);
     let shared = Shared {
         base,
         hosts,
@@ -228,7 +227,7 @@ pub async fn simulate(s: Scenario, l: Layout) -> SimOutput {
 
 /// Applies the fault schedule at its times; returns at the end (or at the event limit).
 async fn supervise(handle: &Handle, end: SimTime) -> Outcome {
-    while let Some(at) = with(|g| g.schedule.first_key_value().map(|((at, _), _)| *at)) {
+    while let Some(at) = with(|g| g.schedule.next_at()) {
         if at > end {
             break;
         }
@@ -343,7 +342,7 @@ impl Shared {
 
     /// Applies the next scheduled fault with madsim's kill and restart.
     fn apply_next(&mut self, handle: &Handle) {
-        let Some((_, (idx, action))) = self.schedule.pop_first() else { return };
+        let Some((idx, action)) = self.schedule.pop() else { return };
         let now = SimTime(now_ns());
         self.hosts.fold(now, 4, NodeId(idx), &());
         self.hosts.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
@@ -371,20 +370,14 @@ impl Shared {
             handle.restart(id(&side[n.index()]));
         }
         if let Some((at, undo)) = undo {
-            let order = self.schedule.keys().map(|(_, o)| *o + 1).max().unwrap_or(0).max(idx + 1);
-            self.schedule.insert((at, order), (idx, undo));
+            self.schedule.push_undo(at, idx, undo);
         }
     }
 }
 
 impl Transport<Msg, Timer> for Io<'_> {
     fn send(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: Msg) {
-        let delays = match self.net.route(from, to) {
-            Delivery::Dropped(_) => return,
-            Delivery::Once(d) => [Some(d), None],
-            Delivery::Twice(d, e) => [Some(d), Some(e)],
-        };
-        for d in delays.into_iter().flatten() {
+        for d in self.net.route(from, to).delays() {
             let (ep, msg) = (self.ep.clone(), msg.clone());
             let at = self.base + Duration::from_nanos(now.0 + d.0.saturating_sub(HOP_FLOOR.0));
             madsim::task::spawn_local(async move {

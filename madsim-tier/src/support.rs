@@ -10,8 +10,11 @@
 //!   is documented in the README and bounded in the cross-check test);
 //! - `--real` has a node limit, a wall-clock limit and a tolerance (see `real`).
 
+use std::collections::BTreeMap;
+
+use regsim::fault::FaultAction;
 use regsim::scenario::Scenario;
-use regsim_kernel::SimDuration;
+use regsim_kernel::{SimDuration, SimTime};
 
 /// madsim's per-message floor: 1 ms in `send_to_raw` and 1 ms in `recv_from_raw`.
 pub const HOP_FLOOR: SimDuration = SimDuration::from_millis(2);
@@ -23,6 +26,33 @@ pub type Rejection = (String, String);
 /// `regsim::scenario::load_with` takes).
 pub fn check(_s: &Scenario) -> Result<(), Rejection> {
     Ok(())
+}
+
+/// The faults a task-per-node driver has still to apply, in time order (same-time faults in
+/// schedule order), with the undo of role faults added as they fire.
+pub struct Schedule {
+    /// (time, order) -> (index in the schedule, for `FaultRecord::Applied`; the action).
+    due: BTreeMap<(SimTime, u32), (u32, FaultAction)>,
+    next_order: u32,
+}
+
+impl Schedule {
+    pub fn new(faults: Vec<(SimTime, FaultAction)>) -> Schedule {
+        let next_order = u32::try_from(faults.len()).expect("support: more than 2^32 faults");
+        let due = faults.into_iter().enumerate().map(|(i, (at, a))| ((at, i as u32), (i as u32, a))).collect();
+        Schedule { due, next_order }
+    }
+    pub fn next_at(&self) -> Option<SimTime> {
+        self.due.first_key_value().map(|((at, _), _)| *at)
+    }
+    pub fn pop(&mut self) -> Option<(u32, FaultAction)> {
+        self.due.pop_first().map(|(_, v)| v)
+    }
+    /// Schedules the undo of fault `idx` (recorded under the same index, as the core does).
+    pub fn push_undo(&mut self, at: SimTime, idx: u32, undo: FaultAction) {
+        self.due.insert((at, self.next_order), (idx, undo));
+        self.next_order += 1;
+    }
 }
 
 /// Approximations the run will make (printed on stderr before it starts).

@@ -35,6 +35,18 @@ pub enum Delivery {
     Twice(SimDuration, SimDuration),
 }
 
+impl Delivery {
+    /// The latency of each copy that arrives (none, one, or two for a duplicate).
+    pub fn delays(self) -> impl Iterator<Item = SimDuration> {
+        let (a, b) = match self {
+            Delivery::Dropped(_) => (None, None),
+            Delivery::Once(d) => (Some(d), None),
+            Delivery::Twice(d, e) => (Some(d), Some(e)),
+        };
+        a.into_iter().chain(b)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropCause {
     Loss,

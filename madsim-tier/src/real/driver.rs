@@ -17,8 +17,6 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 use std::time::Duration;
 
-use std::collections::BTreeMap;
-
 use regsim::fault::FaultAction;
 use regsim::protocol::{ConsensusRoles, Msg, Node, Obs};
 use regsim::run::{Collector, DriverSummary, RunOutput};
@@ -34,6 +32,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::{DIGEST, TIMER_RESOLUTION, collector_view, wall_limit};
 use crate::codec::{self, MAX_DATAGRAM};
+use crate::support::Schedule;
 use crate::timers::Wakes;
 
 type Timer = <Node as Actor>::Timer;
@@ -210,7 +209,7 @@ struct Shared {
     max_events: u64,
     /// Faults not applied yet: (time, order) -> (schedule index, action); role faults with a
     /// duration add their undo here.
-    schedule: BTreeMap<(SimTime, u32), (u32, FaultAction)>,
+    schedule: Schedule,
     fault_rng: SimRng,
     frame: Vec<u8>,
     send_errors: u64,
@@ -258,7 +257,7 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
         side.push(Side { start_at: n.start_at, addr: None, port: 0, task: None, inbox: None });
     }
     let count = side.len();
-    let schedule = faults.into_iter().enumerate().map(|(i, (at, a))| ((at, i as u32), (i as u32, a))).collect();
+    let schedule = Schedule::new(faults);
     let shared = Shared {
         clock,
         nonce: nonce(),
@@ -320,7 +319,7 @@ async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimOutput, Real
 /// Applies the fault schedule at its (scaled) times; returns at the end, at the event limit,
 /// or when a message could not be sent.
 async fn supervise(end: SimTime) -> Outcome {
-    while let Some(at) = with(|g| g.schedule.first_key_value().map(|((at, _), _)| *at)) {
+    while let Some(at) = with(|g| g.schedule.next_at()) {
         if at > end {
             break;
         }
@@ -470,7 +469,7 @@ impl Shared {
 
     /// Applies the next scheduled fault (the supervisor's time has come for it).
     fn apply_next(&mut self) {
-        let Some(((_, _), (idx, action))) = self.schedule.pop_first() else { return };
+        let Some((idx, action)) = self.schedule.pop() else { return };
         let now = SimTime(self.clock.now_ns());
         self.hosts.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
         let Shared { hosts, net, side, fault_rng, .. } = self;
@@ -500,20 +499,14 @@ impl Shared {
             side[n.index()].task = Some(tokio::task::spawn_local(node_main(n.0)));
         }
         if let Some((at, undo)) = undo {
-            let order = self.schedule.keys().map(|(_, o)| *o + 1).max().unwrap_or(0).max(idx + 1);
-            self.schedule.insert((at, order), (idx, undo));
+            self.schedule.push_undo(at, idx, undo);
         }
     }
 }
 
 impl Transport<Msg, Timer> for Io<'_> {
     fn send(&mut self, _now: SimTime, from: NodeId, to: NodeId, msg: Msg) {
-        let delays = match self.net.route(from, to) {
-            Delivery::Dropped(_) => return,
-            Delivery::Once(d) => [Some(d), None],
-            Delivery::Twice(d, e) => [Some(d), Some(e)],
-        };
-        for d in delays.into_iter().flatten() {
+        for d in self.net.route(from, to).delays() {
             let hold = self.clock.real(d);
             if hold < TIMER_RESOLUTION {
                 put_on_wire(self.wire, self.side, self.net, self.clock, from, to, msg.clone(), self.sender);
