@@ -91,26 +91,31 @@ impl<'a, M, T, O> Ctx<'a, M, T, O> {
     }
 
     /// This node's id.
+    #[inline]
     pub fn me(&self) -> NodeId {
         self.node
     }
 
     /// The node's local clock (skewed and drifting if the scenario says so).
+    #[inline]
     pub fn now(&self) -> SimTime {
         self.local_now
     }
 
     /// The node's own random stream.
+    #[inline]
     pub fn rng(&mut self) -> &mut SimRng {
         self.rng
     }
 
     /// Sends `msg` (a protocol's own message type, nested into the node's by `Into`).
+    #[inline]
     pub fn send(&mut self, to: NodeId, msg: impl Into<M>) {
         self.effects.push(Effect::Send { to, msg: msg.into() });
     }
 
     /// Fires `timer` after `delay` of local time.
+    #[inline]
     pub fn set_timer(&mut self, delay: SimDuration, timer: impl Into<T>) -> TimerId {
         let id = TimerId(*self.next_timer);
         *self.next_timer = self.next_timer.wrapping_add(1);
@@ -118,11 +123,13 @@ impl<'a, M, T, O> Ctx<'a, M, T, O> {
         id
     }
 
+    #[inline]
     pub fn cancel_timer(&mut self, id: TimerId) {
         self.effects.push(Effect::CancelTimer(id));
     }
 
     /// Records an observation; the driver stamps it with the true time and this node.
+    #[inline]
     pub fn observe(&mut self, obs: O) {
         self.observations.push(obs);
     }

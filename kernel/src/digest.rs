@@ -50,6 +50,10 @@ impl Hasher for Digest {
         self.fold(u64::from(i));
     }
     #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.fold(u64::from(i));
+    }
+    #[inline]
     fn write_u32(&mut self, i: u32) {
         self.fold(u64::from(i));
     }
@@ -63,6 +67,10 @@ impl Hasher for Digest {
     }
     #[inline]
     fn write_isize(&mut self, i: isize) {
+        self.fold(i as u64);
+    }
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
         self.fold(i as u64);
     }
 }

@@ -71,6 +71,13 @@ pub trait Transport<M, T> {
     fn refuse(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: M);
     /// Wakes `node` at true time `at` (never earlier than now) for `what`.
     fn wake(&mut self, at: SimTime, node: NodeId, what: Wake<M, T>);
+    /// Timer `id` of `node`'s incarnation `incarnation` comes due at true time `at`: a
+    /// [`Wake::Timer`], on the hot path of every run (a runtime may store it without building
+    /// the `Wake`).
+    #[inline]
+    fn set_timer(&mut self, at: SimTime, node: NodeId, incarnation: u32, id: TimerId, timer: T) {
+        self.wake(at, node, Wake::Timer { incarnation, id, timer });
+    }
 }
 
 /// The per-node fields every event reads.
@@ -364,7 +371,7 @@ impl<A: Actor> Hosts<A> {
                     out.send(now, node, to, msg)
                 }
                 Effect::SetTimer { id, delay, timer } => {
-                    out.wake(now + clock.true_delay(delay), node, Wake::Timer { incarnation, id, timer })
+                    out.set_timer(now + clock.true_delay(delay), node, incarnation, id, timer)
                 }
                 Effect::CancelTimer(id) => {
                     self.aux[i].cancelled.push(id);

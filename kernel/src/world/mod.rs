@@ -78,7 +78,7 @@ struct Io<M, T> {
 }
 
 impl<M: Clone, T> Transport<M, T> for Io<M, T> {
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: M) {
         match self.net.route(from, to) {
             Delivery::Dropped(_) => {}
@@ -105,6 +105,11 @@ impl<M: Clone, T> Transport<M, T> for Io<M, T> {
     #[inline]
     fn wake(&mut self, at: SimTime, node: NodeId, what: Wake<M, T>) {
         Self::push_wake(&mut self.queue, at, node, what);
+    }
+
+    #[inline(always)]
+    fn set_timer(&mut self, at: SimTime, node: NodeId, incarnation: u32, id: TimerId, timer: T) {
+        self.queue.push(at, Event::Timer { node, incarnation, id, timer });
     }
 }
 
