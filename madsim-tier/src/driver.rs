@@ -29,17 +29,15 @@ use madsim::net::Endpoint;
 use madsim::runtime::{Handle, Runtime};
 use madsim::time::{TimeHandle, sleep_until};
 use regsim::fault::FaultAction;
-use regsim::protocol::{ConsensusRoles, Msg, Node, Obs};
+use regsim::protocol::{Msg, Node, Obs};
 use regsim::run::{Collector, DriverSummary, RunOutput};
 use regsim::scenario::build::{CONSUMERS, SERVERS};
 use regsim::scenario::{Layout, Scenario, layout};
 use regsim_kernel::net::{Delivery, NetStats, Network};
-use regsim_kernel::{
-    Actor, FaultRecord, Hosts, NodeId, Outcome, Record, SimRng, SimTime, Status, Transport, Wake, stream,
-};
+use regsim_kernel::{Actor, FaultRecord, Hosts, NodeId, Outcome, Record, SimRng, SimTime, Transport, Wake, stream};
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
-use crate::support::{HOP_FLOOR, Schedule};
+use crate::support::{self, HOP_FLOOR, Schedule};
 use crate::timers::Wakes;
 
 type Timer = <Node as Actor>::Timer;
@@ -347,28 +345,20 @@ impl Shared {
         self.hosts.fold(now, 4, NodeId(idx), &());
         self.hosts.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
         let Shared { hosts, net, side, fault_rng, .. } = self;
-        let mut restarts = Vec::new();
-        let mut wake = |_: SimTime, n: NodeId, what: Wake<Msg, Timer>| match what {
-            Wake::Start { .. } => restarts.push(n),
-            other => {
-                if let Some(tx) = &side[n.index()].inbox {
-                    let _ = tx.send(Input::Wake(other));
-                }
+        let applied = support::apply_fault(hosts, now, &action, net, fault_rng, |n, w| {
+            if let Some(tx) = &side[n.index()].inbox {
+                let _ = tx.send(Input::Wake(w));
             }
-        };
-        let was_crashed: Vec<bool> =
-            (0..hosts.len() as u32).map(|n| hosts.status(NodeId(n)) == Status::Crashed).collect();
-        let undo = hosts.apply_fault(now, &action, net, &ConsensusRoles, fault_rng, &mut wake);
+        });
         let id = |m: &Side| m.madsim_id.expect("madsim driver: every node is created before the first fault");
-        for (k, m) in side.iter_mut().enumerate() {
-            if !was_crashed[k] && hosts.status(NodeId(k as u32)) == Status::Crashed {
-                handle.kill(id(m));
-                m.inbox = None;
-            }
+        for n in applied.crashed {
+            handle.kill(id(&side[n.index()]));
+            side[n.index()].inbox = None;
         }
-        for n in restarts {
+        for n in applied.restarted {
             handle.restart(id(&side[n.index()]));
         }
+        let undo = applied.undo;
         if let Some((at, undo)) = undo {
             self.schedule.push_undo(at, idx, undo);
         }

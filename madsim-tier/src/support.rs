@@ -13,8 +13,10 @@
 use std::collections::BTreeMap;
 
 use regsim::fault::FaultAction;
+use regsim::protocol::{ConsensusRoles, Msg, Node};
 use regsim::scenario::Scenario;
-use regsim_kernel::{SimDuration, SimTime};
+use regsim_kernel::net::Network;
+use regsim_kernel::{Actor, Hosts, NodeId, SimDuration, SimRng, SimTime, Status, Wake};
 
 /// madsim's per-message floor: 1 ms in `send_to_raw` and 1 ms in `recv_from_raw`.
 pub const HOP_FLOOR: SimDuration = SimDuration::from_millis(2);
@@ -53,6 +55,38 @@ impl Schedule {
         self.due.insert((at, self.next_order), (idx, undo));
         self.next_order += 1;
     }
+}
+
+/// What a task-per-node driver must do to its processes after one fault.
+pub struct Applied {
+    /// Nodes the fault crashed: end their tasks.
+    pub crashed: Vec<NodeId>,
+    /// Nodes the fault restarted: start a new task (it runs `on_start`).
+    pub restarted: Vec<NodeId>,
+    /// The undo of a role fault with a duration, for [`Schedule::push_undo`].
+    pub undo: Option<(SimTime, FaultAction)>,
+}
+
+/// Applies `action` on the hosts as the core world does (role targets by
+/// [`ConsensusRoles`]); what a resume releases goes to `inbox`.
+pub fn apply_fault(
+    hosts: &mut Hosts<Node>,
+    now: SimTime,
+    action: &FaultAction,
+    net: &mut Network,
+    rng: &mut SimRng,
+    mut inbox: impl FnMut(NodeId, Wake<Msg, <Node as Actor>::Timer>),
+) -> Applied {
+    let mut restarted = Vec::new();
+    let mut wake = |_: SimTime, n: NodeId, what: Wake<Msg, <Node as Actor>::Timer>| match what {
+        Wake::Start { .. } => restarted.push(n),
+        other => inbox(n, other),
+    };
+    let crashed = |h: &Hosts<Node>, n: u32| h.status(NodeId(n)) == Status::Crashed;
+    let before: Vec<bool> = (0..hosts.len() as u32).map(|n| crashed(hosts, n)).collect();
+    let undo = hosts.apply_fault(now, action, net, &ConsensusRoles, rng, &mut wake);
+    let crashed = (0..hosts.len() as u32).filter(|&n| !before[n as usize] && crashed(hosts, n)).map(NodeId).collect();
+    Applied { crashed, restarted, undo }
 }
 
 /// Approximations the run will make (printed on stderr before it starts).

@@ -18,13 +18,13 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use regsim::fault::FaultAction;
-use regsim::protocol::{ConsensusRoles, Msg, Node, Obs};
+use regsim::protocol::{Msg, Node, Obs};
 use regsim::run::{Collector, DriverSummary, RunOutput};
 use regsim::scenario::build::SERVERS;
 use regsim::scenario::{Layout, Scenario, layout};
 use regsim_kernel::net::{Delivery, NetStats, Network};
 use regsim_kernel::{Actor, FaultRecord, Hosts, NodeId, Outcome, Record, SimDuration, SimRng, SimTime};
-use regsim_kernel::{Status, Transport, Wake, stream};
+use regsim_kernel::{Transport, Wake, stream};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
@@ -473,31 +473,24 @@ impl Shared {
         let now = SimTime(self.clock.now_ns());
         self.hosts.record(now, NodeId(u32::MAX), FaultRecord::Applied(idx));
         let Shared { hosts, net, side, fault_rng, .. } = self;
-        let mut restarts = Vec::new();
-        let mut wake = |_: SimTime, n: NodeId, what: Wake<Msg, Timer>| match what {
-            Wake::Start { .. } => restarts.push(n),
-            other => {
-                if let Some(tx) = &side[n.index()].inbox {
-                    let _ = tx.send(other);
-                }
+        let applied = crate::support::apply_fault(hosts, now, &action, net, fault_rng, |n, w| {
+            if let Some(tx) = &side[n.index()].inbox {
+                let _ = tx.send(w);
             }
-        };
-        let crashed_before: Vec<bool> =
-            (0..hosts.len() as u32).map(|n| hosts.status(NodeId(n)) == Status::Crashed).collect();
-        let undo = hosts.apply_fault(now, &action, net, &ConsensusRoles, fault_rng, &mut wake);
+        });
         // A crash ends the node's task (its socket and timers go with it).
-        for (k, m) in side.iter_mut().enumerate() {
-            if !crashed_before[k] && hosts.status(NodeId(k as u32)) == Status::Crashed {
-                if let Some(t) = m.task.take() {
-                    t.abort();
-                }
-                m.addr = None;
-                m.inbox = None;
+        for n in applied.crashed {
+            let m = &mut side[n.index()];
+            if let Some(t) = m.task.take() {
+                t.abort();
             }
+            m.addr = None;
+            m.inbox = None;
         }
-        for n in restarts {
+        for n in applied.restarted {
             side[n.index()].task = Some(tokio::task::spawn_local(node_main(n.0)));
         }
+        let undo = applied.undo;
         if let Some((at, undo)) = undo {
             self.schedule.push_undo(at, idx, undo);
         }
