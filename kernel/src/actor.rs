@@ -10,6 +10,7 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
+use super::host::{Record, What};
 use super::rng::SimRng;
 use super::time::{SimDuration, SimTime};
 
@@ -69,25 +70,30 @@ pub enum Effect<M, T> {
 /// The actor's only window on the world during one handler call.
 pub struct Ctx<'a, M, T, O> {
     node: NodeId,
+    /// True time of the handler call (stamps observations; the actor never reads it).
+    true_now: SimTime,
     local_now: SimTime,
     rng: &'a mut SimRng,
     next_timer: &'a mut u32,
     effects: &'a mut Vec<Effect<M, T>>,
-    observations: &'a mut Vec<O>,
+    /// The driver's log: observations go straight into it, stamped (no per-call buffer).
+    records: &'a mut Vec<Record<O>>,
 }
 
 impl<'a, M, T, O> Ctx<'a, M, T, O> {
-    /// Drivers build one per handler call. `next_timer` is the node's timer-id counter and must
-    /// persist across calls (and crashes) so ids stay unique.
+    /// Drivers build one per handler call at true time `true_now` (the node's clock reads
+    /// `local_now`). `next_timer` is the node's timer-id counter and must persist across calls
+    /// (and crashes) so ids stay unique; observations are appended to `records`.
+    #[inline]
     pub fn new(
         node: NodeId,
-        local_now: SimTime,
+        (true_now, local_now): (SimTime, SimTime),
         rng: &'a mut SimRng,
         next_timer: &'a mut u32,
         effects: &'a mut Vec<Effect<M, T>>,
-        observations: &'a mut Vec<O>,
+        records: &'a mut Vec<Record<O>>,
     ) -> Self {
-        Ctx { node, local_now, rng, next_timer, effects, observations }
+        Ctx { node, true_now, local_now, rng, next_timer, effects, records }
     }
 
     /// This node's id.
@@ -131,6 +137,6 @@ impl<'a, M, T, O> Ctx<'a, M, T, O> {
     /// Records an observation; the driver stamps it with the true time and this node.
     #[inline]
     pub fn observe(&mut self, obs: O) {
-        self.observations.push(obs);
+        self.records.push(Record { time: self.true_now, node: self.node, what: What::Actor(obs) });
     }
 }

@@ -116,7 +116,6 @@ pub struct Hosts<A: Actor> {
     digest: Digest,
     events: u64,
     effects: Vec<Effect<A::Msg, A::Timer>>,
-    observed: Vec<A::Obs>,
 }
 
 impl<A: Actor> Hosts<A> {
@@ -133,7 +132,6 @@ impl<A: Actor> Hosts<A> {
             digest: Digest::default(),
             events: 0,
             effects: Vec::new(),
-            observed: Vec::new(),
         }
     }
 
@@ -351,38 +349,27 @@ impl<A: Actor> Hosts<A> {
         handler: impl FnOnce(&mut A, &mut Ctx<'_, A::Msg, A::Timer, A::Obs>),
     ) {
         let i = node.index();
-        let m = &mut self.meta[i];
-        let clock = if m.skewed { self.clocks[i] } else { LocalClock::default() };
+        let Hosts { meta, clocks, actors, rngs, aux, records, effects, .. } = self;
+        let m = &mut meta[i];
+        let clock = if m.skewed { clocks[i] } else { LocalClock::default() };
         let incarnation = m.incarnation;
-        let mut ctx = Ctx::new(
-            node,
-            clock.local(now),
-            &mut self.rngs[i],
-            &mut m.next_timer,
-            &mut self.effects,
-            &mut self.observed,
-        );
-        handler(&mut self.actors[i], &mut ctx);
-        let mut effects = std::mem::take(&mut self.effects);
+        let mut ctx = Ctx::new(node, (now, clock.local(now)), &mut rngs[i], &mut m.next_timer, effects, records);
+        handler(&mut actors[i], &mut ctx);
+        let n_nodes = meta.len();
         for effect in effects.drain(..) {
             match effect {
                 Effect::Send { to, msg } => {
-                    assert!(to.index() < self.meta.len(), "hosts: node {node} sent to unknown node {to}");
+                    assert!(to.index() < n_nodes, "hosts: node {node} sent to unknown node {to}");
                     out.send(now, node, to, msg)
                 }
                 Effect::SetTimer { id, delay, timer } => {
                     out.set_timer(now + clock.true_delay(delay), node, incarnation, id, timer)
                 }
                 Effect::CancelTimer(id) => {
-                    self.aux[i].cancelled.push(id);
-                    self.meta[i].cancelled += 1;
+                    aux[i].cancelled.push(id);
+                    meta[i].cancelled += 1;
                 }
             }
-        }
-        self.effects = effects;
-        // Most handler calls observe nothing: skip the drain (and its drop glue) then.
-        if !self.observed.is_empty() {
-            self.records.extend(self.observed.drain(..).map(|obs| Record { time: now, node, what: What::Actor(obs) }));
         }
     }
 

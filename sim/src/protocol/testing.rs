@@ -2,7 +2,7 @@
 //! and returns what it asked for (effects) and what it reported (observations).
 
 use super::{Msg, NodeCtx, Obs, Timer};
-use regsim_kernel::{Ctx, Effect, NodeId, SimRng, SimTime, stream};
+use regsim_kernel::{Ctx, Effect, NodeId, SimRng, SimTime, What, stream};
 
 pub struct Harness {
     pub me: NodeId,
@@ -47,8 +47,17 @@ impl Harness {
     pub fn at(&mut self, now_s: f64, f: impl FnOnce(&mut NodeCtx<'_>)) -> Out {
         let mut out = Out::default();
         let now = SimTime(regsim_kernel::SimDuration::from_secs_f64(now_s).as_nanos());
-        let mut ctx = Ctx::new(self.me, now, &mut self.rng, &mut self.next_timer, &mut out.effects, &mut out.obs);
+        let mut records = Vec::new();
+        let mut ctx =
+            Ctx::new(self.me, (now, now), &mut self.rng, &mut self.next_timer, &mut out.effects, &mut records);
         f(&mut ctx);
+        out.obs = records
+            .into_iter()
+            .filter_map(|r| match r.what {
+                What::Actor(o) => Some(o),
+                What::Fault(_) => None,
+            })
+            .collect();
         out
     }
 }
