@@ -75,6 +75,71 @@ impl Hasher for Digest {
     }
 }
 
+/// A hasher that folds `tag` into the first word written through it: hashing a nested enum's
+/// inner value through `Tagged` (outer discriminant as `tag`, the inner enum's discriminant as
+/// its first word) costs one fold for both discriminants instead of two. The digest folds
+/// every word of every processed event, so one fold less per event is measurable.
+pub struct Tagged<'a, H> {
+    state: &'a mut H,
+    tag: Option<u64>,
+}
+
+impl<'a, H: Hasher> Tagged<'a, H> {
+    #[inline]
+    pub fn new(state: &'a mut H, tag: u8) -> Self {
+        Tagged { state, tag: Some(u64::from(tag)) }
+    }
+    #[inline]
+    fn word(&mut self, w: u64) {
+        match self.tag.take() {
+            // The first word is a discriminant or a small field in practice; any 64-bit value
+            // still hashes deterministically (the tag's bits are mixed in above bit 56).
+            Some(t) => self.state.write_u64(w ^ (t << 56)),
+            None => self.state.write_u64(w),
+        }
+    }
+}
+
+impl<H: Hasher> Hasher for Tagged<'_, H> {
+    fn finish(&self) -> u64 {
+        self.state.finish()
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        if let Some(t) = self.tag.take() {
+            self.state.write_u64(t << 56);
+        }
+        self.state.write(bytes);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.word(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.word(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.word(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.word(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.word(i as u64);
+    }
+    #[inline]
+    fn write_isize(&mut self, i: isize) {
+        self.word(i as u64);
+    }
+    #[inline]
+    fn write_i64(&mut self, i: i64) {
+        self.word(i as u64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +157,26 @@ mod tests {
         assert_ne!(h(&[1, 2, 3]), h(&[1, 2, 4]));
         assert_eq!(h(&[]).len(), 16);
         assert_ne!(h(&[0]), h(&[0, 0]), "the word count is part of the digest");
+    }
+
+    #[test]
+    fn tagged_folds_the_tag_into_the_first_word() {
+        let hex = |tag: u8, v: (u8, u32)| {
+            let mut d = Digest::default();
+            v.hash(&mut Tagged::new(&mut d, tag));
+            d.hex()
+        };
+        // Same inner value, other tag; other inner value, same tag: all differ.
+        assert_ne!(hex(1, (1, 7)), hex(2, (1, 7)));
+        assert_ne!(hex(1, (1, 7)), hex(1, (2, 7)));
+        assert_ne!(hex(1, (1, 7)), hex(1, (1, 8)));
+        assert_eq!(hex(3, (1, 7)), hex(3, (1, 7)));
+        // One word fewer than hashing the tag on its own.
+        let mut plain = Digest::default();
+        (3u8, (1u8, 7u32)).hash(&mut plain);
+        let mut tagged = Digest::default();
+        (1u8, 7u32).hash(&mut Tagged::new(&mut tagged, 3));
+        assert_eq!(tagged.words + 1, plain.words);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub mod world;
 
 pub use actor::{Actor, Ctx, Effect, NodeId, TimerId};
 pub use clock::LocalClock;
-pub use digest::Digest;
+pub use digest::{Digest, Tagged};
 pub use fault::{FaultAction, FaultRecord, Resolve, RoleFault, RoleTarget};
 pub use host::{Hosts, Record, Status, Transport, Wake, What};
 pub use queue::EventQueue;

@@ -28,49 +28,69 @@ pub use registry::{
 };
 use regsim_kernel::{Actor, Ctx, NodeId};
 
-/// Every message, by protocol. `#[repr(u8)]` with explicit discriminants: numbers are never
-/// reused or reordered (the digest hashes them).
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Msg {
-    Registry(registry::Msg) = 1,
-    Nacos(nacos::Msg) = 2,
-    Raft(raft::Msg) = 3,
-    Cp(cp::Msg) = 4,
-    App(clients::Msg) = 5,
-    Monitoring(monitoring::Msg) = 6,
-}
+/// The node-level [`Msg`] and [`Timer`]: one variant per protocol, nesting that protocol's
+/// own enum under an explicit discriminant (`#[repr(u8)]`; numbers are never reused or
+/// reordered, the digest hashes them). The macro also writes `From` each protocol's message and
+/// timer (so a protocol sends its own type: `ctx.send(to, nacos::Msg::Pull { service })`) and
+/// `Hash`, which folds the protocol's discriminant into the inner enum's first word
+/// ([`regsim_kernel::Tagged`]): one digest word per event less than a derived `Hash`.
+macro_rules! node_enums {
+    ($($variant:ident($module:ident) = $tag:literal),* $(,)?) => {
+        /// Every message, by protocol.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Msg {
+            $($variant($module::Msg) = $tag,)*
+        }
 
-/// Every timer, by protocol (same rule as [`Msg`]).
-#[derive(Clone, Debug, Hash, PartialEq, Eq)]
-#[repr(u8)]
-pub enum Timer {
-    Registry(registry::Timer) = 1,
-    Nacos(nacos::Timer) = 2,
-    Raft(raft::Timer) = 3,
-    Cp(cp::Timer) = 4,
-    App(clients::Timer) = 5,
-    Monitoring(monitoring::Timer) = 6,
-}
+        /// Every timer, by protocol (same discriminants as [`Msg`]).
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[repr(u8)]
+        pub enum Timer {
+            $($variant($module::Timer) = $tag,)*
+        }
 
-/// `From` each protocol's message and timer into the node-level enums, so a protocol sends
-/// its own type: `ctx.send(to, nacos::Msg::Pull { service })`.
-macro_rules! nest {
-    ($($variant:ident: $module:ident),* $(,)?) => {$(
-        impl From<$module::Msg> for Msg {
-            fn from(m: $module::Msg) -> Msg {
-                Msg::$variant(m)
+        impl std::hash::Hash for Msg {
+            #[inline]
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                match self {
+                    $(Msg::$variant(m) => m.hash(&mut regsim_kernel::Tagged::new(state, $tag)),)*
+                }
             }
         }
-        impl From<$module::Timer> for Timer {
-            fn from(t: $module::Timer) -> Timer {
-                Timer::$variant(t)
+
+        impl std::hash::Hash for Timer {
+            #[inline]
+            fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+                match self {
+                    $(Timer::$variant(t) => t.hash(&mut regsim_kernel::Tagged::new(state, $tag)),)*
+                }
             }
         }
-    )*};
+
+        $(
+            impl From<$module::Msg> for Msg {
+                fn from(m: $module::Msg) -> Msg {
+                    Msg::$variant(m)
+                }
+            }
+            impl From<$module::Timer> for Timer {
+                fn from(t: $module::Timer) -> Timer {
+                    Timer::$variant(t)
+                }
+            }
+        )*
+    };
 }
 
-nest!(Registry: registry, Nacos: nacos, Raft: raft, Cp: cp, App: clients, Monitoring: monitoring);
+node_enums! {
+    Registry(registry) = 1,
+    Nacos(nacos) = 2,
+    Raft(raft) = 3,
+    Cp(cp) = 4,
+    App(clients) = 5,
+    Monitoring(monitoring) = 6,
+}
 
 /// What actors report; the metrics grade these against ground truth.
 #[derive(Clone, Debug, PartialEq, Eq)]
