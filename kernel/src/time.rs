@@ -55,7 +55,7 @@ impl SimDuration {
     pub fn from_secs_f64(s: f64) -> Self {
         SimDuration(nanos_from_f64(s * NANOS_PER_SEC as f64))
     }
-    pub fn as_nanos(self) -> u64 {
+    pub const fn as_nanos(self) -> u64 {
         self.0
     }
     pub fn as_secs_f64(self) -> f64 {

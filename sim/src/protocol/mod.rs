@@ -12,6 +12,7 @@
 //! measurement family. Defaults and mechanisms follow ../shared/ANCHORS.md.
 
 pub mod clients;
+pub mod config;
 pub mod cp;
 pub mod monitoring;
 pub mod nacos;

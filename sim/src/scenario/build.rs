@@ -11,8 +11,6 @@ use super::schema::{LinkSpec, RegistryMode, Scenario};
 use crate::balance::{BalancerSpec, parse_spec};
 use crate::fault::{self, FaultAction, Topology};
 use crate::protocol::nacos::distro::DistroConfig;
-use crate::protocol::nacos::membership::MembershipConfig;
-use crate::protocol::nacos::push::PushConfig;
 use crate::protocol::nacos::server::ServerConfig;
 use crate::protocol::{Node, java_hash};
 use regsim_kernel::net::{LinkProfile, Network};
@@ -151,31 +149,13 @@ pub fn balancer_specs(s: &Scenario) -> Result<Vec<BalancerSpec>, BuildError> {
 pub(super) fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {
     let r = &s.registry;
     ServerConfig {
-        check_interval: r.health.check_interval,
-        unhealthy_after: r.health.unhealthy_after,
-        delete_after: r.health.delete_after,
+        health: r.health.clone(),
         servers,
         // Nacos keys a service by group and name.
         service_hashes: Arc::from([java_hash(&format!("DEFAULT_GROUP@@{}", s.instances.service))]),
-        membership: MembershipConfig {
-            report_interval: r.membership.report_interval,
-            report_timeout: r.membership.report_timeout,
-            down_after_failures: r.membership.down_after_failures,
-        },
-        distro: DistroConfig {
-            sync_delay: r.distro.sync_delay,
-            sync_timeout: r.distro.sync_timeout,
-            sync_retry: r.distro.sync_retry,
-            verify_interval: r.distro.verify_interval,
-            skip_anti_entropy: s.bugs.skip_anti_entropy,
-        },
-        push: PushConfig {
-            enabled: r.push.enabled,
-            debounce: r.push.debounce,
-            ack_timeout: r.push.ack_timeout,
-            resends: r.push.resends,
-            client_expiry: r.push.client_expiry,
-        },
+        membership: r.membership.clone(),
+        distro: DistroConfig { skip_anti_entropy: s.bugs.skip_anti_entropy, ..r.distro.clone() },
+        push: r.push.clone(),
     }
 }
 

@@ -7,15 +7,22 @@
 use serde::Deserialize;
 
 use crate::fault::FaultSpec;
+use crate::protocol::config::within;
+use crate::protocol::nacos::distro::DistroConfig;
+use crate::protocol::nacos::membership::MembershipConfig;
+use crate::protocol::nacos::push::PushConfig;
+use crate::protocol::nacos::server::HealthConfig;
+use crate::protocol::raft::RaftConfig;
 use regsim_kernel::SimDuration;
 use regsim_kernel::net::LatencySpec;
 
-/// Hard limits on what a scenario may ask for.
-/// The shortest timer period or timeout a scenario may set (1 ms): every periodic timer then
-/// fires at most 1,000 times per virtual second per node, so a run's events stay bounded by its
-/// duration (a 1 µs Raft heartbeat ran without end). Monitoring uses the same floor.
-const MIN_PERIOD_NS: u64 = 1_000_000;
+/// The shortest timer period or timeout a scenario may set (1 ms, `protocol::config::MIN_PERIOD`):
+/// every periodic timer then fires at most 1,000 times per virtual second per node, so a run's
+/// events stay bounded by its duration (a 1 µs Raft heartbeat ran without end). Monitoring
+/// uses the same floor.
+const MIN_PERIOD_NS: u64 = crate::protocol::config::MIN_PERIOD.as_nanos();
 
+/// Hard limits on what a scenario may ask for.
 pub mod limits {
     pub const MAX_SERVERS: u32 = 1_000;
     pub const MAX_INSTANCES: u32 = 1_000_000;
@@ -161,16 +168,17 @@ pub struct RegistrySpec {
     pub mode: RegistryMode,
     #[serde(default = "default_servers")]
     pub servers: u32,
+    // Each section is the protocol's own settings type (defaults and checks live there).
     #[serde(default)]
-    pub raft: RaftSpec,
+    pub raft: RaftConfig,
     #[serde(default)]
-    pub health: HealthSpec,
+    pub health: HealthConfig,
     #[serde(default)]
-    pub distro: DistroSpec,
+    pub distro: DistroConfig,
     #[serde(default)]
-    pub membership: MembershipSpec,
+    pub membership: MembershipConfig,
     #[serde(default)]
-    pub push: PushSpec,
+    pub push: PushConfig,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -181,126 +189,8 @@ pub enum RegistryMode {
     Cp,
 }
 
-/// Raft timing (defaults: JRaft in Nacos; etcd: 1s + jitter 1s, heartbeat 100ms; the Raft
-/// paper: 150ms + jitter 150ms, heartbeat 75ms).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RaftSpec {
-    #[serde(default = "secs::<5>")]
-    pub election_timeout: SimDuration,
-    /// Each election timeout is drawn from `[election_timeout, election_timeout + jitter)`.
-    #[serde(default = "secs::<1>")]
-    pub election_jitter: SimDuration,
-    #[serde(default = "default_heartbeat")]
-    pub heartbeat_interval: SimDuration,
-    #[serde(default = "default_true")]
-    pub pre_vote: bool,
-    #[serde(default = "default_true")]
-    pub check_quorum: bool,
-    /// How the CP registry serves `list`: `read_index` (linearizable, a heartbeat round per
-    /// read), `lease` (linearizable while clocks agree; needs check_quorum) or `local` (any
-    /// server answers from its own state, as Nacos 1.x does).
-    #[serde(default)]
-    pub reads: crate::protocol::cp::ReadMode,
-}
-
-fn default_heartbeat() -> SimDuration {
-    SimDuration::from_millis(500)
-}
-
-impl Default for RaftSpec {
-    fn default() -> Self {
-        RaftSpec {
-            election_timeout: secs::<5>(),
-            election_jitter: secs::<1>(),
-            heartbeat_interval: default_heartbeat(),
-            pre_vote: true,
-            check_quorum: true,
-            reads: Default::default(),
-        }
-    }
-}
-
-/// Distro replication timing (Nacos 1.x: sync 2 s after a change, retry 5 s, verify 5 s).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DistroSpec {
-    #[serde(default = "secs::<2>")]
-    pub sync_delay: SimDuration,
-    #[serde(default = "secs::<3>")]
-    pub sync_timeout: SimDuration,
-    #[serde(default = "secs::<5>")]
-    pub sync_retry: SimDuration,
-    #[serde(default = "secs::<5>")]
-    pub verify_interval: SimDuration,
-}
-
-impl Default for DistroSpec {
-    fn default() -> Self {
-        DistroSpec {
-            sync_delay: secs::<2>(),
-            sync_timeout: secs::<3>(),
-            sync_retry: secs::<5>(),
-            verify_interval: secs::<5>(),
-        }
-    }
-}
-
-/// Server membership reports (Nacos: every 2 s, DOWN at the 4th consecutive failure).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MembershipSpec {
-    #[serde(default = "secs::<2>")]
-    pub report_interval: SimDuration,
-    #[serde(default = "secs::<3>")]
-    pub report_timeout: SimDuration,
-    #[serde(default = "default_down_after")]
-    pub down_after_failures: u32,
-}
-
-fn default_down_after() -> u32 {
-    4
-}
-
-impl Default for MembershipSpec {
-    fn default() -> Self {
-        MembershipSpec { report_interval: secs::<2>(), report_timeout: secs::<3>(), down_after_failures: 4 }
-    }
-}
-
-/// UDP push to subscribers (Nacos: 1 s debounce, 10 s ack timeout, one resend).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PushSpec {
-    #[serde(default = "default_true")]
-    pub enabled: bool,
-    #[serde(default = "secs::<1>")]
-    pub debounce: SimDuration,
-    #[serde(default = "secs::<10>")]
-    pub ack_timeout: SimDuration,
-    #[serde(default = "default_resends")]
-    pub resends: u32,
-    #[serde(default = "secs::<10>")]
-    pub client_expiry: SimDuration,
-}
-
 fn default_true() -> bool {
     true
-}
-fn default_resends() -> u32 {
-    1
-}
-
-impl Default for PushSpec {
-    fn default() -> Self {
-        PushSpec {
-            enabled: true,
-            debounce: secs::<1>(),
-            ack_timeout: secs::<10>(),
-            resends: 1,
-            client_expiry: secs::<10>(),
-        }
-    }
 }
 
 /// Consumers: subscription cache and application traffic.
@@ -412,31 +302,13 @@ impl Default for RegistrySpec {
     fn default() -> Self {
         RegistrySpec {
             mode: RegistryMode::Ap,
-            raft: RaftSpec::default(),
+            raft: RaftConfig::default(),
             servers: default_servers(),
-            health: HealthSpec::default(),
-            distro: DistroSpec::default(),
-            membership: MembershipSpec::default(),
-            push: PushSpec::default(),
+            health: HealthConfig::default(),
+            distro: DistroConfig::default(),
+            membership: MembershipConfig::default(),
+            push: PushConfig::default(),
         }
-    }
-}
-
-/// Nacos `ClientBeatCheckTask` timing.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HealthSpec {
-    #[serde(default = "secs::<5>")]
-    pub check_interval: SimDuration,
-    #[serde(default = "secs::<15>")]
-    pub unhealthy_after: SimDuration,
-    #[serde(default = "secs::<30>")]
-    pub delete_after: SimDuration,
-}
-
-impl Default for HealthSpec {
-    fn default() -> Self {
-        HealthSpec { check_interval: secs::<5>(), unhealthy_after: secs::<15>(), delete_after: secs::<30>() }
     }
 }
 
@@ -516,15 +388,13 @@ impl Scenario {
         if self.registry.servers == 0 || self.registry.servers > limits::MAX_SERVERS {
             return e("registry.servers", &format!("expected 1..={} servers", limits::MAX_SERVERS));
         }
-        let h = &self.registry.health;
-        for (key, d) in [
-            ("check_interval", h.check_interval),
-            ("unhealthy_after", h.unhealthy_after),
-            ("delete_after", h.delete_after),
-        ] {
-            if d.0 < MIN_PERIOD_NS {
-                return e(&format!("registry.health.{key}"), "expected a duration of at least 1ms");
-            }
+        let r = &self.registry;
+        within("registry.health", r.health.validate())?;
+        within("registry.distro", r.distro.validate())?;
+        within("registry.membership", r.membership.validate())?;
+        within("registry.push", r.push.validate())?;
+        if r.mode == RegistryMode::Cp {
+            within("registry.raft", r.raft.validate())?;
         }
         let i = &self.instances;
         if i.count > limits::MAX_INSTANCES {
@@ -540,48 +410,6 @@ impl Scenario {
         }
         if i.service.is_empty() {
             return e("instances.service", "expected a non-empty service name");
-        }
-        let r = &self.registry;
-        for (key, d) in [
-            ("distro.sync_timeout", r.distro.sync_timeout),
-            ("distro.sync_retry", r.distro.sync_retry),
-            ("distro.verify_interval", r.distro.verify_interval),
-            ("membership.report_interval", r.membership.report_interval),
-            ("membership.report_timeout", r.membership.report_timeout),
-            ("push.ack_timeout", r.push.ack_timeout),
-        ] {
-            if d.0 < MIN_PERIOD_NS {
-                return e(&format!("registry.{key}"), "expected a duration of at least 1ms");
-            }
-        }
-        if r.mode == RegistryMode::Cp {
-            if r.raft.reads == crate::protocol::cp::ReadMode::Lease && !r.raft.check_quorum {
-                return e(
-                    "registry.raft.reads",
-                    "\"lease\" reads are safe only with registry.raft.check_quorum = true (followers must refuse votes while the lease runs)",
-                );
-            }
-            for (key, d) in
-                [("election_timeout", r.raft.election_timeout), ("heartbeat_interval", r.raft.heartbeat_interval)]
-            {
-                if d.0 < MIN_PERIOD_NS {
-                    return e(&format!("registry.raft.{key}"), "expected a duration of at least 1ms");
-                }
-            }
-            // etcd-io/raft refuses the same (raft.go, Config.validate: "election tick must be
-            // greater than heartbeat tick"): followers would time out between heartbeats.
-            if r.raft.election_timeout <= r.raft.heartbeat_interval {
-                return e(
-                    "registry.raft.election_timeout",
-                    &format!(
-                        "expected more than registry.raft.heartbeat_interval ({}), as etcd's raft requires",
-                        r.raft.heartbeat_interval
-                    ),
-                );
-            }
-        }
-        if r.membership.down_after_failures == 0 {
-            return e("registry.membership.down_after_failures", "expected at least 1");
         }
         let c = &self.consumers;
         if c.count > limits::MAX_CONSUMERS {

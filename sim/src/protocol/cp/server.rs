@@ -10,19 +10,12 @@ use crate::protocol::raft::{Cmd, RaftConfig, RaftNode, Role};
 use crate::protocol::{CopyState, InstanceList, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
 use regsim_kernel::{NodeId, SimDuration};
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReadMode {
-    #[default]
-    ReadIndex,
-    Lease,
-    Local,
-}
+pub use crate::protocol::raft::ReadMode;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpConfig {
+    /// Raft's settings, with how reads are served (`raft.reads`).
     pub raft: RaftConfig,
-    pub reads: ReadMode,
     pub apply_before_commit: bool,
     pub probe_timeout: SimDuration,
     /// Rounds are `probe_base + rand(0, rand(0, probe_jitter))` apart.
@@ -37,7 +30,6 @@ impl Default for CpConfig {
     fn default() -> Self {
         CpConfig {
             raft: RaftConfig::default(),
-            reads: ReadMode::ReadIndex,
             apply_before_commit: false,
             probe_timeout: SimDuration::from_millis(500),
             probe_base: SimDuration::from_secs(2),
@@ -185,7 +177,7 @@ impl CpServer {
     }
 
     fn read(&mut self, ctx: &mut NodeCtx<'_>, client: NodeId, service: ServiceId, req: u64) {
-        let mode = self.config.reads;
+        let mode = self.config.raft.reads;
         if mode == ReadMode::Local {
             return self.answer(ctx, client, service, req);
         }

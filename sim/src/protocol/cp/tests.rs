@@ -31,9 +31,10 @@ fn config(reads: ReadMode, apply_before_commit: bool) -> CpConfig {
         election_timeout: ms(150),
         election_jitter: ms(150),
         heartbeat_interval: ms(50),
+        reads,
         ..RaftConfig::default()
     };
-    CpConfig { raft, reads, apply_before_commit, ..CpConfig::default() }
+    CpConfig { raft, apply_before_commit, ..CpConfig::default() }
 }
 
 struct Net {

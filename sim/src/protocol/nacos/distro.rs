@@ -21,17 +21,32 @@ use crate::protocol::nacos;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::protocol::config::{Invalid, periods};
 use crate::protocol::{Datum, Msg, NodeCtx, ServiceId};
 use regsim_kernel::{NodeId, SimDuration};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[registry.distro]`: Distro replication timing (Nacos 1.x `DistroConfig`: sync 2 s after a
+/// change, retry 5 s, verify 5 s).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DistroConfig {
     pub sync_delay: SimDuration,
     pub sync_timeout: SimDuration,
     pub sync_retry: SimDuration,
     pub verify_interval: SimDuration,
-    /// `bugs.skip_anti_entropy`: never send checksums.
+    /// `bugs.skip_anti_entropy`: never send checksums (set from `[bugs]`, not this section).
+    #[serde(skip)]
     pub skip_anti_entropy: bool,
+}
+
+impl DistroConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        periods(&[
+            ("sync_timeout", self.sync_timeout),
+            ("sync_retry", self.sync_retry),
+            ("verify_interval", self.verify_interval),
+        ])
+    }
 }
 
 impl Default for DistroConfig {

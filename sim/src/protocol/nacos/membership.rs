@@ -7,6 +7,7 @@
 //! once. A successful report, or a report *received* from the peer, makes it UP again.
 //! Responsibility (see `distro`) is computed over the members UP or SUSPICIOUS.
 
+use crate::protocol::config::{Invalid, periods};
 use crate::protocol::nacos;
 use crate::protocol::{NodeCtx, Obs};
 use regsim_kernel::{NodeId, SimDuration};
@@ -19,11 +20,24 @@ pub enum MemberState {
     Down,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[registry.membership]`: server membership reports (Nacos `MemberInfoReportTask`: every
+/// 2 s, DOWN at the 4th consecutive failure).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct MembershipConfig {
     pub report_interval: SimDuration,
     pub report_timeout: SimDuration,
     pub down_after_failures: u32,
+}
+
+impl MembershipConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        periods(&[("report_interval", self.report_interval), ("report_timeout", self.report_timeout)])?;
+        if self.down_after_failures == 0 {
+            return Err(("down_after_failures".into(), "expected at least 1".into()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for MembershipConfig {

@@ -11,16 +11,26 @@ use crate::protocol::{nacos, registry};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::protocol::config::{Invalid, periods};
 use crate::protocol::{InstanceList, NodeCtx, ServiceId};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `[registry.push]`: UDP push to subscribers (Nacos `PushService`: 1 s debounce, 10 s ack
+/// timeout, one resend; a subscriber not heard from for 10 s is dropped).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PushConfig {
     pub enabled: bool,
     pub debounce: SimDuration,
     pub ack_timeout: SimDuration,
     pub resends: u32,
     pub client_expiry: SimDuration,
+}
+
+impl PushConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        periods(&[("ack_timeout", self.ack_timeout)])
+    }
 }
 
 impl Default for PushConfig {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
+use crate::protocol::config::{Invalid, periods};
 use crate::protocol::nacos::distro::{Distro, DistroConfig, responsible};
 use crate::protocol::nacos::membership::{Membership, MembershipConfig};
 use crate::protocol::nacos::push::{Push, PushConfig};
@@ -24,11 +25,40 @@ use crate::protocol::nacos::table::Table;
 use crate::protocol::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
 use regsim_kernel::{NodeId, SimDuration};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerConfig {
+/// `[registry.health]`: Nacos' `ClientBeatCheckTask` timing (check every 5 s; unhealthy 15 s
+/// and deleted 30 s after the last beat; `ClientBeatCheckTask.run`, `UtilsAndCommons`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthConfig {
     pub check_interval: SimDuration,
     pub unhealthy_after: SimDuration,
     pub delete_after: SimDuration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            check_interval: SimDuration::from_secs(5),
+            unhealthy_after: SimDuration::from_secs(15),
+            delete_after: SimDuration::from_secs(30),
+        }
+    }
+}
+
+impl HealthConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        periods(&[
+            ("check_interval", self.check_interval),
+            ("unhealthy_after", self.unhealthy_after),
+            ("delete_after", self.delete_after),
+        ])
+    }
+}
+
+/// A server's whole configuration: the scenario's `[registry.*]` sections plus the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    pub health: HealthConfig,
     /// Every server of the cluster, sorted.
     pub servers: ServerList,
     /// Java `hashCode` of each service's name, indexed by `ServiceId`.
@@ -42,9 +72,7 @@ impl ServerConfig {
     /// Nacos defaults for a single-service cluster of `servers`.
     pub fn nacos(servers: ServerList) -> Self {
         ServerConfig {
-            check_interval: SimDuration::from_secs(5),
-            unhealthy_after: SimDuration::from_secs(15),
-            delete_after: SimDuration::from_secs(30),
+            health: HealthConfig::default(),
             servers,
             service_hashes: Arc::from([crate::protocol::java_hash("DEFAULT_GROUP@@demo-service")]),
             membership: MembershipConfig::default(),
@@ -103,7 +131,7 @@ impl RegistryServer {
     }
 
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
-        let period = self.config.check_interval.as_nanos().max(1);
+        let period = self.config.health.check_interval.as_nanos().max(1);
         let phase = SimDuration(ctx.rng().random_range(0..period));
         ctx.set_timer(phase, nacos::Timer::HealthCheck);
         self.membership.on_start(ctx);
@@ -229,7 +257,7 @@ impl RegistryServer {
                         self.check_health(ctx, ServiceId(s));
                     }
                 }
-                ctx.set_timer(self.config.check_interval, nacos::Timer::HealthCheck);
+                ctx.set_timer(self.config.health.check_interval, nacos::Timer::HealthCheck);
             }
             Timer::Nacos(nacos::Timer::Report) => self.membership.on_report_timer(ctx),
             Timer::Nacos(nacos::Timer::ReportTimeout { req }) if self.membership.on_report_timeout(ctx, req) => {
@@ -267,7 +295,7 @@ impl RegistryServer {
     fn check_health(&mut self, ctx: &mut NodeCtx<'_>, service: ServiceId) {
         let now = ctx.now();
         let t = &mut self.tables[service.0 as usize];
-        let (unhealthy_after, delete_after) = (self.config.unhealthy_after, self.config.delete_after);
+        let (unhealthy_after, delete_after) = (self.config.health.unhealthy_after, self.config.health.delete_after);
         let mut sick = Vec::new();
         let mut dead = Vec::new();
         for r in t.entries() {

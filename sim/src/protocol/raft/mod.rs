@@ -34,7 +34,7 @@ pub mod node;
 #[cfg(test)]
 mod tests;
 
-pub use node::{Append, Cmd, Entry, RaftConfig, RaftNode, Role};
+pub use node::{Append, Cmd, Entry, RaftConfig, RaftNode, ReadMode, Role};
 
 use std::sync::Arc;
 

@@ -14,17 +14,8 @@ use regsim_kernel::SimTime;
 pub(super) fn servers(b: &mut Nodes<'_>) -> Result<(), BuildError> {
     let s = b.s;
     b.region_servers = (0..b.regions()).map(|r| Arc::from(b.ids(Role::Servers, r))).collect();
-    let r = &s.registry.raft;
     let cp_cfg = CpConfig {
-        raft: RaftConfig {
-            election_timeout: r.election_timeout,
-            election_jitter: r.election_jitter,
-            heartbeat_interval: r.heartbeat_interval,
-            pre_vote: r.pre_vote,
-            check_quorum: r.check_quorum,
-            vote_twice: s.bugs.vote_twice,
-        },
-        reads: r.reads,
+        raft: RaftConfig { vote_twice: s.bugs.vote_twice, ..s.registry.raft.clone() },
         apply_before_commit: s.bugs.apply_before_commit,
         ..CpConfig::default()
     };

@@ -1,0 +1,41 @@
+//! What every protocol's `Config` shares: the error shape of `validate()` and its common
+//! checks. Each protocol folder owns its settings as one serde type whose `Default` is the
+//! real system's default, written once; the scenario schema embeds these types as its
+//! sections (`[registry.distro]` is `nacos::distro::DistroConfig`), so a key, its default and
+//! its check live beside the mechanism that reads them.
+
+use regsim_kernel::SimDuration;
+
+/// A semantic error: (key path, message). A protocol's `validate()` gives key paths relative
+/// to its own section; the schema prefixes the section's path.
+pub type Invalid = (String, String);
+
+/// The shortest period or timeout a scenario may set (shorter ones would flood the queue).
+pub const MIN_PERIOD: SimDuration = SimDuration::from_millis(1);
+
+/// Checks that every `(key, duration)` is at least [`MIN_PERIOD`].
+pub fn periods(items: &[(&str, SimDuration)]) -> Result<(), Invalid> {
+    match items.iter().find(|(_, d)| *d < MIN_PERIOD) {
+        Some((key, _)) => Err((key.to_string(), "expected a duration of at least 1ms".to_string())),
+        None => Ok(()),
+    }
+}
+
+/// Prefixes the key path of an error from a section's `validate()` with the section's path.
+pub fn within<T>(section: &str, r: Result<T, Invalid>) -> Result<T, Invalid> {
+    r.map_err(|(key, m)| (format!("{section}.{key}"), m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_name_the_first_short_key() {
+        let ms = SimDuration::from_millis;
+        assert_eq!(periods(&[("a", ms(1)), ("b", ms(5))]), Ok(()));
+        let err = periods(&[("a", ms(1)), ("b", SimDuration::ZERO), ("c", SimDuration::ZERO)]).expect_err("b is 0");
+        assert_eq!(err.0, "b");
+        assert_eq!(within("registry.distro", Err::<(), _>(err)).expect_err("stays an error").0, "registry.distro.b");
+    }
+}
