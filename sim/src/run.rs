@@ -290,7 +290,7 @@ fn server_name(s: &Scenario, topology: &Topology, n: regsim_kernel::NodeId) -> S
 fn alerts(
     a: &Analyzer,
     s: &Scenario,
-    m: &crate::scenario::monitoring::MonitoringSpec,
+    m: &crate::protocol::monitoring::settings::MonitoringSpec,
     topology: &Topology,
     end: SimTime,
 ) -> crate::metrics::alerts::AlertsReport {

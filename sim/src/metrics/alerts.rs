@@ -25,7 +25,7 @@ use super::stats::{Summary, round_ns};
 use crate::monitor::rulefile::RuleKind;
 use crate::protocol::monitoring::alertmanager::Notification;
 use crate::protocol::monitoring::prometheus::{AlertObs, AlertTransition, GroupStatus};
-use crate::scenario::monitoring::MonitoringSpec;
+use crate::protocol::monitoring::settings::MonitoringSpec;
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 /// What the monitoring actors reported, kept whole (a few records per scrape failure,

@@ -10,7 +10,9 @@ use regsim_kernel::SimDuration;
 /// to its own section; the schema prefixes the section's path.
 pub type Invalid = (String, String);
 
-/// The shortest period or timeout a scenario may set (shorter ones would flood the queue).
+/// The shortest timer period or timeout a scenario may set (1 ms): every periodic timer then
+/// fires at most 1,000 times per virtual second per node, so a run's events stay bounded by its
+/// duration (a 1 µs Raft heartbeat ran without end).
 pub const MIN_PERIOD: SimDuration = SimDuration::from_millis(1);
 
 /// Checks that every `(key, duration)` is at least [`MIN_PERIOD`].
@@ -22,8 +24,9 @@ pub fn periods(items: &[(&str, SimDuration)]) -> Result<(), Invalid> {
 }
 
 /// Prefixes the key path of an error from a section's `validate()` with the section's path.
+/// An empty key is the section itself.
 pub fn within<T>(section: &str, r: Result<T, Invalid>) -> Result<T, Invalid> {
-    r.map_err(|(key, m)| (format!("{section}.{key}"), m))
+    r.map_err(|(key, m)| if key.is_empty() { (section.to_string(), m) } else { (format!("{section}.{key}"), m) })
 }
 
 #[cfg(test)]

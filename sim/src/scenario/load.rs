@@ -14,8 +14,8 @@ use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
 
-use super::monitoring::RulesError;
 use super::schema::Scenario;
+use crate::protocol::monitoring::settings::RulesError;
 
 /// A user error in a scenario or an override: exit code 2.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -2,9 +2,7 @@
 //! building a world from a scenario.
 
 pub mod build;
-pub mod gateway;
 pub mod load;
-pub mod monitoring;
 pub mod regions;
 pub mod roles;
 pub mod schema;

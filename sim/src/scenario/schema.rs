@@ -7,6 +7,7 @@
 use serde::Deserialize;
 
 use crate::fault::FaultSpec;
+use crate::protocol::clients::settings::{ConsumersSpec, GatewaySpec, InstancesSpec};
 use crate::protocol::config::within;
 use crate::protocol::nacos::distro::DistroConfig;
 use crate::protocol::nacos::membership::MembershipConfig;
@@ -16,18 +17,10 @@ use crate::protocol::raft::RaftConfig;
 use regsim_kernel::SimDuration;
 use regsim_kernel::net::LatencySpec;
 
-/// The shortest timer period or timeout a scenario may set (1 ms, `protocol::config::MIN_PERIOD`):
-/// every periodic timer then fires at most 1,000 times per virtual second per node, so a run's
-/// events stay bounded by its duration (a 1 µs Raft heartbeat ran without end). Monitoring
-/// uses the same floor.
-const MIN_PERIOD_NS: u64 = crate::protocol::config::MIN_PERIOD.as_nanos();
-
 /// Hard limits on what a scenario may ask for.
 pub mod limits {
     pub const MAX_SERVERS: u32 = 1_000;
-    pub const MAX_INSTANCES: u32 = 1_000_000;
-    pub const MAX_CONSUMERS: u32 = 100_000;
-    pub const MAX_CALL_RATE: f64 = 100_000.0;
+    pub use crate::protocol::clients::settings::{MAX_CALL_RATE, MAX_CONSUMERS, MAX_INSTANCES};
     pub const MAX_DURATION_S: u64 = 30 * 24 * 3_600;
     pub const MAX_EVENTS: u64 = 100_000_000_000;
     pub const MAX_FAULTS: usize = 100_000;
@@ -75,10 +68,10 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// API gateways in front of the instances; consumers send through them (issue 9).
     #[serde(default)]
-    pub gateway: Option<super::gateway::GatewaySpec>,
+    pub gateway: Option<GatewaySpec>,
     /// A Prometheus server and an Alertmanager watching the instances (issue 9).
     #[serde(default)]
-    pub monitoring: Option<super::monitoring::MonitoringSpec>,
+    pub monitoring: Option<crate::protocol::monitoring::settings::MonitoringSpec>,
     /// Deliberate protocol defects (all off by default), to show that the checks catch them.
     #[serde(default)]
     pub bugs: BugsSpec,
@@ -193,67 +186,6 @@ fn default_true() -> bool {
     true
 }
 
-/// Consumers: subscription cache and application traffic.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsumersSpec {
-    #[serde(default)]
-    pub count: u32,
-    /// Poll interval; default 10 s with push on, 3 s with push off (Nacos' client).
-    pub poll_interval: Option<SimDuration>,
-    #[serde(default = "secs::<60>")]
-    pub backoff_max: SimDuration,
-    #[serde(default = "secs::<3>")]
-    pub query_timeout: SimDuration,
-    /// Application requests per second per consumer (Poisson).
-    #[serde(default)]
-    pub call_rate: f64,
-    /// Per attempt; behind a gateway, the wait for the gateway's answer (default: the gateway's
-    /// `retry_timeout` + 1 s, so its retries can still help).
-    pub call_timeout: Option<SimDuration>,
-    /// Retry middleware: attempts per request, each on another instance (ignored behind a
-    /// gateway, which retries itself).
-    #[serde(default = "default_attempts")]
-    pub max_attempts: u32,
-    #[serde(default = "secs::<5>")]
-    pub start_spread: SimDuration,
-    /// Balancer specs (see `regsim lb --help`), given to consumers round robin: consumer i
-    /// uses `balancers[i % len]`, so one run can compare several.
-    #[serde(default = "default_balancers")]
-    pub balancers: Vec<String>,
-    /// Request keys: `unique` (no affinity), `uniform:k=1000`, `zipf:s=1.1:k=1000`.
-    #[serde(default = "default_keys")]
-    pub keys: String,
-}
-
-fn default_balancers() -> Vec<String> {
-    vec!["random".into()]
-}
-fn default_keys() -> String {
-    "unique".into()
-}
-
-fn default_attempts() -> u32 {
-    1
-}
-
-impl Default for ConsumersSpec {
-    fn default() -> Self {
-        ConsumersSpec {
-            count: 0,
-            poll_interval: None,
-            backoff_max: secs::<60>(),
-            query_timeout: secs::<3>(),
-            call_rate: 0.0,
-            call_timeout: None,
-            max_attempts: 1,
-            start_spread: secs::<5>(),
-            balancers: default_balancers(),
-            keys: default_keys(),
-        }
-    }
-}
-
 /// How metrics sample time series (staleness, convergence).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -316,57 +248,20 @@ fn secs<const S: u64>() -> SimDuration {
     SimDuration::from_secs(S)
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InstancesSpec {
-    #[serde(default)]
-    pub count: u32,
-    #[serde(default = "default_service")]
-    pub service: String,
-    #[serde(default = "secs::<5>")]
-    pub beat_interval: SimDuration,
-    /// Client-side timeout of one register or beat request to one server.
-    #[serde(default = "secs::<3>")]
-    pub request_timeout: SimDuration,
-    /// Instances start at offsets uniform in `[0, start_spread)`.
-    #[serde(default = "secs::<5>")]
-    pub start_spread: SimDuration,
-    /// Time to serve one application call (a latency table like `network.latency`); absent:
-    /// calls are answered at once.
-    pub service_time: Option<LatencySpec>,
-    /// Calls served at once per instance (0: unlimited); the rest queue FIFO.
-    #[serde(default)]
-    pub concurrency: u32,
-    /// Calls that may wait; more are dropped (the client times out).
-    #[serde(default = "default_queue_max")]
-    pub queue_max: u32,
-}
+/// A semantic error: (key path, message).
+pub use crate::protocol::config::Invalid;
 
-fn default_queue_max() -> u32 {
-    1000
-}
-
-fn default_service() -> String {
-    "demo-service".into()
-}
-
-impl Default for InstancesSpec {
-    fn default() -> Self {
-        InstancesSpec {
-            count: 0,
-            service: default_service(),
-            beat_interval: secs::<5>(),
-            request_timeout: secs::<3>(),
-            start_spread: secs::<5>(),
-            service_time: None,
-            concurrency: 0,
-            queue_max: default_queue_max(),
+impl Scenario {
+    /// The consumers' call timeout (see [`ConsumersSpec::call_timeout`]): behind a gateway its
+    /// retry budget + 1 s, so its retries can still help; else 1 s.
+    pub fn call_timeout(&self) -> SimDuration {
+        match (&self.gateway, self.consumers.call_timeout) {
+            (_, Some(t)) => t,
+            (Some(g), None) => g.retry_timeout + SimDuration::from_secs(1),
+            (None, None) => SimDuration::from_secs(1),
         }
     }
 }
-
-/// A semantic error: (key path, message).
-pub type Invalid = (String, String);
 
 impl Scenario {
     /// Checks everything serde cannot: ranges, limits, cross-field rules.
@@ -397,66 +292,13 @@ impl Scenario {
             within("registry.raft", r.raft.validate())?;
         }
         let i = &self.instances;
-        if i.count > limits::MAX_INSTANCES {
-            return e(
-                "instances.count",
-                &format!("expected at most {} instances, got {}", limits::MAX_INSTANCES, i.count),
-            );
-        }
-        for (key, d) in [("beat_interval", i.beat_interval), ("request_timeout", i.request_timeout)] {
-            if d.0 < MIN_PERIOD_NS {
-                return e(&format!("instances.{key}"), "expected a duration of at least 1ms");
-            }
-        }
-        if i.service.is_empty() {
-            return e("instances.service", "expected a non-empty service name");
-        }
-        let c = &self.consumers;
-        if c.count > limits::MAX_CONSUMERS {
-            return e(
-                "consumers.count",
-                &format!("expected at most {} consumers, got {}", limits::MAX_CONSUMERS, c.count),
-            );
-        }
-        if !(0.0..=limits::MAX_CALL_RATE).contains(&c.call_rate) {
-            return e(
-                "consumers.call_rate",
-                &format!("expected requests per second in [0, {}]", limits::MAX_CALL_RATE),
-            );
-        }
-        for (key, d) in
-            [("query_timeout", c.query_timeout), ("call_timeout", self.call_timeout()), ("backoff_max", c.backoff_max)]
-        {
-            if d.0 < MIN_PERIOD_NS {
-                return e(&format!("consumers.{key}"), "expected a duration of at least 1ms");
-            }
-        }
-        if c.poll_interval.is_some_and(|d| d.0 < MIN_PERIOD_NS) {
-            return e("consumers.poll_interval", "expected a duration of at least 1ms");
-        }
-        if c.max_attempts == 0 || c.max_attempts > 100 {
-            return e("consumers.max_attempts", "expected 1..=100");
-        }
-        if c.balancers.is_empty() || c.balancers.len() > 32 {
-            return e("consumers.balancers", "expected 1 to 32 balancer specs");
-        }
-        for (k, spec) in c.balancers.iter().enumerate() {
+        within("instances", i.validate())?;
+        within("consumers", self.consumers.validate(self.call_timeout()))?;
+        for (k, spec) in self.consumers.balancers.iter().enumerate() {
             let parsed = crate::balance::parse_spec(spec)
                 .map_err(|err| (format!("consumers.balancers[{k}]"), err.to_string()))?;
-            if parsed.len() != 1 {
-                return e(&format!("consumers.balancers[{k}]"), "expected one balancer spec per entry");
-            }
             crate::balance::eval::check_ring_points(&parsed[0], u64::from(i.count.max(1)))
                 .map_err(|err| (format!("consumers.balancers[{k}]"), err.to_string()))?;
-        }
-        let dist: crate::balance::keys::KeyDist = c
-            .keys
-            .parse()
-            .map_err(|err: crate::balance::BalanceError| ("consumers.keys".to_string(), err.to_string()))?;
-        crate::balance::keys::KeySampler::new(&dist, 0)
-            .map_err(|err| ("consumers.keys".to_string(), err.to_string()))?;
-        if let Some(st) = &i.service_time {
-            st.build().map_err(|(f, m)| (format!("instances.service_time.{f}"), m))?;
         }
         if self.metrics.sample_interval < SimDuration::from_millis(10) {
             return e("metrics.sample_interval", "expected at least 10ms");
@@ -478,7 +320,7 @@ impl Scenario {
             m.validate()?;
         }
         if let Some(g) = &self.gateway {
-            g.validate()?;
+            within("gateway", g.validate())?;
             for spec in
                 crate::balance::parse_spec(&g.balancer).map_err(|err| ("gateway.balancer".into(), err.to_string()))?
             {

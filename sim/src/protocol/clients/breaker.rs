@@ -38,7 +38,9 @@ pub const GOBREAKER_TIMEOUT: SimDuration = SimDuration::from_secs(60);
 /// Buckets of the rolling window (Hystrix: 10 buckets over 10 s).
 pub const WINDOW_BUCKETS: usize = 10;
 
-#[derive(Clone, Debug, PartialEq)]
+/// `[gateway.breaker]` (keys it omits take gobreaker's defaults, [`BreakerConfig::default`]).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BreakerConfig {
     /// Trip after this many failures in a row; 0 turns this condition off.
     pub consecutive_failures: u32,
@@ -70,6 +72,23 @@ impl Default for BreakerConfig {
 }
 
 impl BreakerConfig {
+    pub fn validate(&self) -> Result<(), crate::protocol::config::Invalid> {
+        crate::protocol::config::periods(&[("window", self.window), ("open_for", self.open_for)])?;
+        if !(0.0..=1.0).contains(&self.error_ratio) {
+            return Err(("error_ratio".into(), "expected a ratio in [0, 1]".into()));
+        }
+        if self.consecutive_failures == 0 && self.error_ratio == 0.0 {
+            return Err((
+                String::new(),
+                "expected consecutive_failures or error_ratio above 0 (else it never opens)".into(),
+            ));
+        }
+        if self.half_open_max == 0 {
+            return Err(("half_open_max".into(), "expected at least 1".into()));
+        }
+        Ok(())
+    }
+
     /// Hystrix's defaults: open at >= 50 % errors over at least 20 requests in a 10 s rolling
     /// window, sleep window 5 s, one test request; no consecutive-failure trip.
     pub fn hystrix() -> Self {

@@ -9,6 +9,7 @@ pub mod consumer;
 pub mod gateway;
 pub mod instance;
 pub mod ratelimit;
+pub mod settings;
 #[cfg(test)]
 mod tests;
 pub mod view;

@@ -30,7 +30,10 @@ pub struct AlertMsg {
     pub ends_at_ms: i64,
 }
 
-#[derive(Clone, Debug)]
+/// `[monitoring.alertmanager]` (Alertmanager's defaults: group by `alertname`, `group_wait`
+/// 30 s, `group_interval` 5 m, `repeat_interval` 4 h, resolved notifications on).
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlertmanagerConfig {
     /// Label names to group by (empty: one group for everything).
     pub group_by: Vec<String>,
@@ -38,6 +41,18 @@ pub struct AlertmanagerConfig {
     pub group_interval: SimDuration,
     pub repeat_interval: SimDuration,
     pub send_resolved: bool,
+}
+
+impl Default for AlertmanagerConfig {
+    fn default() -> Self {
+        AlertmanagerConfig {
+            group_by: vec!["alertname".into()],
+            group_wait: SimDuration::from_secs(30),
+            group_interval: SimDuration::from_secs(300),
+            repeat_interval: SimDuration::from_secs(14_400),
+            send_resolved: true,
+        }
+    }
 }
 
 /// A notification, as observed.

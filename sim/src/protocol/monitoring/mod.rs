@@ -4,6 +4,7 @@
 
 pub mod alertmanager;
 pub mod prometheus;
+pub mod settings;
 
 use std::sync::Arc;
 

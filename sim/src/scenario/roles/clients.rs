@@ -116,7 +116,7 @@ pub(super) fn gateways(b: &mut Nodes<'_>) -> Result<(), BuildError> {
             attempt_timeout: g.attempt_timeout,
             max_attempts: g.max_attempts,
             retry_timeout: g.retry_timeout,
-            breaker: g.breaker.as_ref().map(|b| b.config()),
+            breaker: g.breaker.clone(),
             rate_limit: g.rate_limit.as_ref().map(|r| (r.rate, r.burst)),
             buckets: Arc::from(crate::monitor::histogram::DEFAULT_BUCKETS),
         });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Nodes, Role};
 use crate::monitor::Labels;
 use crate::monitor::group::EngineConfig;
-use crate::protocol::monitoring::alertmanager::{Alertmanager, AlertmanagerConfig};
+use crate::protocol::monitoring::alertmanager::Alertmanager;
 use crate::protocol::monitoring::prometheus::{FederateQuery, Prometheus, PrometheusConfig, StaticTarget};
 use crate::protocol::{Node, ServiceId};
 use crate::scenario::build::BuildError;
@@ -88,14 +88,6 @@ pub(super) fn global_prometheus(b: &mut Nodes<'_>) -> Result<(), BuildError> {
 
 pub(super) fn alertmanager(b: &mut Nodes<'_>) -> Result<(), BuildError> {
     let Some(m) = b.s.monitoring.as_ref().filter(|m| m.alertmanager_enabled) else { return Ok(()) };
-    let a = &m.alertmanager;
-    let config = AlertmanagerConfig {
-        group_by: a.group_by.clone(),
-        group_wait: a.group_wait,
-        group_interval: a.group_interval,
-        repeat_interval: a.repeat_interval,
-        send_resolved: a.send_resolved,
-    };
-    b.add(Node::Alertmanager(Box::new(Alertmanager::new(Arc::new(config)))), SimTime::ZERO);
+    b.add(Node::Alertmanager(Box::new(Alertmanager::new(Arc::new(m.alertmanager.clone())))), SimTime::ZERO);
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The `[monitoring]` section: a Prometheus server per region scraping the region's instances
+//! The monitoring folder's scenario section, `[monitoring]`: a Prometheus server per region scraping the region's instances
 //! (and gateways), an optional global Prometheus federating them (`[monitoring.global]`), and
 //! one Alertmanager receiving the alerts of every server (issue 9). Defaults are Prometheus 2.x's and Alertmanager's
 //! (ANCHORS.md, "Monitoring"): scrape every 1 m with a 10 s timeout, evaluate every 1 m,
@@ -14,57 +14,64 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::monitor::rulefile::{self, GroupSpec, LoadError};
+use crate::protocol::monitoring::alertmanager::AlertmanagerConfig;
 use regsim_kernel::SimDuration;
 
 /// Bound on rule files per scenario.
 pub const MAX_RULE_FILES: usize = 64;
 
+/// `[monitoring]`.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct MonitoringSpec {
     /// The `job` label of the scraped instances.
-    #[serde(default = "default_job")]
     pub job: String,
-    #[serde(default)]
     pub rule_files: Vec<String>,
-    #[serde(default)]
     pub prometheus: PrometheusSpec,
     /// An Alertmanager node receives the alerts (else alerts are only evaluated).
-    #[serde(default = "yes")]
     pub alertmanager_enabled: bool,
-    #[serde(default)]
-    pub alertmanager: AlertmanagerSpec,
+    /// `[monitoring.alertmanager]`: the Alertmanager's own settings type.
+    pub alertmanager: AlertmanagerConfig,
     /// A global Prometheus scraping every regional server's `/federate` endpoint.
-    #[serde(default)]
     pub global: Option<GlobalSpec>,
     /// The rule groups of `rule_files`, filled by the loader.
     #[serde(skip)]
     pub loaded: Vec<GroupSpec>,
 }
 
-/// The global server of a federation: it scrapes `/federate?match[]=...` of every regional
-/// server (`honor_labels: true`, so the series keep their `job`, `instance` and `region`) and
-/// evaluates its own rule files. Defaults as Prometheus's: scrape and evaluate every 1 m, 10 s
-/// timeout. Federated samples carry their source timestamps, so Prometheus writes no staleness
-/// markers for them (unless `track_timestamps_staleness`): a series that stopped coming fades
-/// only when the 5 m lookback runs out.
+impl Default for MonitoringSpec {
+    fn default() -> Self {
+        MonitoringSpec {
+            job: "api".into(),
+            rule_files: Vec::new(),
+            prometheus: PrometheusSpec::default(),
+            alertmanager_enabled: true,
+            alertmanager: AlertmanagerConfig::default(),
+            global: None,
+            loaded: Vec::new(),
+        }
+    }
+}
+
+/// `[monitoring.global]`: the global server of a federation: it scrapes
+/// `/federate?match[]=...` of every regional server (`honor_labels: true`, so the series keep
+/// their `job`, `instance` and `region`) and evaluates its own rule files. Defaults as
+/// Prometheus's: scrape and evaluate every 1 m, 10 s timeout. Federated samples carry their
+/// source timestamps, so Prometheus writes no staleness markers for them (unless
+/// `track_timestamps_staleness`): a series that stopped coming fades only when the 5 m
+/// lookback runs out.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct GlobalSpec {
-    #[serde(default)]
     pub rule_files: Vec<String>,
     /// The `match[]` selectors of the federation scrape.
-    #[serde(default = "default_match", rename = "match")]
+    #[serde(rename = "match")]
     pub matchers: Vec<String>,
-    #[serde(default = "secs::<60>")]
     pub scrape_interval: SimDuration,
-    #[serde(default = "secs::<10>")]
     pub scrape_timeout: SimDuration,
-    #[serde(default = "secs::<60>")]
     pub evaluation_interval: SimDuration,
     /// Prometheus 2.48's `track_timestamps_staleness`: mark federated series stale when they
     /// stop coming, as for any other series.
-    #[serde(default)]
     pub track_timestamps_staleness: bool,
     #[serde(skip)]
     pub loaded: Vec<GroupSpec>,
@@ -72,99 +79,59 @@ pub struct GlobalSpec {
     pub parsed: Vec<crate::monitor::Query>,
 }
 
-fn default_match() -> Vec<String> {
-    vec!["{job=~\".+\"}".into()]
+impl Default for GlobalSpec {
+    fn default() -> Self {
+        GlobalSpec {
+            rule_files: Vec::new(),
+            matchers: vec!["{job=~\".+\"}".into()],
+            scrape_interval: SimDuration::from_secs(60),
+            scrape_timeout: SimDuration::from_secs(10),
+            evaluation_interval: SimDuration::from_secs(60),
+            track_timestamps_staleness: false,
+            loaded: Vec::new(),
+            parsed: Vec::new(),
+        }
+    }
 }
 
+/// `[monitoring.prometheus]`: each regional Prometheus server.
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PrometheusSpec {
-    #[serde(default = "secs::<60>")]
     pub scrape_interval: SimDuration,
-    #[serde(default = "secs::<10>")]
     pub scrape_timeout: SimDuration,
-    #[serde(default = "secs::<60>")]
     pub evaluation_interval: SimDuration,
     /// Service-discovery refresh (consul_sd: 30 s; http_sd: 60 s).
-    #[serde(default = "secs::<30>")]
     pub refresh_interval: SimDuration,
     /// Discover only the instances the registry lists as healthy (else every registered one).
-    #[serde(default = "yes")]
     pub healthy_only: bool,
-    #[serde(default = "secs::<3>")]
     pub query_timeout: SimDuration,
-    #[serde(default = "secs::<60>")]
     pub resend_delay: SimDuration,
-    #[serde(default = "secs::<300>")]
     pub lookback: SimDuration,
-    #[serde(default = "secs::<1296000>")]
     pub retention: SimDuration,
     /// Quarantine a rule after this many consecutive failed evaluations (0: never).
-    #[serde(default = "default_quarantine")]
     pub quarantine_after: u32,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerSpec {
-    #[serde(default = "default_group_by")]
-    pub group_by: Vec<String>,
-    #[serde(default = "secs::<30>")]
-    pub group_wait: SimDuration,
-    #[serde(default = "secs::<300>")]
-    pub group_interval: SimDuration,
-    #[serde(default = "secs::<14400>")]
-    pub repeat_interval: SimDuration,
-    #[serde(default = "yes")]
-    pub send_resolved: bool,
-}
-
-fn default_job() -> String {
-    "api".into()
-}
-fn yes() -> bool {
-    true
-}
-fn default_quarantine() -> u32 {
-    10
-}
-fn default_group_by() -> Vec<String> {
-    vec!["alertname".into()]
-}
-fn secs<const S: u64>() -> SimDuration {
-    SimDuration::from_secs(S)
 }
 
 impl Default for PrometheusSpec {
     fn default() -> Self {
+        let secs = SimDuration::from_secs;
         PrometheusSpec {
-            scrape_interval: secs::<60>(),
-            scrape_timeout: secs::<10>(),
-            evaluation_interval: secs::<60>(),
-            refresh_interval: secs::<30>(),
+            scrape_interval: secs(60),
+            scrape_timeout: secs(10),
+            evaluation_interval: secs(60),
+            refresh_interval: secs(30),
             healthy_only: true,
-            query_timeout: secs::<3>(),
-            resend_delay: secs::<60>(),
-            lookback: secs::<300>(),
-            retention: secs::<1296000>(),
-            quarantine_after: default_quarantine(),
+            query_timeout: secs(3),
+            resend_delay: secs(60),
+            lookback: secs(300),
+            retention: secs(1_296_000),
+            quarantine_after: 10,
         }
     }
 }
 
-impl Default for AlertmanagerSpec {
-    fn default() -> Self {
-        AlertmanagerSpec {
-            group_by: default_group_by(),
-            group_wait: secs::<30>(),
-            group_interval: secs::<300>(),
-            repeat_interval: secs::<14400>(),
-            send_resolved: true,
-        }
-    }
-}
-
-type Invalid = (String, String);
+use crate::protocol::config::Invalid;
 
 impl MonitoringSpec {
     pub fn validate(&self) -> Result<(), Invalid> {
