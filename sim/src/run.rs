@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use crate::check;
 use crate::fault::{FaultAction, Topology};
-use crate::metrics::consistency::HistoryLog;
+use crate::metrics::consistency::Consistency;
 use crate::metrics::detection::Timing;
+use crate::metrics::elections::Elections;
+use crate::metrics::family::Judge;
 use crate::metrics::load::LoadAnalyzer;
 use crate::metrics::{Analyzer, DetectionParams};
 use crate::report::Report;
@@ -143,6 +145,8 @@ pub struct DriverSummary {
 pub struct Collector {
     analyzer: Analyzer,
     faults: BTreeMap<String, u64>,
+    /// The registry promises convergence after a heal (AP, eventual consistency).
+    converges: bool,
 }
 
 impl Collector {
@@ -174,9 +178,17 @@ impl Collector {
             end,
         };
         let load = if params.traffic { Some(load_analyzer(scenario, seed)?) } else { None };
+        // The families and what each promises, chosen from the scenario: a CP registry runs
+        // Raft and promises linearizable reads; an AP one promises convergence after a heal.
         let cp = scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp;
-        let ops = HistoryLog::new(scenario.metrics.max_history_ops as usize, !cp);
-        Ok(Collector { analyzer: Analyzer::new(params, fault_actions, load, ops), faults: BTreeMap::new() })
+        let m = &scenario.metrics;
+        let elections = Elections::new(cp);
+        let consistency = Consistency::new(m.max_history_ops as usize, cp, m.consistency, m.max_checker_states);
+        Ok(Collector {
+            analyzer: Analyzer::new(params, fault_actions, load, elections, consistency),
+            faults: BTreeMap::new(),
+            converges: !cp,
+        })
     }
 
     /// Reads the next records of the log (in time order).
@@ -187,7 +199,7 @@ impl Collector {
 
     /// Checks the invariants and makes the report.
     pub fn finish(self, scenario: &Scenario, seed: u64, topology: &Topology, run: DriverSummary) -> RunOutput {
-        let Collector { mut analyzer, faults } = self;
+        let Collector { mut analyzer, faults, converges } = self;
         if matches!(run.outcome, Outcome::EventLimit) {
             analyzer.stop_at(SimTime((run.virtual_duration_s * 1e9) as u64));
         }
@@ -216,8 +228,7 @@ impl Collector {
         };
         let mut invariants =
             crate::metrics::detection::invariants(&analyzer.detection, &analyzer.history, analyzer.params(), &timing);
-        let cp = scenario.registry.mode == crate::scenario::schema::RegistryMode::Cp;
-        if !cp {
+        if converges {
             let bound = settle_timing(scenario, timing.latency_max).bound();
             let quiet = if timing.lossless {
                 quiet_end(&analyzer)
@@ -231,17 +242,10 @@ impl Collector {
             let end = analyzer.params().end;
             invariants.push(crate::metrics::convergence::converged_after_heal(&analyzer.settle, quiet, bound, end));
         }
-        if cp {
-            invariants.push(crate::metrics::elections::one_leader_per_term(&analyzer.elections));
-            invariants.extend(crate::metrics::elections::raft_logs(&run.raft_logs, &analyzer.elections.committed));
-            invariants.push(crate::metrics::elections::acknowledged_writes_kept(&analyzer.elections));
-        }
         let end_time = analyzer.params().end;
-        let m = &scenario.metrics;
-        let consistency = model::ConsistencyReport::check(&analyzer.ops, m.consistency, m.max_checker_states);
-        if cp && consistency.verdict != "not_checked" {
-            invariants.push(crate::metrics::consistency::linearizable(&consistency));
-        }
+        let judge = Judge { timing: &timing, raft_logs: &run.raft_logs, end: end_time };
+        invariants.extend(analyzer.family_invariants(&judge));
+        let consistency = analyzer.consistency.report.take().expect("the consistency family finished");
         if let Some(a) = &api {
             invariants.push(a.invariant.clone());
         }

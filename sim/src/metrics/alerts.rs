@@ -21,8 +21,10 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::detection::Episode;
+use super::family::{Family, Truth};
 use super::stats::{Summary, round_ns};
 use crate::monitor::rulefile::RuleKind;
+use crate::protocol::Obs;
 use crate::protocol::monitoring::alertmanager::Notification;
 use crate::protocol::monitoring::prometheus::{AlertObs, AlertTransition, GroupStatus};
 use crate::protocol::monitoring::settings::MonitoringSpec;
@@ -46,6 +48,23 @@ impl MonitorLog {
         match self.groups.iter_mut().find(|(n, g)| *n == server && g.file == s.file && g.group == s.group) {
             Some((_, g)) => *g = Arc::clone(s),
             None => self.groups.push((server, Arc::clone(s))),
+        }
+    }
+}
+
+impl Family for MonitorLog {
+    fn name(&self) -> &'static str {
+        "alerts"
+    }
+
+    fn observe(&mut self, t: SimTime, node: NodeId, o: &Obs, _: &Truth<'_>) {
+        match *o {
+            Obs::Target { instance, present } => self.targets.push((t, instance, present)),
+            Obs::ScrapeFailed { instance } => self.scrape_failures.push((t, instance)),
+            Obs::Alert(ref a) => self.alerts.push((t, node, Arc::clone(a))),
+            Obs::Notified(ref n) => self.notifications.push((t, Arc::clone(n))),
+            Obs::Rules(ref g) => self.group_status(node, g),
+            _ => {}
         }
     }
 }

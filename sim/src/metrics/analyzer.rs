@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::detection::{self, Detection, DetectionParams, Episode, Eviction, FalsePositive};
+use super::family::{Family, Truth, region};
 use super::history::History;
 use super::load::LoadAnalyzer;
 use crate::fault::FaultAction;
@@ -118,17 +119,13 @@ pub struct Analyzer {
     /// Per-balancer load measurements, when consumers send traffic.
     pub load: Option<LoadAnalyzer>,
     samples_taken: u64,
+    /// The families that follow their own observations (see `family`), in the order their
+    /// invariants are listed: elections, consistency, alerts (`monitor`), then `api` above.
     pub elections: super::elections::Elections,
     /// Client-visible registry operations, for the linearizability checker.
-    pub ops: super::consistency::HistoryLog,
+    pub consistency: super::consistency::Consistency,
     /// What the monitoring actors (Prometheus, Alertmanager) reported.
     pub monitor: super::alerts::MonitorLog,
-}
-
-/// The region of node `n` of role range `r` split into `regions` equal blocks.
-fn region(r: &std::ops::Range<u32>, regions: u32, n: NodeId) -> u32 {
-    let per = ((r.end - r.start) / regions.max(1)).max(1);
-    n.0.saturating_sub(r.start) / per
 }
 
 fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
@@ -140,7 +137,8 @@ impl Analyzer {
         p: DetectionParams,
         actions: Vec<FaultAction>,
         load: Option<LoadAnalyzer>,
-        ops: super::consistency::HistoryLog,
+        elections: super::elections::Elections,
+        consistency: super::consistency::Consistency,
     ) -> Self {
         let size = |r: &std::ops::Range<u32>| (r.end - r.start) as usize;
         Analyzer {
@@ -158,8 +156,8 @@ impl Analyzer {
             faulted: false,
             load,
             samples_taken: 0,
-            elections: Default::default(),
-            ops,
+            elections,
+            consistency,
             monitor: Default::default(),
             api: (!p.gateways.is_empty()).then(|| super::api::ApiCollector::new(p.api_window)),
             p,
@@ -180,10 +178,66 @@ impl Analyzer {
                 l.advance(r.time, &self.views);
             }
             match &r.what {
-                What::Fault(f) => self.fault(r.time, r.node, *f),
-                What::Actor(o) => self.observe(r.time, r.node, o),
+                What::Fault(f) => {
+                    self.fault(r.time, r.node, *f);
+                    let truth = Truth { p: &self.p, history: &self.history };
+                    for family in
+                        Self::families(&mut self.elections, &mut self.consistency, &mut self.monitor, &mut self.api)
+                    {
+                        family.fault(r.time, r.node, *f, &truth);
+                    }
+                }
+                What::Actor(o) => {
+                    self.observe(r.time, r.node, o);
+                    self.route(r.time, r.node, o);
+                }
             }
         }
+    }
+
+    /// Hands `o` to the separate family it is about (a static match: this runs for every
+    /// observation, and most concern no separate family).
+    #[inline]
+    fn route(&mut self, t: SimTime, node: NodeId, o: &Obs) {
+        let truth = Truth { p: &self.p, history: &self.history };
+        let family: &mut dyn Family = match o {
+            Obs::LeaderElected { .. }
+            | Obs::Acked { .. }
+            | Obs::Campaign { .. }
+            | Obs::Committed { .. }
+            | Obs::SteppedDown { .. } => &mut self.elections,
+            Obs::OpStart { .. } | Obs::OpDone { .. } => &mut self.consistency,
+            Obs::Target { .. } | Obs::ScrapeFailed { .. } | Obs::Alert(_) | Obs::Notified(_) | Obs::Rules(_) => {
+                &mut self.monitor
+            }
+            Obs::ApiDone { .. } | Obs::Upstream { .. } | Obs::Breaker { .. } => match &mut self.api {
+                Some(api) => api,
+                None => return,
+            },
+            Obs::View { .. } | Obs::CallSent { .. } if truth.is_gateway(node) => match &mut self.api {
+                Some(api) => api,
+                None => return,
+            },
+            _ => return,
+        };
+        family.observe(t, node, o, &truth);
+    }
+
+    /// The separate families of this run, in order.
+    fn families<'a>(
+        elections: &'a mut super::elections::Elections,
+        consistency: &'a mut super::consistency::Consistency,
+        monitor: &'a mut super::alerts::MonitorLog,
+        api: &'a mut Option<super::api::ApiCollector>,
+    ) -> impl Iterator<Item = &'a mut dyn Family> {
+        let fixed: [&'a mut dyn Family; 3] = [elections, consistency, monitor];
+        fixed.into_iter().chain(api.as_mut().map(|a| a as &mut dyn Family))
+    }
+
+    /// The invariants of the separate families, in order.
+    pub fn family_invariants(&self, j: &super::family::Judge<'_>) -> Vec<crate::check::Invariant> {
+        let fixed: [&dyn Family; 3] = [&self.elections, &self.consistency, &self.monitor];
+        fixed.into_iter().chain(self.api.as_ref().map(|a| a as &dyn Family)).flat_map(|f| f.invariants(j)).collect()
     }
 
     /// The run stopped early (its event limit) at `t`: everything after is left out, so the
@@ -201,7 +255,9 @@ impl Analyzer {
         }
         self.history.finish(self.p.end);
         self.detection.finish(self.p.traffic);
-        self.elections.finish();
+        for family in Self::families(&mut self.elections, &mut self.consistency, &mut self.monitor, &mut self.api) {
+            family.finish();
+        }
         if let Some(l) = &mut self.load {
             l.finish(&self.views);
         }
@@ -224,15 +280,6 @@ impl Analyzer {
         let h = &self.history;
         self.faulted = !h.active.is_empty() || self.p.servers.clone().map(NodeId).any(|s| !h.running(s));
         match f {
-            FaultRecord::Crashed | FaultRecord::Paused => self.elections.down(t, node),
-            // The leader is cut off only when it can no longer reach a majority of servers.
-            FaultRecord::Partitioned(_) if self.reachable_servers(node) <= self.p.servers.len() / 2 => {
-                self.elections.cut(t, node);
-            }
-            FaultRecord::Healed(_) => self.elections.healed(t),
-            _ => {}
-        }
-        match f {
             FaultRecord::Crashed => {
                 if let Some(i) = offset(&self.p.instances, node) {
                     let s = &self.inst[i];
@@ -254,7 +301,6 @@ impl Analyzer {
                         last_call: None,
                     });
                     self.inst[i].episode = Some(self.detection.episodes.len() - 1);
-                    self.ops.instance_crashed(t, node, &[self.regional_service(node, 0)]);
                 } else if let Some(s) = offset(&self.p.servers, node) {
                     for (n, _) in std::mem::take(&mut self.copies[s]) {
                         self.count(Count::Copies, t, n, false);
@@ -266,7 +312,6 @@ impl Analyzer {
                 }
             }
             FaultRecord::Restarted => {
-                self.ops.instance_restarted(t, node);
                 if let Some(e) = offset(&self.p.instances, node).and_then(|i| self.inst[i].episode.take()) {
                     self.detection.episodes[e].ended = t;
                 }
@@ -278,11 +323,6 @@ impl Analyzer {
     fn disturbed(&mut self, t: SimTime) {
         self.settle.last_disturbance = t;
         self.settle.converged_at = None;
-    }
-
-    /// Servers `node` can reach both ways now (itself included).
-    fn reachable_servers(&self, node: NodeId) -> usize {
-        self.p.servers.clone().map(NodeId).filter(|s| *s == node || self.history.connected(node, *s)).count()
     }
 
     fn episode(&mut self, n: NodeId) -> Option<&mut Episode> {
@@ -327,11 +367,6 @@ impl Analyzer {
                 }
             }
             Obs::View { instance, present } => {
-                if let Some(api) = &mut self.api
-                    && offset(&self.p.gateways, node).is_some()
-                {
-                    api.view(t, node, instance, present);
-                }
                 let Some(c) = offset(&self.p.consumers, node) else { return };
                 if let Some(l) = &mut self.load {
                     l.view_changing(c, t, &self.views[c]);
@@ -346,11 +381,6 @@ impl Analyzer {
                     e.last_call = Some(t);
                 }
                 let dead = self.history.is_down.get(&instance).copied().unwrap_or(false);
-                if let Some(api) = &mut self.api
-                    && offset(&self.p.gateways, node).is_some()
-                {
-                    api.sent(t, node, instance, dead);
-                }
                 if let (Some(l), Some(c)) = (&mut self.load, offset(&self.p.consumers, node)) {
                     l.sent(c, instance, dead);
                 }
@@ -376,37 +406,22 @@ impl Analyzer {
                     self.detection.flaps += 1;
                 }
             }
-            Obs::LeaderElected { term, ref log } => self.elections.leader_elected(t, node, term, log),
-            Obs::Acked { index, term } => self.elections.acked.push((t, index, term)),
-            Obs::OpStart { req, op } => {
-                let op = self.regional_op(node, op);
-                self.ops.start(t, node, req, op)
-            }
-            Obs::OpDone { req, ref result } => self.ops.done(t, node, req, result.as_ref()),
-            Obs::Campaign { term } => self.elections.campaign(node, term),
-            Obs::Committed { index, term } => self.elections.committed.push((index, term)),
-            Obs::SteppedDown { .. } => self.elections.stepped_down(t, node),
-            Obs::Target { instance, present } => self.monitor.targets.push((t, instance, present)),
-            Obs::ScrapeFailed { instance } => self.monitor.scrape_failures.push((t, instance)),
-            Obs::Alert(ref a) => self.monitor.alerts.push((t, node, std::sync::Arc::clone(a))),
-            Obs::Notified(ref n) => self.monitor.notifications.push((t, std::sync::Arc::clone(n))),
-            Obs::Rules(ref g) => self.monitor.group_status(node, g),
-            Obs::ApiDone { code, attempts, latency } => {
-                if let Some(api) = &mut self.api {
-                    api.done(t, node, code, attempts, latency);
-                }
-            }
-            Obs::Upstream { instance, outcome } => {
-                let dead = self.history.is_down.get(&instance).copied().unwrap_or(false);
-                if let Some(api) = &mut self.api {
-                    api.upstream(t, node, instance, outcome, dead);
-                }
-            }
-            Obs::Breaker { instance, state } => {
-                if let Some(api) = &mut self.api {
-                    api.breaker(t, node, instance, state);
-                }
-            }
+            // The separate families' observations (see `family`).
+            Obs::LeaderElected { .. }
+            | Obs::Acked { .. }
+            | Obs::OpStart { .. }
+            | Obs::OpDone { .. }
+            | Obs::Campaign { .. }
+            | Obs::Committed { .. }
+            | Obs::SteppedDown { .. }
+            | Obs::Target { .. }
+            | Obs::ScrapeFailed { .. }
+            | Obs::Alert(_)
+            | Obs::Notified(_)
+            | Obs::Rules(_)
+            | Obs::ApiDone { .. }
+            | Obs::Upstream { .. }
+            | Obs::Breaker { .. } => {}
             Obs::Member { .. } | Obs::Reregistered => {}
         }
     }
@@ -521,24 +536,5 @@ impl Analyzer {
                 self.copies[k].iter().filter(|(_, st)| **st == CopyState::Healthy).map(|(n, _)| *n).collect();
             healthy == alive[region(&self.p.servers, regions, s).min(regions - 1) as usize]
         })
-    }
-
-    /// The service id the history checker files `service` of `node` under: with several
-    /// regions each region's registry is its own object, so region r's copy of service s is
-    /// s + r (scenarios have one service, id 0).
-    fn regional_service(&self, node: NodeId, service: u32) -> u32 {
-        let r = [&self.p.instances, &self.p.consumers, &self.p.gateways]
-            .into_iter()
-            .find(|range| range.contains(&node.0))
-            .map_or(0, |range| region(range, self.p.regions, node));
-        service + r
-    }
-
-    fn regional_op(&self, node: NodeId, op: crate::protocol::ClientOp) -> crate::protocol::ClientOp {
-        use crate::protocol::{ClientOp, ServiceId};
-        match op {
-            ClientOp::Register(s) => ClientOp::Register(ServiceId(self.regional_service(node, s.0))),
-            ClientOp::List(s) => ClientOp::List(ServiceId(self.regional_service(node, s.0))),
-        }
     }
 }

@@ -27,8 +27,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::detection::Episode;
+use super::family::{Family, Truth};
 use super::stats::Summary;
 use crate::check::Invariant;
+use crate::protocol::Obs;
 use crate::protocol::clients::breaker::BreakerState;
 use crate::protocol::clients::gateway::{Code, Outcome};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
@@ -311,6 +313,25 @@ impl ApiCollector {
             windows,
             fault_periods_s: shaded,
             invariant,
+        }
+    }
+}
+
+impl Family for ApiCollector {
+    fn name(&self) -> &'static str {
+        "api"
+    }
+
+    fn observe(&mut self, t: SimTime, node: NodeId, o: &Obs, truth: &Truth<'_>) {
+        match *o {
+            Obs::View { instance, present } if truth.is_gateway(node) => self.view(t, node, instance, present),
+            Obs::CallSent { instance } if truth.is_gateway(node) => {
+                self.sent(t, node, instance, truth.is_down(instance))
+            }
+            Obs::ApiDone { code, attempts, latency } => self.done(t, node, code, attempts, latency),
+            Obs::Upstream { instance, outcome } => self.upstream(t, node, instance, outcome, truth.is_down(instance)),
+            Obs::Breaker { instance, state } => self.breaker(t, node, instance, state),
+            _ => {}
         }
     }
 }

@@ -17,11 +17,12 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::family::{Family, Judge, Truth};
 use super::stats::round_ns;
 use crate::check::Invariant;
 use crate::check::linearizability::{Op, OpKind};
-use crate::protocol::{ClientOp, InstanceList};
-use regsim_kernel::{NodeId, SimTime};
+use crate::protocol::{ClientOp, InstanceList, Obs, ServiceId};
+use regsim_kernel::{FaultRecord, NodeId, SimTime};
 
 #[derive(Clone, Debug, Default)]
 pub struct HistoryLog {
@@ -91,6 +92,75 @@ impl HistoryLog {
     pub fn instance_restarted(&mut self, t: SimTime, instance: NodeId) {
         if let Some(k) = self.crashed.remove(&instance) {
             self.ops[k].complete = Some(t.as_nanos());
+        }
+    }
+}
+
+/// The consistency family: the history of client-visible registry operations, checked for
+/// linearizability at the end (the invariant only where the registry promises it: CP).
+#[derive(Clone, Debug)]
+pub struct Consistency {
+    pub log: HistoryLog,
+    /// Whether the registry promises linearizability (CP mode).
+    pub judged: bool,
+    /// `metrics.consistency`: run the checker at all.
+    enabled: bool,
+    max_states: u64,
+    /// The checker's verdict, once the log is read.
+    pub report: Option<ConsistencyReport>,
+}
+
+impl Consistency {
+    /// `linearizable`: the registry promises it (CP), so a violation fails an invariant;
+    /// otherwise instances are ephemeral (a crash deregisters them) and the verdict is a finding.
+    pub fn new(limit: usize, linearizable: bool, enabled: bool, max_states: u64) -> Self {
+        Consistency {
+            log: HistoryLog::new(limit, !linearizable),
+            judged: linearizable,
+            enabled,
+            max_states,
+            report: None,
+        }
+    }
+}
+
+impl Family for Consistency {
+    fn name(&self) -> &'static str {
+        "consistency"
+    }
+
+    fn observe(&mut self, t: SimTime, node: NodeId, o: &Obs, truth: &Truth<'_>) {
+        match *o {
+            Obs::OpStart { req, op } => {
+                let op = match op {
+                    ClientOp::Register(s) => ClientOp::Register(ServiceId(truth.regional_service(node, s.0))),
+                    ClientOp::List(s) => ClientOp::List(ServiceId(truth.regional_service(node, s.0))),
+                };
+                self.log.start(t, node, req, op)
+            }
+            Obs::OpDone { req, ref result } => self.log.done(t, node, req, result.as_ref()),
+            _ => {}
+        }
+    }
+
+    fn fault(&mut self, t: SimTime, node: NodeId, f: FaultRecord, truth: &Truth<'_>) {
+        match f {
+            FaultRecord::Crashed if truth.p.instances.contains(&node.0) => {
+                self.log.instance_crashed(t, node, &[truth.regional_service(node, 0)]);
+            }
+            FaultRecord::Restarted => self.log.instance_restarted(t, node),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        self.report = Some(ConsistencyReport::check(&self.log, self.enabled, self.max_states));
+    }
+
+    fn invariants(&self, _: &Judge<'_>) -> Vec<Invariant> {
+        match &self.report {
+            Some(c) if self.judged && c.verdict != "not_checked" => vec![linearizable(c)],
+            _ => Vec::new(),
         }
     }
 }

@@ -8,8 +8,10 @@
 //! incident used beyond the first is an election that produced no leader (a split vote or a
 //! lost race).
 
+use super::family::{Family, Judge, Truth};
 use crate::check::Invariant;
-use regsim_kernel::{NodeId, SimTime};
+use crate::protocol::Obs;
+use regsim_kernel::{FaultRecord, NodeId, SimTime};
 
 #[derive(Clone, Debug, Default)]
 pub struct Elections {
@@ -35,6 +37,58 @@ pub struct Elections {
     /// Acknowledged writes missing from a later leader's log when it won:
     /// (election time, leader term, index, term of the write).
     pub lost_acks: Vec<(SimTime, u64, u32, u64)>,
+    /// Whether the registry runs Raft (CP): then Raft's safety properties are invariants.
+    pub judged: bool,
+}
+
+impl Elections {
+    /// The family of a run; `raft`: the registry runs Raft, so its invariants are checked.
+    pub fn new(raft: bool) -> Self {
+        Elections { judged: raft, ..Default::default() }
+    }
+}
+
+impl Family for Elections {
+    fn name(&self) -> &'static str {
+        "elections"
+    }
+
+    fn observe(&mut self, t: SimTime, node: NodeId, o: &Obs, _: &Truth<'_>) {
+        match *o {
+            Obs::LeaderElected { term, ref log } => self.leader_elected(t, node, term, log),
+            Obs::Acked { index, term } => self.acked.push((t, index, term)),
+            Obs::Campaign { term } => self.campaign(node, term),
+            Obs::Committed { index, term } => self.committed.push((index, term)),
+            Obs::SteppedDown { .. } => self.stepped_down(t, node),
+            _ => {}
+        }
+    }
+
+    fn fault(&mut self, t: SimTime, node: NodeId, f: FaultRecord, truth: &Truth<'_>) {
+        match f {
+            FaultRecord::Crashed | FaultRecord::Paused => self.down(t, node),
+            // The leader is cut off only when it can no longer reach a majority of servers.
+            FaultRecord::Partitioned(_) if truth.reachable_servers(node) <= truth.p.servers.len() / 2 => {
+                self.cut(t, node);
+            }
+            FaultRecord::Healed(_) => self.healed(t),
+            _ => {}
+        }
+    }
+
+    fn finish(&mut self) {
+        Elections::finish(self);
+    }
+
+    fn invariants(&self, j: &Judge<'_>) -> Vec<Invariant> {
+        if !self.judged {
+            return Vec::new();
+        }
+        let mut out = vec![one_leader_per_term(self)];
+        out.extend(raft_logs(j.raft_logs, &self.committed));
+        out.push(acknowledged_writes_kept(self));
+        out
+    }
 }
 
 /// What happened when the leader was cut off, and after the heal.

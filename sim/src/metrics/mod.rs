@@ -8,6 +8,7 @@ pub mod consistency;
 pub mod convergence;
 pub mod detection;
 pub mod elections;
+pub mod family;
 pub mod history;
 pub mod load;
 pub mod stats;
