@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 use cli::lb::{LB_ABOUT, LbArgs, lb_command};
+use cli::rules::{RULES_ABOUT, RulesArgs, rules_command};
 use cli::swarm::{SwarmArgs, swarm_command};
-use regsim::monitor;
+use cli::sweep::{MergeArgs, SWEEP_ABOUT, SweepArgs, merge_command, sweep_command};
 use regsim::report;
 use regsim::run::{RunOutput, run};
 use regsim::scenario::{Override, Scenario, ScenarioError, load};
-use regsim::sweep::{self, Aggregate, Progress, RunRecord, Shard};
 use regsim::{eprintln, print, println}; // a closed pipe ends the process quietly (regsim::output)
 
 #[derive(Parser)]
@@ -54,37 +54,6 @@ enum Command {
     Rules(RulesArgs),
 }
 
-const RULES_ABOUT: &str = "Prometheus rules on regsim's evaluator (the PromQL subset in README, \"Rules\").
-
-`regsim rules test FILE...` runs rule unit-test files in promtool's format (rule_files, evaluation_interval, \
-group_eval_order, tests with interval, input_series in the expanding notation a+bxN / a-bxN / _xN / stale, \
-alert_rule_test, promql_expr_test) and prints, per file, SUCCESS or FAILED with the reasons, as `promtool test \
-rules` does. `regsim rules check FILE...` loads and validates rule files.
-
-Exit codes: 0 every test passed (every file is valid); 1 a test failed; 2 bad input (a file that does not parse, \
-an unknown key, an expression outside the subset: file:line:column, key path and what was expected).";
-
-#[derive(Args)]
-struct RulesArgs {
-    #[command(subcommand)]
-    command: RulesCommand,
-}
-
-#[derive(Subcommand)]
-enum RulesCommand {
-    /// Run rule unit-test files (promtool's format): 0 all pass, 1 a test failed, 2 bad input.
-    Test(RulesFiles),
-    /// Load and validate Prometheus rule files: 0 valid, 2 bad input.
-    Check(RulesFiles),
-}
-
-#[derive(Args)]
-struct RulesFiles {
-    /// The files (YAML).
-    #[arg(required = true, value_name = "FILE")]
-    files: Vec<PathBuf>,
-}
-
 const SWARM_ABOUT: &str = "Swarm testing: run N randomized variants of a base scenario. Each variant enables a random \
 subset of fault kinds (crash/pause of servers and instances, partitions isolate/halves/majorities-ring/bridge, \
 clock skew, loss, duplication; in CP mode also faults on the leader and a random follower) at random times within \
@@ -97,50 +66,6 @@ the same invariant fails) and writes DIR/minimal.toml, a scenario that `regsim r
 
 Exit codes: 0 every run held every invariant (a summary is printed); 1 a run failed an invariant; 2 bad input; \
 3 a run stopped at its event limit.";
-
-const SWEEP_ABOUT: &str = "Run a sweep file: a scenario over every combination of parameter values, several seeds \
-per point, in parallel (one simulation per thread). Writes sweep.json (per point and metric: mean, sd, 95 % \
-confidence interval (Student t), min, max, n; per run: seed, digest, metric values, failed invariants), sweep.csv \
-(one row per run), sweep.md (a table per metric, failed runs with the command that reproduces them) and one SVG \
-per plot into --out (default reports/sweeps/<sweep name>/).
-
-Shards: --shard I/N runs only the runs r with r % N == I (0-based) and writes shard-I-of-N.json; `regsim merge` \
-puts the shards back together. --shard auto takes I from JOB_COMPLETION_INDEX (Kubernetes Indexed Job; N from \
---shards or REGSIM_SHARDS) or SLURM_ARRAY_TASK_ID (minus SLURM_ARRAY_TASK_MIN; N from --shards or \
-SLURM_ARRAY_TASK_COUNT).
-
-Exit codes: 0 every run held every invariant; 1 some run failed an invariant (listed, with its repro command; the \
-sweep still completes); 2 bad input; 3 some run stopped at its event limit. A shard exits 0 once its shard file is \
-written (so a batch system neither retries it nor skips the merge); `regsim merge` exits 1 or 3 instead.";
-
-#[derive(Args)]
-struct SweepArgs {
-    /// The sweep file (TOML).
-    file: PathBuf,
-    /// Threads, one simulation each [default: all cores].
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Run only shard I of N (0-based: the runs r with r % N == I) and write shard-I-of-N.json, or `auto`
-    /// (Kubernetes Indexed Job or Slurm array, see --help).
-    #[arg(long, value_name = "I/N|auto")]
-    shard: Option<String>,
-    /// Shard count N for --shard auto [default: REGSIM_SHARDS, or SLURM_ARRAY_TASK_COUNT in a Slurm array].
-    #[arg(long, value_name = "N")]
-    shards: Option<u64>,
-    /// Output folder [default: reports/sweeps/<sweep name>/].
-    #[arg(long)]
-    out: Option<PathBuf>,
-}
-
-#[derive(Args)]
-struct MergeArgs {
-    /// Shard folders (their shard-I-of-N.json files are read) or shard files.
-    #[arg(required = true, value_name = "DIR")]
-    inputs: Vec<PathBuf>,
-    /// Output folder [default: reports/sweeps/<sweep name>/].
-    #[arg(long)]
-    out: Option<PathBuf>,
-}
 
 #[derive(Args)]
 struct ScenarioArgs {
@@ -204,45 +129,6 @@ fn main() -> ExitCode {
         Command::Merge(a) => merge_command(&a),
         Command::Swarm(a) => swarm_command(&a),
         Command::Rules(a) => rules_command(&a),
-    }
-}
-
-fn rules_command(a: &RulesArgs) -> ExitCode {
-    let (RulesCommand::Test(f) | RulesCommand::Check(f)) = &a.command;
-    let testing = matches!(a.command, RulesCommand::Test(_));
-    let (mut bad, mut failed) = (false, false);
-    for path in &f.files {
-        if testing {
-            match monitor::unittest::run_file(path) {
-                Ok(outcome) => {
-                    print!("{}", outcome.render());
-                    failed |= !outcome.passed();
-                }
-                Err(e) => {
-                    println!("Unit Testing:  {}\n  FAILED (bad input)\n", path.display());
-                    eprintln!("error: {e}");
-                    bad = true;
-                }
-            }
-        } else {
-            match monitor::rulefile::load(path) {
-                Ok(rf) => {
-                    let rules: usize = rf.groups.iter().map(|g| g.rules.len()).sum();
-                    println!("{}: ok ({} groups, {rules} rules)", path.display(), rf.groups.len());
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    bad = true;
-                }
-            }
-        }
-    }
-    if bad {
-        ExitCode::from(2)
-    } else if failed {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
     }
 }
 
@@ -437,122 +323,6 @@ fn exit_code(out: &RunOutput, a: &ScenarioArgs, seed: u64) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `error: FLAG: message` on stderr, exit 2.
-fn sweep_command(a: &SweepArgs) -> ExitCode {
-    let shard = match a.shard.as_deref() {
-        None => None,
-        Some("auto") => match Shard::from_env(&|k| std::env::var(k).ok(), a.shards) {
-            Ok(s) => Some(s),
-            Err(e) => return usage("--shard auto", &e),
-        },
-        Some(text) => match Shard::parse(text) {
-            Ok(s) if a.shards.is_none_or(|n| n == s.count) => Some(s),
-            Ok(s) => {
-                return usage(
-                    "--shards",
-                    &format!("{} does not match --shard {text} ({} shards)", a.shards.unwrap_or(0), s.count),
-                );
-            }
-            Err(e) => return usage("--shard", &e),
-        },
-    };
-    let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    if !(1..=1024).contains(&jobs) {
-        return usage("--jobs", &format!("expected 1..=1024 threads, got {jobs}"));
-    }
-    let started = Instant::now();
-    let plan = match sweep::prepare(&a.file) {
-        Ok(p) => p,
-        Err(e) => return bad_input(&e),
-    };
-    let s = &plan.sweep;
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&s.name));
-    // A shard writes one file into a folder its sibling shards share; a sweep, a whole set.
-    let checked =
-        if shard.is_some() { regsim::output::check_shared_dir(&dir) } else { regsim::output::check_dir(&dir) };
-    if let Err(e) = checked {
-        return usage("--out", &e);
-    }
-    let runs = shard.map_or(s.runs(), |sh| sh.runs(s.runs()));
-    let part = shard.map_or(String::new(), |sh| format!(", shard {} of {}: {runs} runs", sh.index, sh.count));
-    eprintln!(
-        "sweep {}: scenario {}, {} points × {} seeds = {} runs{part}, on {jobs} threads",
-        s.name,
-        plan.meta.scenario,
-        s.points(),
-        s.spec.seeds,
-        s.runs()
-    );
-    let bar = progress_bar(runs);
-    let on_progress = |p: Progress| {
-        bar.inc(1);
-        let rate = p.runs_done as f64 / bar.elapsed().as_secs_f64().max(1e-9);
-        bar.set_message(format!("points {}/{}, {rate:.1} runs/s", p.points_done, p.points));
-    };
-    let records = match sweep::execute(&plan, shard, jobs, &on_progress) {
-        Ok(r) => r,
-        Err(e) => {
-            bar.finish_and_clear();
-            return bad_input(&e);
-        }
-    };
-    bar.finish_and_clear();
-    let wall = started.elapsed().as_secs_f64();
-    let events: u64 = records.iter().map(|r| r.events).sum();
-    eprintln!(
-        "{} runs in {wall:.2} s wall ({:.1} runs/s, {:.2} M events/s)",
-        records.len(),
-        records.len() as f64 / wall.max(1e-9),
-        events as f64 / wall.max(1e-9) / 1e6
-    );
-    match shard {
-        Some(sh) => {
-            let written = sweep::shard::shard_json(&plan, sh, &records)
-                .map_err(std::io::Error::other)
-                .and_then(|json| regsim::output::write_file(&dir, &sweep::shard::file_name(sh), json.as_bytes()));
-            match written {
-                Ok(p) => println!("report     {}", p.display()),
-                Err(e) => {
-                    eprintln!("error: cannot write into {}: {e}", dir.display());
-                    return ExitCode::from(2);
-                }
-            }
-        }
-        None => {
-            if let Err(code) = write_outputs(&dir, Aggregate::new(s, &plan.meta, &records).render()) {
-                return code;
-            }
-        }
-    }
-    let code = sweep_exit(&records, |r| sweep::plan::repro(s, &plan.meta, r.point, r.seed));
-    if shard.is_some() {
-        // Failed runs are results, not a failed shard: a batch system must not retry it (the
-        // same shard fails the same way) nor skip the merge; `regsim merge` exits 1 or 3.
-        println!("merge the shards with: regsim merge {} --out DIR", dir.display());
-        return ExitCode::SUCCESS;
-    }
-    code
-}
-
-fn merge_command(a: &MergeArgs) -> ExitCode {
-    let merged = match sweep::shard::merge(&a.inputs) {
-        Ok(m) => m,
-        Err(e) => return bad_input(&e),
-    };
-    eprintln!("merged {} shards of sweep {} ({} runs)", merged.files.len(), merged.meta.sweep, merged.records.len());
-    // The checked name of the sweep file the shards carry (letters, digits, '-', '_'), so the
-    // default folder stays under reports/sweeps/ whatever else a shard file says.
-    let dir = a.out.clone().unwrap_or_else(|| Path::new("reports").join("sweeps").join(&merged.sweep.name));
-    if let Err(code) = check_out(&dir) {
-        return code;
-    }
-    let files = Aggregate::new(&merged.sweep, &merged.meta, &merged.records).render();
-    if let Err(code) = write_outputs(&dir, files) {
-        return code;
-    }
-    sweep_exit(&merged.records, |r| sweep::plan::repro(&merged.sweep, &merged.meta, r.point, r.seed))
-}
-
 /// A bar on stderr (runs, points, runs/s, ETA) when it is a terminal; nothing otherwise.
 fn progress_bar(runs: u64) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
@@ -591,26 +361,5 @@ fn write_outputs(dir: &Path, files: Result<Vec<(String, Vec<u8>)>, String>) -> R
             eprintln!("error: cannot write into {}: {e}", dir.display());
             Err(ExitCode::from(2))
         }
-    }
-}
-
-/// 1 if a run failed an invariant, 3 if one stopped at its event limit, else 0; failed runs
-/// (the first 20) on stderr with the command that reproduces them.
-fn sweep_exit(records: &[RunRecord], repro: impl Fn(&RunRecord) -> String) -> ExitCode {
-    let failed: Vec<&RunRecord> = records.iter().filter(|r| r.failed()).collect();
-    for r in failed.iter().take(20) {
-        eprintln!("run {} (point {}, seed {}) failed: {}", r.run, r.point, r.seed, r.reason());
-        eprintln!("  reproduce with: {}", repro(r));
-    }
-    if failed.len() > 20 {
-        eprintln!("... and {} more failed runs (see sweep.md / sweep.json)", failed.len() - 20);
-    }
-    println!("runs       {}, failed {}", records.len(), failed.len());
-    if records.iter().any(|r| !r.failed_invariants.is_empty() || r.error.is_some()) {
-        ExitCode::from(1)
-    } else if records.iter().any(|r| r.hit_limit()) {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
     }
 }
