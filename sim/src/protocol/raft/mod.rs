@@ -30,11 +30,13 @@
 //! ([`RaftNode::lease_valid`]: a majority acknowledged within the election timeout, which with
 //! CheckQuorum followers honour by refusing votes; safe only while clocks run at the same rate).
 
+pub mod config;
 pub mod node;
 #[cfg(test)]
 mod tests;
 
-pub use node::{Append, Cmd, Entry, RaftConfig, RaftNode, ReadMode, Role};
+pub use config::{RaftConfig, ReadMode};
+pub use node::{Append, Cmd, Entry, RaftNode, Role};
 
 use std::sync::Arc;
 

@@ -4,80 +4,9 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
-use super::{Msg, Timer};
-use crate::protocol::config::{Invalid, periods};
+use super::{Msg, RaftConfig, Timer};
 use crate::protocol::{NodeCtx, Obs, ServerList, ServiceId};
 use regsim_kernel::{NodeId, SimDuration, SimTime};
-
-/// How reads are served, as etcd's `raft.Config.ReadOnlyOption` (raft.go, `ReadOnlySafe`,
-/// `ReadOnlyLeaseBased`) plus reads that skip Raft: `read_index` (linearizable, one heartbeat
-/// round per read), `lease` (linearizable while clocks agree; needs `check_quorum`) or `local`
-/// (any server answers from its own state, as Nacos 1.x does).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReadMode {
-    #[default]
-    ReadIndex,
-    Lease,
-    Local,
-}
-
-/// `[registry.raft]`: Raft timing and options. Defaults are JRaft's in Nacos (5 s + up to 1 s
-/// election timeout, 500 ms heartbeat); etcd: 1 s + jitter 1 s, heartbeat 100 ms; the Raft
-/// paper: 150 ms + jitter 150 ms, heartbeat 75 ms.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RaftConfig {
-    pub election_timeout: SimDuration,
-    /// Each election timeout is drawn from `[election_timeout, election_timeout + jitter)`.
-    pub election_jitter: SimDuration,
-    pub heartbeat_interval: SimDuration,
-    pub pre_vote: bool,
-    pub check_quorum: bool,
-    pub reads: ReadMode,
-    /// `bugs.vote_twice`: grant every up-to-date candidate of the current term, ignoring
-    /// `voted_for` (breaks election safety: two leaders in one term). Set from `[bugs]`.
-    #[serde(skip)]
-    pub vote_twice: bool,
-}
-
-impl RaftConfig {
-    pub fn validate(&self) -> Result<(), Invalid> {
-        if self.reads == ReadMode::Lease && !self.check_quorum {
-            return Err((
-                "reads".into(),
-                "\"lease\" reads are safe only with registry.raft.check_quorum = true (followers must refuse votes while the lease runs)".into(),
-            ));
-        }
-        periods(&[("election_timeout", self.election_timeout), ("heartbeat_interval", self.heartbeat_interval)])?;
-        // etcd-io/raft refuses the same (raft.go, Config.validate: "election tick must be
-        // greater than heartbeat tick"): followers would time out between heartbeats.
-        if self.election_timeout <= self.heartbeat_interval {
-            return Err((
-                "election_timeout".into(),
-                format!(
-                    "expected more than registry.raft.heartbeat_interval ({}), as etcd's raft requires",
-                    self.heartbeat_interval
-                ),
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl Default for RaftConfig {
-    fn default() -> Self {
-        RaftConfig {
-            election_timeout: SimDuration::from_secs(5),
-            election_jitter: SimDuration::from_secs(1),
-            heartbeat_interval: SimDuration::from_millis(500),
-            pre_vote: true,
-            check_quorum: true,
-            reads: ReadMode::ReadIndex,
-            vote_twice: false,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
