@@ -10,30 +10,10 @@
 use std::fmt::Debug;
 use std::hash::Hash;
 
-use super::host::{Record, What};
+pub use super::id::{NodeId, TimerId};
+pub use super::log::{Record, What};
 use super::rng::SimRng;
 use super::time::{SimDuration, SimTime};
-
-/// Index of a node in the world (dense, from 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct NodeId(pub u32);
-
-impl NodeId {
-    pub fn index(self) -> usize {
-        self.0 as usize
-    }
-}
-
-impl std::fmt::Display for NodeId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "n{}", self.0)
-    }
-}
-
-/// Identifies a timer set by one node: a per-node counter, 32 bits to keep queued events
-/// small (it wraps after 2^32 timers of one node, far beyond any pending timer's lifetime).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct TimerId(pub u32);
 
 /// A protocol participant. `crash` models losing the process: the actor drops all in-memory
 /// state and keeps only what the real system persists (e.g. a Raft term and log).

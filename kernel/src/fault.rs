@@ -6,7 +6,7 @@
 //! now). The kernel does not know what a leader is: a [`Resolve`] supplied by the layer above
 //! picks the node from the running actors.
 
-use crate::actor::NodeId;
+use crate::id::NodeId;
 use crate::net::Partition;
 use crate::rng::SimRng;
 use crate::time::SimDuration;

@@ -11,8 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::actor::{Actor, NodeId};
+use crate::actor::{Record, What};
 use crate::fault::FaultRecord;
-use crate::host::{Hosts, Record, Status, Transport, Wake, What};
+use crate::host::{Hosts, Status, Transport, Wake};
 use crate::time::{SimDuration, SimTime};
 
 /// What the filter decides for one message.

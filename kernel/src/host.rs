@@ -24,7 +24,7 @@
 
 use std::hash::Hash;
 
-use crate::actor::{Actor, Ctx, Effect, NodeId, TimerId};
+use crate::actor::{Actor, Ctx, Effect, NodeId, Record, TimerId, What};
 use crate::clock::LocalClock;
 use crate::digest::Digest;
 use crate::fault::{FaultAction, FaultRecord, Resolve, RoleFault};
@@ -37,20 +37,6 @@ pub enum Status {
     Up,
     Paused,
     Crashed,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum What<O> {
-    Actor(O),
-    Fault(FaultRecord),
-}
-
-/// One timestamped entry of the observation log.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Record<O> {
-    pub time: SimTime,
-    pub node: NodeId,
-    pub what: What<O>,
 }
 
 /// Something a node is woken for. `Deliver` and `Refused` name the other end (`from` sent the

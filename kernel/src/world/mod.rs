@@ -9,9 +9,10 @@
 //! Every processed event is folded into the digest (time, kind, node, payload hash), and every
 //! fault that changes a node's state is recorded as ground truth with its true time.
 
+use crate::actor::Record;
 use crate::actor::{Actor, NodeId, TimerId};
 use crate::fault::{FaultAction, FaultRecord, Resolve, RoleTarget};
-use crate::host::{Hosts, Record, Status, Transport, Wake};
+use crate::host::{Hosts, Status, Transport, Wake};
 use crate::net::{Delivery, Network};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, stream};

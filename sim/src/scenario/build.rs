@@ -5,18 +5,15 @@
 //! Scenarios without gateways, regions or a global server keep the layout (and the digests)
 //! they had before those existed.
 
-use std::sync::Arc;
-
 use super::schema::{LinkSpec, RegistryMode, Scenario};
-use crate::balance::{BalancerSpec, parse_spec};
 use crate::fault::{self, FaultAction, Topology};
-use crate::protocol::nacos::distro::DistroConfig;
-use crate::protocol::nacos::server::ServerConfig;
-use crate::protocol::{Node, java_hash};
+use crate::protocol::Node;
 use regsim_kernel::net::{LinkProfile, Network};
 use regsim_kernel::{NodeId, SimDuration, SimTime, World, stream};
 
 use super::roles::Role;
+pub use super::roles::clients::{balancer_specs, gateway_spec};
+pub use super::roles::{BuildError, NodeSpec};
 
 pub const SERVERS: &str = Role::Servers.name();
 pub const INSTANCES: &str = Role::Instances.name();
@@ -50,13 +47,6 @@ impl Built {
     }
 }
 
-/// One node of the layout: its random stream's name, its actor and its start time.
-pub struct NodeSpec {
-    pub stream: String,
-    pub actor: Node,
-    pub start_at: SimTime,
-}
-
 /// Everything a driver needs to run a scenario, without the driver: the nodes in id order,
 /// the network model and the resolved fault schedule (in time order, same-time faults in file
 /// order). The core engine turns it into a `World` ([`build`]); `regsim-madsim` runs the same
@@ -68,9 +58,6 @@ pub struct Layout {
     pub topology: Topology,
     pub seed: u64,
 }
-
-/// A build error: (key path, message). Only fault targets can fail here.
-pub type BuildError = (String, String);
 
 use super::roles::topology;
 
@@ -127,36 +114,6 @@ pub fn layout(s: &Scenario, seed: u64) -> Result<Layout, BuildError> {
     let mut fault_rng = stream(seed, "faults");
     let faults = fault::resolve(&s.faults, &topology, &mut fault_rng, SimTime(s.duration.as_nanos()))?;
     Ok(Layout { nodes, network: net, faults, topology, seed })
-}
-
-/// The gateways' balancer spec.
-pub fn gateway_spec(s: &Scenario) -> Result<BalancerSpec, BuildError> {
-    let Some(g) = &s.gateway else { return Err(("gateway".into(), "no gateway".into())) };
-    let mut v = parse_spec(&g.balancer).map_err(|e| ("gateway.balancer".to_string(), e.to_string()))?;
-    v.pop().ok_or_else(|| ("gateway.balancer".to_string(), "expected a balancer spec".to_string()))
-}
-
-/// The consumers' balancer specs, in scenario order.
-pub fn balancer_specs(s: &Scenario) -> Result<Vec<BalancerSpec>, BuildError> {
-    let mut out = Vec::new();
-    for (k, text) in s.consumers.balancers.iter().enumerate() {
-        let mut v = parse_spec(text).map_err(|e| (format!("consumers.balancers[{k}]"), e.to_string()))?;
-        out.push(v.pop().ok_or_else(|| (format!("consumers.balancers[{k}]"), "expected a balancer spec".to_string()))?);
-    }
-    Ok(out)
-}
-
-pub(super) fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {
-    let r = &s.registry;
-    ServerConfig {
-        health: r.health.clone(),
-        servers,
-        // Nacos keys a service by group and name.
-        service_hashes: Arc::from([java_hash(&format!("DEFAULT_GROUP@@{}", s.instances.service))]),
-        membership: r.membership.clone(),
-        distro: DistroConfig { skip_anti_entropy: s.bugs.skip_anti_entropy, ..r.distro.clone() },
-        push: r.push.clone(),
-    }
 }
 
 fn profile(latency: &regsim_kernel::net::LatencySpec, loss: f64, duplicate: f64) -> Result<LinkProfile, BuildError> {

@@ -4,15 +4,16 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
+use super::BuildError;
 use super::{Nodes, Role};
 use crate::balance::BalanceError;
 use crate::balance::keys::{KeyDist, KeySampler};
+use crate::balance::{BalancerSpec, parse_spec};
 use crate::protocol::clients::consumer::{Consumer, ConsumerConfig};
 use crate::protocol::clients::gateway::{Gateway, GatewayConfig};
 use crate::protocol::clients::instance::{InstanceConfig, ServiceInstance};
 use crate::protocol::clients::view::ViewConfig;
 use crate::protocol::{Node, ServiceId};
-use crate::scenario::build::{BuildError, balancer_specs, gateway_spec};
 use crate::scenario::schema::{RegistryMode, Scenario};
 use regsim_kernel::{SimDuration, SimTime};
 
@@ -126,4 +127,21 @@ pub(super) fn gateways(b: &mut Nodes<'_>) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+/// The gateways' balancer spec.
+pub fn gateway_spec(s: &Scenario) -> Result<BalancerSpec, BuildError> {
+    let Some(g) = &s.gateway else { return Err(("gateway".into(), "no gateway".into())) };
+    let mut v = parse_spec(&g.balancer).map_err(|e| ("gateway.balancer".to_string(), e.to_string()))?;
+    v.pop().ok_or_else(|| ("gateway.balancer".to_string(), "expected a balancer spec".to_string()))
+}
+
+/// The consumers' balancer specs, in scenario order.
+pub fn balancer_specs(s: &Scenario) -> Result<Vec<BalancerSpec>, BuildError> {
+    let mut out = Vec::new();
+    for (k, text) in s.consumers.balancers.iter().enumerate() {
+        let mut v = parse_spec(text).map_err(|e| (format!("consumers.balancers[{k}]"), e.to_string()))?;
+        out.push(v.pop().ok_or_else(|| (format!("consumers.balancers[{k}]"), "expected a balancer spec".to_string()))?);
+    }
+    Ok(out)
 }

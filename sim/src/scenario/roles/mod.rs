@@ -10,19 +10,28 @@
 //! by role and index (`servers/0`, `instances/17`), so adding an instance perturbs no other
 //! node. Adding a role: a variant here, its name, its count and its builder.
 
-mod clients;
+pub(crate) mod clients;
 mod monitoring;
 mod registry;
 
 use std::sync::Arc;
 
-use super::build::{BuildError, NodeSpec};
 use super::schema::Scenario;
 use crate::balance::keys::KeySampler;
 use crate::fault::Topology;
 use crate::protocol::clients::view::ViewConfig;
 use crate::protocol::{Node, ServerList};
 use regsim_kernel::{NodeId, SimRng, SimTime, stream};
+
+/// A build error: (key path, message). Only fault targets can fail here.
+pub type BuildError = (String, String);
+
+/// One node of the layout: its random stream's name, its actor and its start time.
+pub struct NodeSpec {
+    pub stream: String,
+    pub actor: Node,
+    pub start_at: SimTime,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {

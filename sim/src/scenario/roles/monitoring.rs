@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use super::BuildError;
 use super::{Nodes, Role};
 use crate::monitor::Labels;
 use crate::monitor::group::EngineConfig;
 use crate::protocol::monitoring::alertmanager::Alertmanager;
 use crate::protocol::monitoring::prometheus::{FederateQuery, Prometheus, PrometheusConfig, StaticTarget};
 use crate::protocol::{Node, ServiceId};
-use crate::scenario::build::BuildError;
 use regsim_kernel::{NodeId, SimTime};
 
 /// The settings every Prometheus server of the scenario shares.

@@ -2,13 +2,18 @@
 
 use std::sync::Arc;
 
+use super::BuildError;
 use super::{Nodes, Role};
 use crate::protocol::Node;
 use crate::protocol::cp::{CpConfig, CpServer};
+use crate::protocol::java_hash;
+use crate::protocol::nacos::distro::DistroConfig;
 use crate::protocol::nacos::server::RegistryServer;
+use crate::protocol::nacos::server::ServerConfig;
 use crate::protocol::raft::RaftConfig;
-use crate::scenario::build::{BuildError, server_config};
 use crate::scenario::schema::RegistryMode;
+use crate::scenario::schema::Scenario;
+use regsim_kernel::NodeId;
 use regsim_kernel::SimTime;
 
 pub(super) fn servers(b: &mut Nodes<'_>) -> Result<(), BuildError> {
@@ -31,4 +36,17 @@ pub(super) fn servers(b: &mut Nodes<'_>) -> Result<(), BuildError> {
         }
     }
     Ok(())
+}
+
+fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {
+    let r = &s.registry;
+    ServerConfig {
+        health: r.health.clone(),
+        servers,
+        // Nacos keys a service by group and name.
+        service_hashes: Arc::from([java_hash(&format!("DEFAULT_GROUP@@{}", s.instances.service))]),
+        membership: r.membership.clone(),
+        distro: DistroConfig { skip_anti_entropy: s.bugs.skip_anti_entropy, ..r.distro.clone() },
+        push: r.push.clone(),
+    }
 }
