@@ -1,0 +1,131 @@
+//! The Nacos protocol's messages (`regsim::protocol::nacos::Msg`), between the servers of an
+//! AP (Distro) cluster: writes forwarded to the responsible server and their answers, Distro's
+//! sync, verify and pull, and the membership reports.
+
+use std::sync::Arc;
+
+use regsim::protocol::InstRec;
+use regsim::protocol::nacos::Msg;
+use regsim_kernel::SimTime;
+
+use super::{R, Reader, put_bool, put_len, put_u8, put_u32, put_u64, put_write, unknown_tag};
+
+const FORWARD: u8 = 2;
+const FORWARD_OK: u8 = 3;
+const SYNC: u8 = 4;
+const SYNC_OK: u8 = 5;
+const VERIFY: u8 = 6;
+const PULL: u8 = 7;
+const REPORT: u8 = 8;
+const REPORT_OK: u8 = 9;
+/// The message tags of this protocol.
+pub(super) const TAGS: &[u8] = &[FORWARD, FORWARD_OK, SYNC, SYNC_OK, VERIFY, PULL, REPORT, REPORT_OK];
+
+pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
+    match msg {
+        Msg::Forward { origin, kind, service, req } => {
+            put_u8(o, FORWARD);
+            put_u32(o, origin.0);
+            put_write(o, *kind);
+            put_u32(o, service.0);
+            put_u64(o, *req);
+        }
+        Msg::ForwardOk { origin, req, found } => {
+            put_u8(o, FORWARD_OK);
+            put_u32(o, origin.0);
+            put_u64(o, *req);
+            put_bool(o, *found);
+        }
+        Msg::Sync { service, data, seq } => {
+            put_u8(o, SYNC);
+            put_u32(o, service.0);
+            put_len(o, data.len());
+            for r in data.iter() {
+                put_u32(o, r.instance.0);
+                put_bool(o, r.healthy);
+                put_u64(o, r.last_beat.0);
+            }
+            put_u32(o, *seq);
+        }
+        Msg::SyncOk { service, seq } => {
+            put_u8(o, SYNC_OK);
+            put_u32(o, service.0);
+            put_u32(o, *seq);
+        }
+        Msg::Verify { checksums } => {
+            put_u8(o, VERIFY);
+            put_len(o, checksums.len());
+            for (s, c) in checksums.iter() {
+                put_u32(o, s.0);
+                put_u64(o, *c);
+            }
+        }
+        Msg::Pull { service } => {
+            put_u8(o, PULL);
+            put_u32(o, service.0);
+        }
+        Msg::Report { req } => {
+            put_u8(o, REPORT);
+            put_u64(o, *req);
+        }
+        Msg::ReportOk { req } => {
+            put_u8(o, REPORT_OK);
+            put_u64(o, *req);
+        }
+    }
+}
+
+/// The fields of a message with tag `tag` (one of [`TAGS`]).
+pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
+    Ok(match tag {
+        FORWARD => Msg::Forward { origin: r.node()?, kind: r.write()?, service: r.service()?, req: r.u64()? },
+        FORWARD_OK => Msg::ForwardOk { origin: r.node()?, req: r.u64()?, found: r.bool()? },
+        SYNC => {
+            let service = r.service()?;
+            let n = r.len(13)?;
+            let data = (0..n)
+                .map(|_| Ok(InstRec { instance: r.node()?, healthy: r.bool()?, last_beat: SimTime(r.u64()?) }))
+                .collect::<R<Vec<_>>>()?;
+            Msg::Sync { service, data: Arc::new(data), seq: r.u32()? }
+        }
+        SYNC_OK => Msg::SyncOk { service: r.service()?, seq: r.u32()? },
+        VERIFY => {
+            let n = r.len(12)?;
+            let checksums = (0..n).map(|_| Ok((r.service()?, r.u64()?))).collect::<R<Vec<_>>>()?;
+            Msg::Verify { checksums: Arc::new(checksums) }
+        }
+        PULL => Msg::Pull { service: r.service()? },
+        REPORT => Msg::Report { req: r.u64()? },
+        REPORT_OK => Msg::ReportOk { req: r.u64()? },
+        _ => return Err(unknown_tag()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::assert_round_trips;
+    use super::*;
+    use regsim::protocol::{ServiceId, Write};
+    use regsim_kernel::NodeId;
+
+    #[test]
+    fn every_variant_round_trips() {
+        let rec = |i, h, t| InstRec { instance: NodeId(i), healthy: h, last_beat: SimTime(t) };
+        let msgs = vec![
+            Msg::Forward { origin: NodeId(12), kind: Write::Beat, service: ServiceId(2), req: 5 },
+            Msg::ForwardOk { origin: NodeId(12), req: 5, found: true },
+            Msg::Sync {
+                service: ServiceId(1),
+                data: Arc::new(vec![rec(4, true, 10), rec(5, false, u64::MAX)]),
+                seq: 9,
+            },
+            Msg::Sync { service: ServiceId(1), data: Arc::new(Vec::new()), seq: 0 },
+            Msg::SyncOk { service: ServiceId(1), seq: 9 },
+            Msg::Verify { checksums: Arc::new(vec![(ServiceId(0), 0xdead_beef), (ServiceId(4), 1)]) },
+            Msg::Pull { service: ServiceId(8) },
+            Msg::Report { req: 1 },
+            Msg::ReportOk { req: 1 },
+        ];
+        assert_round_trips(msgs.into_iter().map(regsim::protocol::Msg::Nacos));
+    }
+}
