@@ -131,7 +131,7 @@ impl Default for PrometheusSpec {
     }
 }
 
-use crate::protocol::config::Invalid;
+use crate::protocol::config::{Invalid, periods, within};
 
 impl MonitoringSpec {
     pub fn validate(&self) -> Result<(), Invalid> {
@@ -157,11 +157,7 @@ impl MonitoringSpec {
             ("alertmanager.group_interval", self.alertmanager.group_interval),
             ("alertmanager.repeat_interval", self.alertmanager.repeat_interval),
         ];
-        for (key, d) in positive {
-            if d.0 < 1_000_000 {
-                return e(key, "expected a duration of at least 1ms");
-            }
-        }
+        within("monitoring", periods(&positive))?;
         if p.scrape_timeout > p.scrape_interval {
             // Prometheus refuses the same: "scrape timeout greater than scrape interval".
             return e("prometheus.scrape_timeout", "expected at most prometheus.scrape_interval");
@@ -170,15 +166,12 @@ impl MonitoringSpec {
             if g.rule_files.len() > MAX_RULE_FILES {
                 return e("global.rule_files", &format!("expected at most {MAX_RULE_FILES} rule files"));
             }
-            for (key, d) in [
+            let periods_of_global = [
                 ("global.scrape_interval", g.scrape_interval),
                 ("global.scrape_timeout", g.scrape_timeout),
                 ("global.evaluation_interval", g.evaluation_interval),
-            ] {
-                if d.0 < 1_000_000 {
-                    return e(key, "expected a duration of at least 1ms");
-                }
-            }
+            ];
+            within("monitoring", periods(&periods_of_global))?;
             if g.scrape_timeout > g.scrape_interval {
                 return e("global.scrape_timeout", "expected at most global.scrape_interval");
             }
