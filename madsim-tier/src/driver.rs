@@ -203,13 +203,7 @@ pub async fn simulate(s: Scenario, l: Layout) -> SimOutput {
     let Some(mut g) = SHARED.with(|cell| cell.borrow_mut().take()) else {
         unreachable!("madsim driver: the simulation state vanished")
     };
-    let servers = topology.role(SERVERS).map_or(0..0, |r| r.first..r.first + r.count);
-    let raft_logs = servers
-        .filter_map(|n| match g.hosts.actor(NodeId(n)) {
-            Node::Raft(r) => Some(r.raft().log_terms()),
-            _ => None,
-        })
-        .collect();
+    let raft_logs = crate::support::raft_logs(&g.hosts, &topology);
     let mut records = Vec::new();
     g.hosts.take_records(&mut records);
     SimOutput {

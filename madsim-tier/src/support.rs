@@ -12,9 +12,10 @@
 
 use std::collections::BTreeMap;
 
-use regsim::fault::FaultAction;
+use regsim::fault::{FaultAction, Topology};
 use regsim::protocol::{ConsensusRoles, Msg, Node};
 use regsim::scenario::Scenario;
+use regsim::scenario::build::SERVERS;
 use regsim_kernel::net::Network;
 use regsim_kernel::{Actor, Hosts, NodeId, SimDuration, SimRng, SimTime, Status, Wake};
 
@@ -87,6 +88,12 @@ pub fn apply_fault(
     let undo = hosts.apply_fault(now, action, net, &ConsensusRoles, rng, &mut wake);
     let crashed = (0..hosts.len() as u32).filter(|&n| !before[n as usize] && crashed(hosts, n)).map(NodeId).collect();
     Applied { crashed, restarted, undo }
+}
+
+/// Each CP server's Raft log terms at the end, in server order (for the Raft invariants).
+pub fn raft_logs(hosts: &Hosts<Node>, topology: &Topology) -> Vec<Vec<u64>> {
+    let servers = topology.role(SERVERS).map_or(0..0, |r| r.first..r.first + r.count);
+    servers.filter_map(|n| hosts.actor(NodeId(n)).raft_log_terms()).collect()
 }
 
 /// Approximations the run will make (printed on stderr before it starts).

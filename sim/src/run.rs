@@ -71,13 +71,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
     };
     let servers = built.servers();
     let world = &built.world;
-    let raft_logs = servers
-        .into_iter()
-        .filter_map(|n| match world.actor(n) {
-            crate::protocol::Node::Raft(r) => Some(r.raft().log_terms()),
-            _ => None,
-        })
-        .collect();
+    let raft_logs = servers.into_iter().filter_map(|n| world.actor(n).raft_log_terms()).collect();
     let summary = DriverSummary {
         virtual_duration_s: world.now().as_secs_f64(),
         events: world.events(),

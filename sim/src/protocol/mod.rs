@@ -242,6 +242,17 @@ macro_rules! each_role {
     };
 }
 
+impl Node {
+    /// A CP server's Raft log terms (for the Raft invariants at the end of a run); `None` for
+    /// every other role.
+    pub fn raft_log_terms(&self) -> Option<Vec<u64>> {
+        match self {
+            Node::Raft(r) => Some(r.raft().log_terms()),
+            _ => None,
+        }
+    }
+}
+
 impl Actor for Node {
     type Msg = Msg;
     type Timer = Timer;

@@ -61,3 +61,18 @@ impl Harness {
         out
     }
 }
+
+/// A node that answers nothing a registry or Raft server sends it (an Alertmanager that never
+/// notifies): a silent client whose every reply a test reads in `Harness::sent`.
+pub fn silent_node() -> super::Node {
+    use super::monitoring::alertmanager::{Alertmanager, AlertmanagerConfig};
+    let zero = regsim_kernel::SimDuration::ZERO;
+    let quiet = AlertmanagerConfig {
+        group_by: Vec::new(),
+        group_wait: zero,
+        group_interval: zero,
+        repeat_interval: zero,
+        send_resolved: false,
+    };
+    super::Node::Alertmanager(Box::new(Alertmanager::new(std::sync::Arc::new(quiet))))
+}

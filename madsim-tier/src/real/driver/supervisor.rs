@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use regsim::protocol::Node;
-use regsim::scenario::build::SERVERS;
 use regsim::scenario::{Layout, Scenario};
 use regsim_kernel::{FaultRecord, Hosts, NodeId, Outcome, SimDuration, SimTime, stream};
 use tokio::time::{Instant, sleep_until};
@@ -67,13 +65,7 @@ pub(super) async fn simulate(s: &Scenario, l: Layout, scale: f64) -> Result<SimO
     if let Some(f) = g.fatal.take() {
         return Err(RealError::Limit(f));
     }
-    let servers = topology.role(SERVERS).map_or(0..0, |r| r.first..r.first + r.count);
-    let raft_logs = servers
-        .filter_map(|n| match g.hosts.actor(NodeId(n)) {
-            Node::Raft(r) => Some(r.raft().log_terms()),
-            _ => None,
-        })
-        .collect();
+    let raft_logs = crate::support::raft_logs(&g.hosts, &topology);
     let virtual_ns = if outcome == Outcome::ReachedEnd { end.0 } else { now.min(end.0) };
     let mut records = Vec::new();
     g.hosts.take_records(&mut records);

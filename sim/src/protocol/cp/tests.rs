@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use crate::protocol::clients::instance::{InstanceConfig, ServiceInstance};
 use crate::protocol::cp::{self, CpConfig, CpServer, ReadMode};
-use crate::protocol::monitoring::alertmanager::{Alertmanager, AlertmanagerConfig};
 use crate::protocol::raft::{self, RaftConfig, RaftNode, Role};
 use crate::protocol::{CopyState, Msg, Node, Obs, ServerList, ServiceId, Write, registry};
 use regsim_kernel::harness::{Harness, Verdict};
@@ -51,14 +50,7 @@ impl Net {
             assert_eq!(h.add(Node::Raft(Box::new(CpServer::new(Arc::clone(&config), id, Arc::clone(&list))))), id);
         }
         for id in [CLIENT, OTHER] {
-            let quiet = AlertmanagerConfig {
-                group_by: Vec::new(),
-                group_wait: ms(0),
-                group_interval: ms(0),
-                repeat_interval: ms(0),
-                send_resolved: false,
-            };
-            assert_eq!(h.add(Node::Alertmanager(Box::new(Alertmanager::new(Arc::new(quiet))))), id);
+            assert_eq!(h.add(crate::protocol::testing::silent_node()), id);
         }
         h.run_until(SimTime::ZERO);
         Net { h, servers: list.to_vec() }

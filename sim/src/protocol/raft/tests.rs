@@ -9,7 +9,6 @@
 use std::sync::Arc;
 
 use crate::protocol::cp::{CpConfig, CpServer};
-use crate::protocol::monitoring::alertmanager::{Alertmanager, AlertmanagerConfig};
 use crate::protocol::raft::{self, RaftConfig, RaftNode, Role};
 use crate::protocol::{Msg, Node, Obs, ServerList, ServiceId, Write, registry};
 use regsim_kernel::harness::{Harness, Verdict};
@@ -56,14 +55,7 @@ impl Net {
             let id = h.add(Node::Raft(Box::new(CpServer::new(config, list[k], Arc::clone(&list)))));
             assert_eq!(id, list[k]);
         }
-        let quiet = AlertmanagerConfig {
-            group_by: Vec::new(),
-            group_wait: ms(0),
-            group_interval: ms(0),
-            repeat_interval: ms(0),
-            send_resolved: false,
-        };
-        let client = h.add(Node::Alertmanager(Box::new(Alertmanager::new(Arc::new(quiet)))));
+        let client = h.add(crate::protocol::testing::silent_node());
         h.run_until(SimTime::ZERO);
         Net { h, servers: list.to_vec(), client }
     }
