@@ -75,6 +75,14 @@ pub enum Msg {
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Timer {
-    Election { epoch: u32 } = 1,
-    Heartbeat { term: u64 } = 2,
+    Election {
+        epoch: u32,
+    } = 1,
+    Heartbeat {
+        term: u64,
+    } = 2,
+    /// The leader's CheckQuorum, once per election timeout of its term (etcd `tickHeartbeat`).
+    CheckQuorum {
+        term: u64,
+    } = 3,
 }

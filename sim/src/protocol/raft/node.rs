@@ -52,8 +52,8 @@ struct Progress {
     peer: NodeId,
     next: u32,
     matched: u32,
-    /// Last acknowledgement (local time), for CheckQuorum.
-    acked: SimTime,
+    /// Heard from since the last CheckQuorum (etcd `Progress.RecentActive`).
+    active: bool,
     /// Highest broadcast round acknowledged.
     round: u32,
     /// Local send time of the earliest round this follower acknowledged that is still recent
@@ -257,17 +257,19 @@ impl RaftNode {
         ctx.observe(Obs::LeaderElected { term: self.term, log: Arc::new(self.log_terms()) });
         self.log.push(Entry { term: self.term, cmd: Cmd::Noop });
         self.term_start = self.log.len() as u32;
-        let now = ctx.now();
         let next = self.log.len() as u32;
-        // The votes just received count as contact.
+        // As etcd's `reset`: no follower counts as recently active until it answers.
         self.progress = self
             .peers()
             .into_iter()
-            .map(|peer| Progress { peer, next, matched: 0, acked: now, round: 0, lease_from: None })
+            .map(|peer| Progress { peer, next, matched: 0, active: false, round: 0, lease_from: None })
             .collect();
         self.round_starts.clear();
         self.replicate_all(ctx);
         ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term: self.term });
+        if self.config.check_quorum {
+            ctx.set_timer(self.config.election_timeout, Timer::CheckQuorum { term: self.term });
+        }
         self.advance_commit(ctx);
     }
 
@@ -356,7 +358,10 @@ impl RaftNode {
             Msg::Vote { term, pre, granted } => {
                 let waiting = if pre { Role::PreCandidate } else { Role::Candidate };
                 let current = if pre { self.term + 1 } else { self.term };
-                if !pre && term > self.term {
+                // etcd `Step`: a higher term in a vote response makes this node a follower at
+                // that term, except a granted pre-vote (its term is the one we asked for). A
+                // rejected pre-vote carries the rejecter's term: a node left behind catches up.
+                if term > self.term && !(pre && granted) {
                     self.become_follower(ctx, term);
                 } else if granted && self.role == waiting && term == current && !self.votes.contains(&from) {
                     self.votes.push(from);
@@ -372,10 +377,9 @@ impl RaftNode {
                 if self.role != Role::Leader || term != self.term {
                     return;
                 }
-                let now = ctx.now();
                 let Some(k) = self.progress.iter().position(|p| p.peer == from) else { return };
                 let p = &mut self.progress[k];
-                p.acked = now;
+                p.active = true;
                 p.round = p.round.max(round);
                 if let Ok(i) = self.round_starts.binary_search_by_key(&round, |(r, _)| *r) {
                     let sent = self.round_starts[i].1;
@@ -423,52 +427,75 @@ impl RaftNode {
         ctx.send(from, Msg::AppendOk { term: self.term, ok: true, index: last_new, round: a.round });
     }
 
+    /// Whether this node is in a leader's lease (etcd `Step`, `inLease`: `checkQuorum`, a
+    /// known leader, and less than an election timeout since it was last heard; a leader is
+    /// always in its own lease, its `electionElapsed` restarting every election timeout).
+    fn in_lease(&self, ctx: &NodeCtx<'_>) -> bool {
+        self.config.check_quorum
+            && match self.role {
+                Role::Leader => true,
+                Role::Follower => self.leader.is_some() && self.leader_recent(ctx),
+                Role::PreCandidate | Role::Candidate => false,
+            }
+    }
+
+    /// A (pre-)vote request, as etcd-io/raft `raft.go` `Step` answers it:
+    /// - a higher term while in a leader's lease (CheckQuorum): ignored, no answer;
+    /// - a higher-term vote: become a follower at that term first (a pre-vote never changes
+    ///   the term);
+    /// - a lower term: a pre-vote is rejected with this node's term, a vote is ignored;
+    /// - grant if the candidate's log is up to date and this node can vote: it voted for the
+    ///   candidate already, or voted for no one and knows no leader, or it is a pre-vote for a
+    ///   future term. A grant echoes the request's term; a rejection carries this node's.
     fn on_request_vote(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, term: u64, pre: bool, last: (u32, u64)) {
-        let (my_index, my_term) = self.last();
-        let up_to_date = last.1 > my_term || (last.1 == my_term && last.0 >= my_index);
-        if pre {
-            // Grant a pre-vote if the term would be newer and we have not heard a leader lately.
-            let granted = term > self.term && up_to_date && !self.leader_recent(ctx);
-            ctx.send(from, Msg::Vote { term, pre: true, granted });
+        if term > self.term && self.in_lease(ctx) {
             return;
         }
-        if term > self.term {
-            // With CheckQuorum, a follower that hears a live leader ignores disruptive votes.
-            if self.config.check_quorum && self.leader_recent(ctx) {
-                ctx.send(from, Msg::Vote { term: self.term, pre: false, granted: false });
-                return;
+        if term < self.term {
+            if pre {
+                ctx.send(from, Msg::Vote { term: self.term, pre: true, granted: false });
             }
+            return;
+        }
+        if term > self.term && !pre {
             self.become_follower(ctx, term);
         }
-        let free = self.config.vote_twice || self.voted_for.is_none_or(|v| v == from);
-        let granted = term == self.term && up_to_date && free;
-        if granted {
-            self.voted_for = Some(from);
-            self.reset_election_timer(ctx);
+        let (my_index, my_term) = self.last();
+        let up_to_date = last.1 > my_term || (last.1 == my_term && last.0 >= my_index);
+        let can_vote = self.voted_for == Some(from)
+            || (self.voted_for.is_none() && self.leader.is_none())
+            || (pre && term > self.term)
+            || (self.config.vote_twice && term == self.term);
+        if can_vote && up_to_date {
+            ctx.send(from, Msg::Vote { term, pre, granted: true });
+            if !pre {
+                self.voted_for = Some(from);
+                self.reset_election_timer(ctx);
+            }
+        } else {
+            ctx.send(from, Msg::Vote { term: self.term, pre, granted: false });
         }
-        ctx.send(from, Msg::Vote { term: self.term, pre: false, granted });
     }
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
             Timer::Election { epoch } if epoch == self.epoch => self.on_election_timeout(ctx),
             Timer::Heartbeat { term } if term == self.term && self.role == Role::Leader => {
-                if self.config.check_quorum && !self.quorum_active(ctx) {
-                    self.become_follower(ctx, self.term);
-                    return;
-                }
                 self.replicate_all(ctx);
                 ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term });
             }
+            // etcd `stepLeader`, `MsgCheckQuorum`: step down unless a majority (this leader
+            // included) was heard since the last check, then forget who was heard.
+            Timer::CheckQuorum { term } if term == self.term && self.role == Role::Leader => {
+                let active = self.progress.iter().filter(|p| p.active).count() + 1;
+                if active < self.majority() {
+                    self.become_follower(ctx, self.term);
+                    return;
+                }
+                self.progress.iter_mut().for_each(|p| p.active = false);
+                ctx.set_timer(self.config.election_timeout, Timer::CheckQuorum { term });
+            }
             _ => {}
         }
-    }
-
-    /// Whether a majority (this leader included) was heard within the last election timeout.
-    fn quorum_active(&self, ctx: &NodeCtx<'_>) -> bool {
-        let now = ctx.now();
-        let recent =
-            self.progress.iter().filter(|p| now.saturating_since(p.acked) < self.config.election_timeout).count();
-        recent + 1 >= self.majority()
     }
 }

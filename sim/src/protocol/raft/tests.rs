@@ -323,50 +323,57 @@ fn pre_vote_keeps_a_rejoining_follower_from_disrupting_the_leader() {
     }
 }
 
-/// CheckQuorum (etcd `stepLeader` `MsgCheckQuorum`; ANCHORS.md): a leader that has not heard a
-/// majority within an election timeout steps down. This code checks at every heartbeat, so it
-/// steps down at the first beat an election timeout after the last ack (2 ms after the beat
-/// that drew it): within ET + HB. etcd checks once per election timeout (`tickHeartbeat`) and
-/// resets `RecentActive` at each check: it steps down ET to 2 ET after losing its majority.
-/// The majority elects a leader of the next term; without CheckQuorum the old one leads on.
+/// CheckQuorum as etcd-io/raft does it (`raft.go`: `tickHeartbeat` steps `MsgCheckQuorum`
+/// every election timeout of the leader's term; `stepLeader` steps down unless
+/// `trk.QuorumActive()`, then clears every follower's `RecentActive`; a follower is active again
+/// when it answers). So a leader cut off from its majority steps down at the second check after
+/// the last answer it got: between one and two election timeouts after it, at a time fixed by
+/// when it became leader, not by its heartbeats. The majority elects a leader of the next term;
+/// without CheckQuorum the old one leads on.
 #[test]
 fn check_quorum_steps_a_cut_off_leader_down() {
     struct Case {
         name: &'static str,
         raft: RaftConfig,
-        /// After the last heartbeat that reached the majority; `None`: never.
-        steps_down: Option<SimDuration>,
+        steps_down: bool,
     }
     let cases = [
+        Case { name: "ET 150 ms, HB 50 ms", raft: paper(), steps_down: true },
         Case {
-            name: "ET 150 ms, HB 50 ms: 198 ms since the ack at the 4th beat",
-            raft: paper(),
-            steps_down: Some(ms(200)),
-        },
-        Case {
-            name: "ET 150 ms, HB 40 ms: 158 ms at the 4th beat",
+            name: "ET 150 ms, HB 40 ms",
             raft: RaftConfig { heartbeat_interval: ms(40), ..paper() },
-            steps_down: Some(ms(160)),
+            steps_down: true,
         },
-        Case { name: "etcd timing: the 11th beat", raft: timing(1000, 1000, 100), steps_down: Some(ms(1100)) },
-        Case { name: "JRaft timing: the 11th beat", raft: RaftConfig::default(), steps_down: Some(ms(5500)) },
-        Case { name: "no CheckQuorum", raft: RaftConfig { check_quorum: false, ..paper() }, steps_down: None },
+        Case { name: "etcd timing", raft: timing(1000, 1000, 100), steps_down: true },
+        Case { name: "JRaft timing", raft: RaftConfig::default(), steps_down: true },
+        Case { name: "no CheckQuorum", raft: RaftConfig { check_quorum: false, ..paper() }, steps_down: false },
     ];
     for c in cases {
         let mut net = Net::new(13, &vec![c.raft.clone(); 3]);
         let servers = net.servers.clone();
         let span = c.raft.election_timeout + c.raft.election_jitter;
         let leader = net.await_leader(&servers, span.saturating_mul(2));
+        let became = net.elections()[0].0;
         net.h.run_for(c.raft.heartbeat_interval);
         let beat = net.next_heartbeat(leader);
+        // The followers' answers to this beat arrive (1 ms each way), then the leader is cut off.
         net.h.run_for(ms(2));
+        let last_answer = beat + ms(2);
         net.h.isolate(leader);
         net.h.run_for(span.saturating_mul(3));
         let down: Vec<SimTime> =
             net.obs(|o| matches!(o, Obs::SteppedDown { .. }).then_some(())).iter().map(|s| s.0).collect();
-        assert_eq!(down, c.steps_down.map(|d| beat + d).into_iter().collect::<Vec<_>>(), "{}", c.name);
+        // Checks at became + k ET: the first after the last answer passes, the next fails.
+        let et = c.raft.election_timeout;
+        let k = (last_answer - became).as_nanos() / et.as_nanos() + 2;
+        let expected = became + SimDuration(et.as_nanos() * k);
+        assert_eq!(down, c.steps_down.then_some(expected).into_iter().collect::<Vec<_>>(), "{}", c.name);
+        if let Some(d) = down.first() {
+            let after = *d - last_answer;
+            assert!(after > et && after <= et.saturating_mul(2), "{}: {after} after the last answer", c.name);
+        }
         let still_leads = net.raft(leader).role() == Role::Leader;
-        assert_eq!((still_leads, net.raft(leader).term()), (c.steps_down.is_none(), 1), "{}: a stale leader", c.name);
+        assert_eq!((still_leads, net.raft(leader).term()), (!c.steps_down, 1), "{}: a stale leader", c.name);
         let majority: Vec<NodeId> = servers.iter().copied().filter(|n| *n != leader).collect();
         let elected: Vec<(NodeId, u64)> = net.elections().iter().skip(1).map(|e| (e.1, e.2)).collect();
         assert!(elected.len() == 1 && majority.contains(&elected[0].0) && elected[0].1 == 2, "{}: {elected:?}", c.name);
@@ -488,4 +495,111 @@ fn committed_entries_survive_leader_changes() {
         assert_eq!(net.raft(n).log_terms(), log, "{n}");
     }
     net.assert_safe("leader changes");
+}
+
+/// How a server answers a (pre-)vote request, and what a vote answer does to it, as
+/// etcd-io/raft `raft.go` `Step` does: inside a leader's lease (CheckQuorum on, a leader heard
+/// within the election timeout, or being the leader) a higher-term request is ignored, no
+/// answer and no term change; without CheckQuorum a higher-term vote deposes the leader; a
+/// pre-vote never changes the receiver's term; a stale pre-vote is rejected with the
+/// receiver's term, and a rejection with a higher term makes the asker a follower at it (so a
+/// server left behind catches up instead of pre-voting in vain).
+#[test]
+fn vote_requests_and_answers_follow_etcd() {
+    struct Case {
+        name: &'static str,
+        check_quorum: bool,
+        /// Sent by the follower `a` to `to` (the leader or the other follower `b`).
+        to_leader: bool,
+        msg: raft::Msg,
+        /// The answer `a` gets: (term, granted), or none.
+        answer: Option<(u64, bool)>,
+        /// The receiver's role and term afterwards.
+        after: (Role, u64),
+    }
+    let vote = |term, pre| raft::Msg::RequestVote { pre, last_index: 1, last_term: 1, term };
+    let cases = [
+        Case {
+            name: "leader in lease ignores a higher-term vote",
+            check_quorum: true,
+            to_leader: true,
+            msg: vote(5, false),
+            answer: None,
+            after: (Role::Leader, 1),
+        },
+        Case {
+            name: "leader in lease ignores a higher-term pre-vote",
+            check_quorum: true,
+            to_leader: true,
+            msg: vote(5, true),
+            answer: None,
+            after: (Role::Leader, 1),
+        },
+        Case {
+            name: "follower in lease ignores a higher-term pre-vote",
+            check_quorum: true,
+            to_leader: false,
+            msg: vote(5, true),
+            answer: None,
+            after: (Role::Follower, 1),
+        },
+        Case {
+            name: "without CheckQuorum a higher-term vote deposes the leader, which grants it",
+            check_quorum: false,
+            to_leader: true,
+            msg: vote(5, false),
+            answer: Some((5, true)),
+            after: (Role::Follower, 5),
+        },
+        Case {
+            name: "without CheckQuorum a pre-vote for a future term is granted, the term kept",
+            check_quorum: false,
+            to_leader: false,
+            msg: vote(5, true),
+            answer: Some((5, true)),
+            after: (Role::Follower, 1),
+        },
+        Case {
+            name: "a stale pre-vote is rejected with the receiver's term",
+            check_quorum: false,
+            to_leader: false,
+            msg: vote(0, true),
+            answer: Some((1, false)),
+            after: (Role::Follower, 1),
+        },
+        Case {
+            name: "a rejected pre-vote with a higher term makes the asker a follower at it",
+            check_quorum: true,
+            to_leader: false,
+            msg: raft::Msg::Vote { pre: true, granted: false, term: 7 },
+            answer: None,
+            after: (Role::Follower, 7),
+        },
+    ];
+    for c in cases {
+        // Heartbeats every 50 ms, elections only after 10 s: nothing moves but the injected message.
+        let raft = RaftConfig { check_quorum: c.check_quorum, ..timing(10_000, 10_000, 50) };
+        let mut net = Net::new(3, &vec![raft; 3]);
+        let servers = net.servers.clone();
+        let leader = net.await_leader(&servers, ms(60_000));
+        net.h.run_for(ms(200));
+        let followers: Vec<NodeId> = servers.iter().copied().filter(|n| *n != leader).collect();
+        let (a, b) = (followers[0], followers[1]);
+        let to = if c.to_leader { leader } else { b };
+        net.h.clear_sent();
+        net.h.inject(a, to, c.msg.clone());
+        net.h.run_for(ms(5));
+        let answers: Vec<(u64, bool)> = net
+            .h
+            .sent()
+            .iter()
+            .filter(|s| s.from == to && s.to == a)
+            .filter_map(|s| match s.msg {
+                Msg::Raft(raft::Msg::Vote { term, granted, .. }) => Some((term, granted)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answers, c.answer.into_iter().collect::<Vec<_>>(), "{}", c.name);
+        assert_eq!((net.raft(to).role(), net.raft(to).term()), c.after, "{}", c.name);
+    }
 }
