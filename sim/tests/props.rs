@@ -243,7 +243,7 @@ fn proptest_finds_skip_anti_entropy() {
 
 #[test]
 fn proptest_finds_vote_twice() {
-    let p = find_bug("vote_twice", world(Some(true), 3, false, 6), 256, "one_leader_per_term");
+    let p = find_bug("vote_twice", world(Some(true), 3, false, 6), 4096, "one_leader_per_term");
     assert!(p.faults.len() <= 4, "{p:?}");
 }
 

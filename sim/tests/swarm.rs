@@ -54,7 +54,7 @@ fn swarm_finds_vote_twice() {
 
 #[test]
 fn swarm_finds_apply_before_commit() {
-    finds("cp.toml", "apply_before_commit", "linearizable", 100, 3);
+    finds("cp.toml", "apply_before_commit", "linearizable", 400, 3);
 }
 
 #[test]
