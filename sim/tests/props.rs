@@ -241,6 +241,10 @@ fn proptest_finds_skip_anti_entropy() {
     assert!(p.faults.len() <= 3, "{p:?}");
 }
 
+/// 4,096 cases: under etcd's rules (in-lease vote requests ignored, CheckQuorum once per
+/// election timeout, pre-vote) a second vote in one term needs two candidates of the same term
+/// reaching the same voter, which only split elections produce; 256 cases found none, 4,096
+/// find one (about 6 s in the test profile).
 #[test]
 fn proptest_finds_vote_twice() {
     let p = find_bug("vote_twice", world(Some(true), 3, false, 6), 4096, "one_leader_per_term");

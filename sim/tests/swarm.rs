@@ -52,6 +52,9 @@ fn swarm_finds_vote_twice() {
     finds("cp.toml", "vote_twice", "one_leader_per_term", 100, 2);
 }
 
+/// Within 400 runs (it stops at the first failure): since the Raft model follows etcd's
+/// CheckQuorum window, a cut-off leader keeps its role for one to two election timeouts, and an
+/// uncommitted write it applies has to meet a read in that window.
 #[test]
 fn swarm_finds_apply_before_commit() {
     finds("cp.toml", "apply_before_commit", "linearizable", 400, 3);
