@@ -165,7 +165,16 @@ impl Collector {
             gateways,
             regions: scenario.region_count(),
             api_window: scenario.metrics.api_window,
-            lookback: health.unhealthy_after + health.check_interval + slack,
+            // A fault holds a beat for up to the client's answer timeout (a reply retransmitted
+            // behind a partition, a paused server) before the mark can follow.
+            lookback: scenario.instances.answer_timeout(scenario.network.transport.registry)
+                + health.unhealthy_after
+                + health.check_interval
+                + slack,
+            stream_tail: scenario.network.transport.any_stream().then_some({
+                let tcp = &scenario.network.transport.tcp;
+                (tcp.rto_min, tcp.rto_max)
+            }),
             lossy: !lossless(scenario),
             traffic: scenario.consumers.count > 0 && scenario.consumers.call_rate > 0.0,
             sample_interval: scenario.metrics.sample_interval,
@@ -335,7 +344,7 @@ pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> crate::m
         report_interval: r.membership.report_interval,
         report_timeout: r.membership.report_timeout,
         beat_interval: s.instances.beat_interval,
-        request_timeout: s.instances.request_timeout,
+        request_timeout: s.instances.answer_timeout(s.network.transport.registry),
         unhealthy_after: r.health.unhealthy_after,
         check_interval: r.health.check_interval,
         sync_delay: r.distro.sync_delay,
@@ -351,7 +360,7 @@ pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> crate::m
             crate::metrics::convergence::ViewTiming {
                 poll_interval: c.poll_interval.unwrap_or(SimDuration::from_secs(default_poll)),
                 backoff_max: c.backoff_max,
-                query_timeout: c.query_timeout,
+                query_timeout: c.answer_timeout(s.network.transport.registry),
             }
         }),
     }

@@ -75,9 +75,11 @@ fn lease_reads_need_check_quorum() {
 }
 
 /// `bugs.apply_before_commit` (the old Nacos Raft quirk) shows as a dirty read with lease
-/// reads: an isolated leader serves a registration it never commits. The leader lands on the
-/// minority side in most but not all seeds, so the test asks for most seeds to show it; with
-/// the quirk off, or with read-index reads, every seed is linearizable.
+/// reads: an isolated leader serves a registration it never commits. It needs the leader on
+/// the minority side when a cut starts, which depends on the seed (with Raft on TCP, 3 of
+/// seeds 1..=12 and 2 of 1..=6; with datagrams it was 5 of 6: the elections, and so who leads
+/// at each cut, differ), so the test asks for some seed to show it; with the quirk off, or
+/// with read-index reads, every seed is linearizable.
 #[test]
 fn apply_before_commit_shows_as_a_dirty_read_under_lease_reads() {
     let verdict = |seed: u64, sets: &[&str]| {
@@ -87,7 +89,7 @@ fn apply_before_commit_shows_as_a_dirty_read_under_lease_reads() {
     };
     let seeds = 1..=6u64;
     let caught = seeds.clone().filter(|s| verdict(*s, &[]) == "violation").count();
-    assert!(caught >= 4, "the quirk showed in {caught} of 6 seeds");
+    assert!(caught >= 1, "the quirk showed in {caught} of 6 seeds");
     for seed in seeds {
         assert_eq!(verdict(seed, &["bugs.apply_before_commit=false"]), "linearizable", "seed {seed}, quirk off");
         assert_eq!(verdict(seed, &["registry.raft.reads=read_index"]), "linearizable", "seed {seed}, read index");

@@ -97,7 +97,12 @@ fn partition_heals_and_converges_within_the_protocol_bound() {
     let r = &out.report;
     assert_eq!(r.convergence.len(), 1);
     let after = r.convergence[0].converged_after_s.expect("converged before the end");
-    assert!(after <= 29.0, "converged {after} s after the heal");
+    // Distro syncs and proxied beats cut off during the 60 s partition are retransmitted
+    // (TCP) and land up to one RTO after the heal: at most 60 s + 200 ms (the RTO doubles
+    // from 200 ms). Distro applies a sync without a version check
+    // (`DistroConsistencyServiceImpl.processData`), so a late one can undo a repair. After
+    // the last of them, the 29 s this test allowed when every message was a datagram.
+    assert!(after <= 60.2 + 29.0, "converged {after} s after the heal");
     assert!(r.false_positives.count > 0);
     assert_eq!(r.false_positives.causes.keys().map(|c| format!("{c:?}")).collect::<Vec<_>>(), vec!["Partition"]);
     let sides = serde_json::to_value(&r.availability.by_side).expect("json");
@@ -121,6 +126,22 @@ fn false_positives_rise_with_loss() {
         .collect();
     assert_eq!(fps[0], 0);
     assert!(fps[0] < fps[1] && fps[1] < fps[2], "{fps:?}");
+}
+
+/// The same lossy cluster with Nacos' HTTP on TCP (the default) and on datagrams: TCP turns a
+/// lost packet into a retransmission 200 ms later, datagrams into a lost request (a 3 s wait
+/// and a failover), so at 10 % loss TCP has far fewer wrongful evictions (measured with seed 1
+/// over 600 s: 1 against 38; at 30 %, 302 against 978, when handshakes fail too).
+#[test]
+fn tcp_absorbs_the_loss_that_evicts_instances_over_datagrams() {
+    let fps = |sets: &[&str]| {
+        let mut all = vec!["network.loss=0.1", "duration=600s"];
+        all.extend_from_slice(sets);
+        go("nacos-loss.toml", &all).report.false_positives.count
+    };
+    let tcp = fps(&[]);
+    let udp = fps(&["network.transport.registry=datagram", "network.transport.servers=datagram"]);
+    assert!(tcp * 10 < udp, "tcp {tcp}, datagram {udp}");
 }
 
 /// Same seed, same bytes; with consumers, pushes and a partition in play.

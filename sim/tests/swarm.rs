@@ -44,7 +44,9 @@ fn finds(file: &str, bug: &str, invariant: &str, within: u64, max_faults: usize)
 
 #[test]
 fn swarm_finds_skip_anti_entropy() {
-    finds("ap.toml", "skip_anti_entropy", "converged_after_heal", 100, 2);
+    // Shrinks to 3 faults (a crash and two partitions) since protocols run on TCP; to 2 when
+    // every message was a datagram.
+    finds("ap.toml", "skip_anti_entropy", "converged_after_heal", 100, 3);
 }
 
 #[test]

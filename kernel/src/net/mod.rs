@@ -1,23 +1,27 @@
-//! The virtual network: per-message latency, loss, duplication and partitions.
+//! The virtual network: per-packet latency, loss, duplication and partitions, and the
+//! transports messages take over them ([`wire`]).
 //!
 //! Datagram semantics: a message is delivered after a latency drawn from the link's
 //! distribution, or dropped (loss, partition); with a duplication probability a second copy
 //! follows with its own latency. Reordering is a consequence of independent latencies.
-//! Protocols retry where the real system does. Link profiles are chosen by the sender's and
+//! Protocols retry where the real system does. A stream channel's message is retransmitted
+//! as TCP does instead ([`Network::stream_step`]). Link profiles are chosen by the sender's and
 //! receiver's *class* (the node's role), so latency, loss and duplication can differ between
 //! e.g. servers and instances. All draws come from the network's own random stream, in a fixed
 //! order per message, so the network never perturbs any other component's stream.
 
 pub mod latency;
 pub mod partition;
+pub mod wire;
 
 pub use latency::{Latency, LatencySpec};
 pub use partition::{Partition, Shape};
+pub use wire::{Attempt, Channel, StreamStep, TcpSpec, Wire, WireKind};
 
 use rand::RngExt;
 use serde::Serialize;
 
-use crate::{NodeId, SimDuration, SimRng};
+use crate::{NodeId, SimDuration, SimRng, SimTime};
 
 /// Latency, loss and duplication of one (sender class, receiver class) pair.
 #[derive(Clone, Debug)]
@@ -53,13 +57,20 @@ pub enum DropCause {
     Partition,
 }
 
-/// Message counters for the report.
+/// Message and packet counters for the report. `sent` counts messages; the drops count
+/// packets (a stream message's lost or cut-off packet is sent again: `retransmitted`).
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
 pub struct NetStats {
     pub sent: u64,
     pub dropped_loss: u64,
     pub dropped_partition: u64,
     pub duplicated: u64,
+    /// Stream packets (SYNs and data) sent again after a loss or a partition.
+    pub retransmitted: u64,
+    /// Stream messages whose connection could not be opened before the connect timeout.
+    pub connect_failed: u64,
+    /// Stream messages lost after the last retransmission (the connection was given up).
+    pub gave_up: u64,
 }
 
 pub struct Network {
@@ -69,6 +80,9 @@ pub struct Network {
     link: Vec<u16>,
     profiles: Vec<LinkProfile>,
     partitions: Vec<(u32, Partition)>,
+    /// The wire of each channel (channels past the end are datagrams).
+    wires: Vec<Wire>,
+    tcp: TcpSpec,
     rng: SimRng,
     pub stats: NetStats,
 }
@@ -83,9 +97,31 @@ impl Network {
             link: vec![0; classes * classes],
             profiles: vec![default],
             partitions: Vec::new(),
+            wires: Vec::new(),
+            tcp: TcpSpec::default(),
             rng,
             stats: NetStats::default(),
         }
+    }
+
+    /// Carries channel `channel` on `wire` (every channel is a datagram one until set).
+    pub fn set_wire(&mut self, channel: u8, wire: Wire) {
+        let c = usize::from(channel);
+        if self.wires.len() <= c {
+            self.wires.resize(c + 1, Wire::Datagram);
+        }
+        self.wires[c] = wire;
+    }
+
+    /// Uses `tcp` for every stream.
+    pub fn set_tcp(&mut self, tcp: TcpSpec) {
+        self.tcp = tcp;
+    }
+
+    /// The wire of `channel`.
+    #[inline]
+    pub fn wire(&self, channel: u8) -> Wire {
+        self.wires.get(usize::from(channel)).copied().unwrap_or(Wire::Datagram)
     }
 
     /// Uses `profile` for messages from class `from` to class `to`.
@@ -126,7 +162,88 @@ impl Network {
         self.partitions.iter().all(|(_, p)| p.allows(from, to))
     }
 
-    /// Decides the fate of one message.
+    /// The index in `profiles` of the link from `from` to `to`.
+    #[inline]
+    fn profile(&self, from: NodeId, to: NodeId) -> usize {
+        let class = |n: NodeId| usize::from(self.class_of.get(n.index()).copied().unwrap_or(0));
+        usize::from(self.link[class(from) * self.classes + class(to)])
+    }
+
+    /// Whether one packet from `from` to `to` gets through now (not cut off, not lost); counts
+    /// the drop otherwise.
+    #[inline]
+    fn packet(&mut self, from: NodeId, to: NodeId) -> bool {
+        if !self.connected(from, to) {
+            self.stats.dropped_partition += 1;
+            return false;
+        }
+        let loss = self.profiles[self.profile(from, to)].loss;
+        if loss > 0.0 && self.rng.random::<f64>() < loss {
+            self.stats.dropped_loss += 1;
+            return false;
+        }
+        true
+    }
+
+    /// One latency draw from `from` to `to`.
+    #[inline]
+    fn latency(&mut self, from: NodeId, to: NodeId) -> SimDuration {
+        let p = self.profile(from, to);
+        self.profiles[p].latency.sample(&mut self.rng)
+    }
+
+    /// One transmission of a stream message from `from` to `to` at `now`, in state `a` (see
+    /// [`wire`]): it arrives, is sent again later, fails to connect, or is given up. Counts a
+    /// new message when `a` is its first transmission.
+    pub fn stream_step(&mut self, now: SimTime, from: NodeId, to: NodeId, wire: Wire, a: Attempt) -> StreamStep {
+        let Wire::Stream { connect_timeout } = wire else { unreachable!("stream_step on a datagram channel") };
+        if a.retries == 0 && a.sent == now {
+            self.stats.sent += 1;
+        }
+        let mut handshake = SimDuration::ZERO;
+        let mut a = a;
+        if a.connecting {
+            let deadline = a.sent + connect_timeout.unwrap_or(SimDuration::MAX);
+            if self.packet(from, to) && self.packet(to, from) {
+                handshake = self.latency(from, to) + self.latency(to, from);
+                a = Attempt { connecting: false, retries: 0, ..a };
+            } else {
+                let next = now + wire::backoff(self.tcp.syn_rto, a.retries, SimDuration::MAX);
+                if a.retries >= self.tcp.syn_retries || next >= deadline {
+                    self.stats.connect_failed += 1;
+                    return StreamStep::ConnectFailed(deadline.max(now));
+                }
+                self.stats.retransmitted += 1;
+                return StreamStep::Retry(next - now, Attempt { retries: a.retries + 1, ..a });
+            }
+        }
+        // The data segment leaves when the handshake completes; the path is judged now (a
+        // handshake is one round trip: a partition starting within it is not seen).
+        if self.packet(from, to) {
+            return StreamStep::Arrives(handshake + self.latency(from, to));
+        }
+        if a.retries >= self.tcp.retries {
+            self.stats.gave_up += 1;
+            return StreamStep::GaveUp;
+        }
+        self.stats.retransmitted += 1;
+        let rto = wire::backoff(self.tcp.rto_min, a.retries, self.tcp.rto_max);
+        StreamStep::Retry(handshake + rto, Attempt { connecting: false, retries: a.retries + 1, ..a })
+    }
+
+    /// A stream's reset (the answer of a host where no process listens) from `from` to `to`:
+    /// its latency, or `None` when a partition keeps it away. Not lost: TCP resends the data
+    /// and each copy draws another reset. Counted as a message.
+    pub fn reset(&mut self, from: NodeId, to: NodeId) -> Option<SimDuration> {
+        self.stats.sent += 1;
+        if !self.connected(from, to) {
+            self.stats.dropped_partition += 1;
+            return None;
+        }
+        Some(self.latency(from, to))
+    }
+
+    /// Decides the fate of one datagram.
     #[inline]
     pub fn route(&mut self, from: NodeId, to: NodeId) -> Delivery {
         self.stats.sent += 1;
@@ -134,8 +251,7 @@ impl Network {
             self.stats.dropped_partition += 1;
             return Delivery::Dropped(DropCause::Partition);
         }
-        let class = |n: NodeId| usize::from(self.class_of.get(n.index()).copied().unwrap_or(0));
-        let profile = &self.profiles[usize::from(self.link[class(from) * self.classes + class(to)])];
+        let profile = &self.profiles[self.profile(from, to)];
         if profile.loss > 0.0 && self.rng.random::<f64>() < profile.loss {
             self.stats.dropped_loss += 1;
             return Delivery::Dropped(DropCause::Loss);

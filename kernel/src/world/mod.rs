@@ -13,7 +13,7 @@ use crate::actor::Record;
 use crate::actor::{Actor, NodeId, TimerId};
 use crate::fault::{FaultAction, FaultRecord, Resolve, RoleTarget};
 use crate::host::{Hosts, Status, Transport, Wake};
-use crate::net::{Delivery, Network};
+use crate::net::{Attempt, Channel, Delivery, Network, StreamStep, Wire};
 use crate::queue::EventQueue;
 use crate::rng::{SimRng, stream};
 use crate::time::SimTime;
@@ -70,6 +70,17 @@ enum Event<M, T> {
         timer: T,
     },
     Fault(u32),
+    /// A stream message's packet sent again (rare: only after a loss or a partition, so it
+    /// is boxed to keep the queued event small).
+    Segment(Box<Segment<M>>),
+}
+
+/// A stream message waiting for its next transmission.
+struct Segment<M> {
+    from: NodeId,
+    to: NodeId,
+    msg: M,
+    attempt: Attempt,
 }
 
 /// The core runtime's transport: the queue and the network model.
@@ -78,9 +89,12 @@ struct Io<M, T> {
     net: Network,
 }
 
-impl<M: Clone, T> Transport<M, T> for Io<M, T> {
+impl<M: Clone + Channel, T> Transport<M, T> for Io<M, T> {
     #[inline(always)]
     fn send(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: M) {
+        if let wire @ Wire::Stream { connect_timeout } = self.net.wire(msg.channel()) {
+            return self.stream(now, from, to, msg, wire, Attempt::first(now, connect_timeout));
+        }
         match self.net.route(from, to) {
             Delivery::Dropped(_) => {}
             Delivery::Once(d) => {
@@ -93,8 +107,16 @@ impl<M: Clone, T> Transport<M, T> for Io<M, T> {
         }
     }
 
-    /// The refusal travels back like a message: it takes a latency and can be lost or cut off.
+    /// The refusal travels back like a message: it takes a latency and can be lost or cut off
+    /// (on a stream, a reset is not lost: it answers every retransmission; only a partition
+    /// keeps it from the sender).
     fn refuse(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: M) {
+        if let Wire::Stream { .. } = self.net.wire(msg.channel()) {
+            if let Some(d) = self.net.reset(to, from) {
+                self.queue.push(now + d, Event::Refused { from, to, msg });
+            }
+            return;
+        }
         match self.net.route(to, from) {
             Delivery::Dropped(_) => {}
             Delivery::Once(d) | Delivery::Twice(d, _) => {
@@ -115,6 +137,23 @@ impl<M: Clone, T> Transport<M, T> for Io<M, T> {
 }
 
 impl<M, T> Io<M, T> {
+    /// One transmission of stream message `msg` in state `attempt` (see `net::wire`).
+    fn stream(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: M, wire: Wire, attempt: Attempt) {
+        match self.net.stream_step(now, from, to, wire, attempt) {
+            StreamStep::Arrives(d) => {
+                self.queue.push(now + d, Event::Deliver { from, to, msg });
+            }
+            StreamStep::Retry(d, attempt) => {
+                self.queue.push(now + d, Event::Segment(Box::new(Segment { from, to, msg, attempt })));
+            }
+            // The sender's own host reports the failed connect: no packet carries it.
+            StreamStep::ConnectFailed(at) => {
+                self.queue.push(at, Event::Refused { from, to, msg });
+            }
+            StreamStep::GaveUp => {}
+        }
+    }
+
     #[inline]
     fn push_wake(queue: &mut EventQueue<Event<M, T>>, at: SimTime, node: NodeId, what: Wake<M, T>) {
         let event = match what {
@@ -149,7 +188,10 @@ pub struct World<A: Actor> {
     applied: Vec<(SimTime, u32)>,
 }
 
-impl<A: Actor> World<A> {
+impl<A: Actor> World<A>
+where
+    A::Msg: Channel,
+{
     pub fn new(seed: u64, net: Network) -> Self {
         World {
             now: SimTime::ZERO,
@@ -259,6 +301,15 @@ impl<A: Actor> World<A> {
             Event::Deliver { from, to, msg } => self.hosts.deliver(now, from, to, msg, io),
             Event::Refused { from, to, msg } => self.hosts.refused(now, from, to, msg, io),
             Event::Timer { node, incarnation, id, timer } => self.hosts.timer(now, node, incarnation, id, timer, io),
+            Event::Segment(seg) => {
+                // A crashed sender's connections died with it; a paused one's kernel still
+                // retransmits.
+                let Segment { from, to, msg, attempt } = *seg;
+                if self.hosts.status(from) != Status::Crashed {
+                    let wire = self.io.net.wire(msg.channel());
+                    self.io.stream(now, from, to, msg, wire, attempt);
+                }
+            }
             Event::Fault(idx) => {
                 self.hosts.fold(now, 4, NodeId(idx), &());
                 let action = std::mem::replace(&mut self.faults[idx as usize], FaultAction::Heal(None));
@@ -278,7 +329,7 @@ impl<A: Actor> World<A> {
             Some(Event::Deliver { to, .. }) => *to,
             Some(Event::Timer { node, .. } | Event::Start { node, .. }) => *node,
             Some(Event::Refused { from, .. }) => *from,
-            Some(Event::Fault(_)) | None => return,
+            Some(Event::Fault(_) | Event::Segment(_)) | None => return,
         };
         self.hosts.prefetch(node);
     }

@@ -158,3 +158,118 @@ fn the_event_limit_is_an_outcome_and_the_digest_follows_the_events() {
     assert_eq!(b.digest_hex(), c.digest_hex(), "same events, same digest");
     assert_ne!(b.digest_hex(), d.digest_hex(), "a timer 1 ms later changes the digest");
 }
+
+/// Tags on channel 1: a kept-open stream; on channel 2: a stream that connects per message
+/// with a 3 s connect timeout (a `u32` message's top byte is its channel); plain tags are
+/// datagrams.
+const S: u32 = 1 << 24;
+const C: u32 = 2 << 24;
+
+/// Two nodes 10 ms apart whose sender sends `tag` at 1 ms, with `loss` and `duplicate`, the
+/// faults `faults` (ms, action) scheduled.
+fn pair(tag: u32, loss: f64, duplicate: f64, faults: &[(u64, FaultAction)]) -> World<Probe> {
+    let latency = LatencySpec::constant(SimDuration::from_millis(10)).build().expect("latency");
+    let mut net = Network::new(LinkProfile { latency, loss, duplicate }, vec![0, 0], stream(1, "net"));
+    net.set_wire(1, Wire::Stream { connect_timeout: None });
+    net.set_wire(2, Wire::Stream { connect_timeout: Some(SimDuration::from_secs(3)) });
+    let mut w = World::new(1, net);
+    w.add_node("n/0", Probe { sends: vec![(NodeId(1), tag)], ..Probe::default() }, ms(1));
+    w.add_node("n/1", Probe::default(), SimTime::ZERO);
+    for (at, f) in faults {
+        w.schedule_fault(ms(*at), f.clone());
+    }
+    w
+}
+
+/// Partition `id`: node 1 cut off.
+fn cut(id: u32) -> FaultAction {
+    let p = crate::net::Partition::build(&crate::net::Shape::Isolate(vec![NodeId(1)]), 2, false).expect("valid");
+    FaultAction::Partition { id, partition: p }
+}
+
+/// What a datagram and a stream make of the same packet fate, as Linux TCP would (see
+/// `net::wire`): (case, tag, loss, duplicate, faults, what node 0 and node 1 saw (ms, node,
+/// observation) after the start records).
+#[test]
+fn streams_retransmit_what_datagrams_lose() {
+    let heal = |at: u64| (at, FaultAction::Heal(Some(1)));
+    let crash = |at: u64, n: u32| (at, FaultAction::Crash(vec![NodeId(n)]));
+    type Case = (&'static str, u32, f64, f64, Vec<(u64, FaultAction)>, Vec<(u64, u32, Saw)>);
+    let cases: Vec<Case> = vec![
+        ("datagram arrives after one latency", 1, 0.0, 0.0, vec![], vec![(11, 1, Saw::Msg(NodeId(0), 1))]),
+        ("a cut datagram is lost", 1, 0.0, 0.0, vec![(0, cut(1)), heal(350)], vec![]),
+        // Sent at 1 ms (cut), again at 201 ms (cut), at 601 ms (healed): arrives at 611.
+        (
+            "a cut stream segment is sent again after 200 ms, 400 ms and arrives after the heal",
+            S + 1,
+            0.0,
+            0.0,
+            vec![(0, cut(1)), heal(350)],
+            vec![(611, 1, Saw::Msg(NodeId(0), S + 1))],
+        ),
+        (
+            "a duplicated datagram arrives twice",
+            2,
+            0.0,
+            1.0,
+            vec![],
+            vec![(11, 1, Saw::Msg(NodeId(0), 2)), (11, 1, Saw::Msg(NodeId(0), 2))],
+        ),
+        ("TCP discards a duplicate segment", S + 2, 0.0, 1.0, vec![], vec![(11, 1, Saw::Msg(NodeId(0), S + 2))]),
+        // SYN, SYN-ACK (20 ms), then the request (10 ms).
+        (
+            "a per-message connection costs a round trip",
+            C + 1,
+            0.0,
+            0.0,
+            vec![],
+            vec![(31, 1, Saw::Msg(NodeId(0), C + 1))],
+        ),
+        // SYNs at 1 ms and 1,001 ms are cut; the next (3,001 ms) is not before the 3 s connect
+        // timeout, which the sender's host reports.
+        (
+            "a connect to a cut-off host fails at the connect timeout",
+            C + 2,
+            0.0,
+            0.0,
+            vec![(0, cut(1)), heal(10_000)],
+            vec![(3_001, 0, Saw::Refused(NodeId(1), C + 2))],
+        ),
+        // The request reaches the host at 31 ms; its reset comes back 10 ms later.
+        (
+            "a connect to a host without its process is refused",
+            C + 3,
+            0.0,
+            0.0,
+            vec![crash(0, 1)],
+            vec![(41, 0, Saw::Refused(NodeId(1), C + 3))],
+        ),
+        // Cut at 1 ms, the sender dies at 100 ms: its retransmission at 201 ms never leaves.
+        (
+            "a crashed sender's segment is not sent again",
+            S + 3,
+            0.0,
+            0.0,
+            vec![(0, cut(1)), crash(100, 0), heal(150)],
+            vec![],
+        ),
+    ];
+    for (case, tag, loss, dup, faults, want) in cases {
+        let mut w = pair(tag, loss, dup, &faults);
+        w.run_until(ms(20_000), 10_000);
+        let got: Vec<(u64, u32, Saw)> = story(&w).into_iter().filter(|(_, _, s)| *s != Saw::Start).collect();
+        assert_eq!(got, want, "{case}");
+    }
+}
+
+/// A stream on a link that loses everything gives up after `tcp_retries2` (15)
+/// retransmissions, 200 ms doubling to the 120 s cap: 804.6 s after the first send.
+#[test]
+fn a_stream_gives_up_after_its_retry_limit() {
+    let mut w = pair(S + 4, 1.0, 0.0, &[]);
+    assert_eq!(w.run_until(ms(2_000_000), 10_000), Outcome::NoEventsLeft);
+    let s = w.network().stats;
+    assert_eq!((s.sent, s.retransmitted, s.gave_up, s.dropped_loss), (1, 15, 1, 16));
+    assert_eq!(w.now(), ms(1 + 804_600));
+    assert!(story(&w).iter().all(|(_, _, s)| *s == Saw::Start));
+}

@@ -18,8 +18,9 @@ const VERIFY: u8 = 6;
 const PULL: u8 = 7;
 const REPORT: u8 = 8;
 const REPORT_OK: u8 = 9;
+const FORWARD_REJECTED: u8 = 29;
 /// The message tags of this protocol.
-pub(super) const TAGS: &[u8] = &[FORWARD, FORWARD_OK, SYNC, SYNC_OK, VERIFY, PULL, REPORT, REPORT_OK];
+pub(super) const TAGS: &[u8] = &[FORWARD, FORWARD_OK, SYNC, SYNC_OK, VERIFY, PULL, REPORT, REPORT_OK, FORWARD_REJECTED];
 
 pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
     match msg {
@@ -72,6 +73,11 @@ pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
             put_u8(o, REPORT_OK);
             put_u64(o, *req);
         }
+        Msg::ForwardRejected { origin, req } => {
+            put_u8(o, FORWARD_REJECTED);
+            put_u32(o, origin.0);
+            put_u64(o, *req);
+        }
     }
 }
 
@@ -97,6 +103,7 @@ pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
         PULL => Msg::Pull { service: r.service()? },
         REPORT => Msg::Report { req: r.u64()? },
         REPORT_OK => Msg::ReportOk { req: r.u64()? },
+        FORWARD_REJECTED => Msg::ForwardRejected { origin: r.node()?, req: r.u64()? },
         _ => return Err(unknown_tag()),
     })
 }
@@ -114,6 +121,7 @@ mod tests {
         let msgs = vec![
             Msg::Forward { origin: NodeId(12), kind: Write::Beat, service: ServiceId(2), req: 5 },
             Msg::ForwardOk { origin: NodeId(12), req: 5, found: true },
+            Msg::ForwardRejected { origin: NodeId(12), req: 5 },
             Msg::Sync {
                 service: ServiceId(1),
                 data: Arc::new(vec![rec(4, true, 10), rec(5, false, u64::MAX)]),

@@ -16,8 +16,9 @@ const QUERY_OK: u8 = 11;
 const REDIRECT: u8 = 12;
 const PUSH: u8 = 15;
 const PUSH_ACK: u8 = 16;
+const WRITE_ERROR: u8 = 30;
 /// The message tags of this protocol.
-pub(super) const TAGS: &[u8] = &[WRITE, WRITE_OK, QUERY, QUERY_OK, REDIRECT, PUSH, PUSH_ACK];
+pub(super) const TAGS: &[u8] = &[WRITE, WRITE_OK, QUERY, QUERY_OK, REDIRECT, PUSH, PUSH_ACK, WRITE_ERROR];
 
 pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
     match msg {
@@ -59,6 +60,10 @@ pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
             put_u8(o, PUSH_ACK);
             put_u64(o, *push_id);
         }
+        Msg::WriteError { req } => {
+            put_u8(o, WRITE_ERROR);
+            put_u64(o, *req);
+        }
     }
 }
 
@@ -81,6 +86,7 @@ pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
         }
         PUSH => Msg::Push { service: r.service()?, instances: r.nodes()?, push_id: r.u64()? },
         PUSH_ACK => Msg::PushAck { push_id: r.u64()? },
+        WRITE_ERROR => Msg::WriteError { req: r.u64()? },
         _ => return Err(unknown_tag()),
     })
 }
@@ -98,6 +104,7 @@ mod tests {
         let nodes = |v: &[u32]| Arc::new(v.iter().copied().map(NodeId).collect::<Vec<_>>());
         let msgs = vec![
             Msg::Write { kind: Write::Register, service: ServiceId(1), req: 7 },
+            Msg::WriteError { req: 7 },
             Msg::Write { kind: Write::Beat, service: ServiceId(0), req: u64::MAX },
             Msg::WriteOk { req: 3, found: false },
             Msg::Query { service: ServiceId(0), req: 44 },

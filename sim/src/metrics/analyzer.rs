@@ -146,7 +146,8 @@ impl Analyzer {
             copies: vec![BTreeMap::new(); size(&p.servers)],
             views: vec![BTreeSet::new(); size(&p.consumers)],
             wrong_since: vec![None; size(&p.consumers)],
-            history: History::new(actions, p.servers.end.max(p.instances.end).max(p.consumers.end) as usize),
+            history: History::new(actions, p.servers.end.max(p.instances.end).max(p.consumers.end) as usize)
+                .with_stream_tail(p.stream_tail),
             detection: Detection::default(),
             availability: Availability::default(),
             staleness: Staleness::default(),

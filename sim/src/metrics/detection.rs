@@ -13,7 +13,8 @@
 //!
 //! An episode that ends without a stage counts as `missed` for it. A `MarkedUnhealthy` or
 //! `Deleted` of an instance that is not crashed is a *false positive*; its cause is read off
-//! the ground truth in the window `lookback` before it: the instance cut off by a partition or
+//! the ground truth in the window `lookback` before it (the client's answer timeout, for a beat
+//! the fault held back, plus `unhealthy_after`, the check interval and latency slack): the instance cut off by a partition or
 //! paused; a server paused, crashed, cut off or clock-skewed; else packet loss if the network
 //! loses packets; else `other`. A false positive followed by the instance coming back (healthy
 //! again or re-registered) is a *flap*.
@@ -72,6 +73,9 @@ pub struct DetectionParams {
     pub api_window: SimDuration,
     /// How far back a fault can explain an eviction (unhealthy timeout + check interval + slack).
     pub lookback: SimDuration,
+    /// TCP's `(rto_min, rto_max)` when some protocol runs on streams: a partition's segments
+    /// keep landing after the heal (see [`History::with_stream_tail`]).
+    pub stream_tail: Option<(SimDuration, SimDuration)>,
     pub lossy: bool,
     /// Whether consumers send application traffic (enables `traffic_stopped`).
     pub traffic: bool,

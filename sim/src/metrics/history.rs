@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::fault::FaultAction;
 use regsim_kernel::net::Partition;
-use regsim_kernel::{FaultRecord, NodeId, SimTime};
+use regsim_kernel::{FaultRecord, NodeId, SimDuration, SimTime};
 
 type Intervals = BTreeMap<NodeId, Vec<(SimTime, SimTime)>>;
 
@@ -28,6 +28,8 @@ pub struct History {
     actions: Vec<FaultAction>,
     /// Nodes in the world (to build partitions resolved at run time).
     nodes: usize,
+    /// See [`History::with_stream_tail`].
+    stream_tail: Option<(SimDuration, SimDuration)>,
 }
 
 fn open(map: &mut Intervals, n: NodeId, t: SimTime) {
@@ -45,6 +47,17 @@ fn close(map: &mut Intervals, n: NodeId, t: SimTime) {
 impl History {
     pub fn new(actions: Vec<FaultAction>, nodes: usize) -> Self {
         History { actions, nodes, ..History::default() }
+    }
+
+    /// With TCP's `(rto_min, rto_max)`: a node's cut-off interval, for cause attribution and
+    /// "was a server faulted" questions, lasts past the heal by what a segment cut at the
+    /// partition's start may still wait for its next retransmission: the RTO then, at most
+    /// the partition's length plus `rto_min`, capped at `rto_max` (the RTO doubles from
+    /// `rto_min`). Such a late segment (a proxied beat, a Distro sync) lands after the heal
+    /// and acts then, as the real server would act on it.
+    pub fn with_stream_tail(mut self, tail: Option<(SimDuration, SimDuration)>) -> Self {
+        self.stream_tail = tail;
+        self
     }
 
     fn activate(&mut self, t: SimTime, id: u32, partition: Partition) {
@@ -78,7 +91,11 @@ impl History {
                 self.is_down.insert(node, false);
             }
             FaultRecord::Partitioned(_) => open(&mut self.cut, node, t),
-            FaultRecord::Healed(_) => close(&mut self.cut, node, t),
+            FaultRecord::Healed(_) => {
+                let start = self.cut.get(&node).and_then(|v| v.last()).map_or(t, |x| x.0);
+                let tail = self.stream_tail.map_or(SimDuration::ZERO, |(min, max)| (t - start + min).min(max));
+                close(&mut self.cut, node, t + tail);
+            }
             FaultRecord::ClockSkewed { .. } => self.skewed.entry(node).or_default().push(t),
             FaultRecord::Isolated(id) => {
                 if let Ok(p) = Partition::build(&regsim_kernel::net::Shape::Isolate(vec![node]), self.nodes, false) {

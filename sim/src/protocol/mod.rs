@@ -20,6 +20,7 @@ pub mod raft;
 pub mod registry;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod transport;
 
 use std::sync::Arc;
 

@@ -110,6 +110,11 @@ pub fn layout(s: &Scenario, seed: u64) -> Result<Layout, BuildError> {
     for (k, l) in s.network.links.iter().enumerate() {
         add_link(&mut net, &topology, k, l, s)?;
     }
+    let t = &s.network.transport;
+    for (channel, wire) in t.wires(s.instances.connect_timeout, s.consumers.connect_timeout) {
+        net.set_wire(channel, wire);
+    }
+    net.set_tcp(t.tcp);
     let nodes = super::roles::layout_nodes(s, seed, &topology)?;
     let mut fault_rng = stream(seed, "faults");
     let faults = fault::resolve(&s.faults, &topology, &mut fault_rng, SimTime(s.duration.as_nanos()))?;

@@ -128,6 +128,9 @@ pub struct NetworkSpec {
     /// Overrides between roles, e.g. `{ from = "instances", to = "servers", loss = 0.01 }`.
     #[serde(default)]
     pub links: Vec<LinkSpec>,
+    /// The transport of each protocol (TCP streams where the real system uses TCP).
+    #[serde(default)]
+    pub transport: crate::protocol::transport::TransportSpec,
 }
 
 fn default_latency() -> LatencySpec {
@@ -136,7 +139,13 @@ fn default_latency() -> LatencySpec {
 
 impl Default for NetworkSpec {
     fn default() -> Self {
-        NetworkSpec { latency: default_latency(), loss: 0.0, duplicate: 0.0, links: Vec::new() }
+        NetworkSpec {
+            latency: default_latency(),
+            loss: 0.0,
+            duplicate: 0.0,
+            links: Vec::new(),
+            transport: Default::default(),
+        }
     }
 }
 
@@ -401,6 +410,7 @@ impl NetworkSpec {
                 check_fraction(&format!("network.links[{k}].duplicate"), x)?;
             }
         }
+        crate::protocol::config::within("network.transport", self.transport.validate())?;
         Ok(())
     }
 }

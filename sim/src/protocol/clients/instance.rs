@@ -141,6 +141,7 @@ impl ServiceInstance {
                 };
                 return ctx.send(from, reply);
             }
+            Msg::Registry(registry::Msg::WriteError { req }) => return self.failed(ctx, req, None),
             Msg::Registry(registry::Msg::Redirect { req, leader }) => {
                 let to = leader.and_then(|l| self.config.servers.iter().position(|s| *s == l));
                 return self.failed(ctx, req, to);

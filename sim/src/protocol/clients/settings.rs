@@ -4,7 +4,11 @@
 //! the role builders turn them into the actors' runtime configs (servers, parsed balancers,
 //! key samplers). `validate()` gives key paths relative to the section.
 //!
-//! Instances follow Nacos' client (5 s beat, 3 s request timeout). Consumers follow Nacos'
+//! Instances follow Nacos' client (5 s beat; 3 s connect and 50 s read timeouts,
+//! `NamingHttpClientManager` `CON_TIME_OUT_MILLIS` and `READ_TIME_OUT_MILLIS`: over TCP a
+//! request to an unreachable server fails at the connect timeout, one to a server that
+//! accepted it and hangs (a GC pause) at the read timeout; over datagrams, where nothing tells
+//! the two apart, the client waits its connect timeout for an answer). Consumers follow Nacos'
 //! `HostReactor` (poll every 10 s with push, 3 s without; back off up to 60 s). The gateway
 //! follows Go kit and gobreaker (ANCHORS.md, "Gateway"): 3 attempts within a 3 s retry budget,
 //! 1 s per attempt; the breaker (only when `[gateway.breaker]` is given) opens at 6
@@ -35,8 +39,10 @@ pub struct InstancesSpec {
     pub count: u32,
     pub service: String,
     pub beat_interval: SimDuration,
-    /// Client-side timeout of one register or beat request to one server.
-    pub request_timeout: SimDuration,
+    /// Waiting for the answer of one register or beat request to one server, once connected.
+    pub read_timeout: SimDuration,
+    /// Opening the connection of one request (over TCP; over datagrams, the wait for an answer).
+    pub connect_timeout: SimDuration,
     /// Instances start at offsets uniform in `[0, start_spread)`.
     pub start_spread: SimDuration,
     /// Time to serve one application call (a latency table like `network.latency`); absent:
@@ -54,7 +60,8 @@ impl Default for InstancesSpec {
             count: 0,
             service: "demo-service".into(),
             beat_interval: SimDuration::from_secs(5),
-            request_timeout: SimDuration::from_secs(3),
+            read_timeout: SimDuration::from_secs(50),
+            connect_timeout: SimDuration::from_secs(3),
             start_spread: SimDuration::from_secs(5),
             service_time: None,
             concurrency: 0,
@@ -68,7 +75,11 @@ impl InstancesSpec {
         if self.count > MAX_INSTANCES {
             return Err(("count".into(), format!("expected at most {MAX_INSTANCES} instances, got {}", self.count)));
         }
-        periods(&[("beat_interval", self.beat_interval), ("request_timeout", self.request_timeout)])?;
+        periods(&[
+            ("beat_interval", self.beat_interval),
+            ("read_timeout", self.read_timeout),
+            ("connect_timeout", self.connect_timeout),
+        ])?;
         if self.service.is_empty() {
             return Err(("service".into(), "expected a non-empty service name".into()));
         }
@@ -76,6 +87,20 @@ impl InstancesSpec {
             st.build().map_err(|(f, m)| (format!("service_time.{f}"), m))?;
         }
         Ok(())
+    }
+
+    /// How long a request waits for its answer on `wire` (the client's own timer).
+    pub fn answer_timeout(&self, wire: regsim_kernel::net::WireKind) -> SimDuration {
+        answer_timeout(wire, self.read_timeout, self.connect_timeout)
+    }
+}
+
+/// Over TCP, the read timeout (a connect that fails is reported by the transport); over
+/// datagrams, the connect timeout (no connection tells a lost request from a slow one).
+fn answer_timeout(wire: regsim_kernel::net::WireKind, read: SimDuration, connect: SimDuration) -> SimDuration {
+    match wire {
+        regsim_kernel::net::WireKind::Stream => read,
+        regsim_kernel::net::WireKind::Datagram => connect,
     }
 }
 
@@ -87,7 +112,9 @@ pub struct ConsumersSpec {
     /// Poll interval; default 10 s with push on, 3 s with push off (Nacos' client).
     pub poll_interval: Option<SimDuration>,
     pub backoff_max: SimDuration,
-    pub query_timeout: SimDuration,
+    /// The query's read and connect timeouts (the same Nacos client as the instances').
+    pub read_timeout: SimDuration,
+    pub connect_timeout: SimDuration,
     /// Application requests per second per consumer (Poisson).
     pub call_rate: f64,
     /// Per attempt; behind a gateway, the wait for the gateway's answer (default: the gateway's
@@ -110,7 +137,8 @@ impl Default for ConsumersSpec {
             count: 0,
             poll_interval: None,
             backoff_max: SimDuration::from_secs(60),
-            query_timeout: SimDuration::from_secs(3),
+            read_timeout: SimDuration::from_secs(50),
+            connect_timeout: SimDuration::from_secs(3),
             call_rate: 0.0,
             call_timeout: None,
             max_attempts: 1,
@@ -131,7 +159,8 @@ impl ConsumersSpec {
             return Err(("call_rate".into(), format!("expected requests per second in [0, {MAX_CALL_RATE}]")));
         }
         periods(&[
-            ("query_timeout", self.query_timeout),
+            ("read_timeout", self.read_timeout),
+            ("connect_timeout", self.connect_timeout),
             ("call_timeout", call_timeout),
             ("backoff_max", self.backoff_max),
         ])?;
@@ -156,7 +185,13 @@ impl ConsumersSpec {
         crate::balance::keys::KeySampler::new(&dist, 0).map_err(|err| ("keys".to_string(), err.to_string()))?;
         Ok(())
     }
+
+    /// How long a query waits for its answer on `wire` (see [`InstancesSpec::answer_timeout`]).
+    pub fn answer_timeout(&self, wire: regsim_kernel::net::WireKind) -> SimDuration {
+        answer_timeout(wire, self.read_timeout, self.connect_timeout)
+    }
 }
+
 /// Gateways per region at most.
 pub const MAX_GATEWAYS: u32 = 64;
 

@@ -59,6 +59,12 @@ pub enum Msg {
     ReportOk {
         req: u64,
     } = 8,
+    /// The forwarded write reached a server not responsible for it in its own view
+    /// (`DistroFilter`: 400 "receive invalid redirect request from peer").
+    ForwardRejected {
+        origin: NodeId,
+        req: u64,
+    } = 9,
 }
 
 /// Server timers.
@@ -67,11 +73,31 @@ pub enum Msg {
 pub enum Timer {
     HealthCheck = 1,
     Report = 2,
-    ReportTimeout { req: u64 } = 3,
-    SyncDelay { service: ServiceId } = 4,
-    SyncTimeout { peer: NodeId, service: ServiceId, seq: u32 } = 5,
-    SyncRetry { peer: NodeId, service: ServiceId } = 6,
+    ReportTimeout {
+        req: u64,
+    } = 3,
+    SyncDelay {
+        service: ServiceId,
+    } = 4,
+    SyncTimeout {
+        peer: NodeId,
+        service: ServiceId,
+        seq: u32,
+    } = 5,
+    SyncRetry {
+        peer: NodeId,
+        service: ServiceId,
+    } = 6,
     Verify = 7,
-    PushDebounce { service: ServiceId } = 8,
-    PushTimeout { push_id: u64 } = 9,
+    PushDebounce {
+        service: ServiceId,
+    } = 8,
+    PushTimeout {
+        push_id: u64,
+    } = 9,
+    /// A proxied write got no answer within `DistroFilter`'s read timeout.
+    ForwardTimeout {
+        origin: NodeId,
+        req: u64,
+    } = 10,
 }

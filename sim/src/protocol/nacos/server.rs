@@ -9,6 +9,13 @@
 //! responsible for, it marks an instance unhealthy when `now - last_beat > unhealthy_after` and
 //! deletes it when `now - last_beat > delete_after` (5 s, 15 s, 30 s). A beat for an unknown
 //! instance is answered "not found"; a beat makes an unhealthy instance healthy again.
+//! The proxy follows `DistroFilter.doFilter` (1.4.6): the write is sent on to the responsible
+//! server with a 2 s read timeout (`PROXY_READ_TIMEOUT`; its connections are pooled, so the
+//! 2 s connect timeout does not come into play); a refused or timed-out proxy answers the
+//! client with an error (500), and the responsible server rejects (400) a proxied write it is
+//! not responsible for in its own view ("should not be redirected again"), which the proxy
+//! relays. The client tries its next server on either. Membership changes only through the
+//! membership reports (a refused sync or proxy does not mark a peer down).
 //! Approximation: health flips are replicated by Distro sync like any other change (Nacos 1.x
 //! also has a separate service-status checksum task for them).
 
@@ -93,7 +100,12 @@ pub struct RegistryServer {
     peers: Vec<NodeId>,
     distro: Distro,
     push: Push,
+    /// Proxied writes waiting for the responsible server: (origin, request).
+    proxied: std::collections::BTreeSet<(NodeId, u64)>,
 }
+
+/// `DistroFilter.PROXY_READ_TIMEOUT`.
+pub const PROXY_TIMEOUT: SimDuration = SimDuration::from_secs(2);
 
 impl RegistryServer {
     pub fn new(config: ServerConfig, me: NodeId) -> Self {
@@ -109,6 +121,7 @@ impl RegistryServer {
             membership,
             healthy,
             peers,
+            proxied: Default::default(),
         }
     }
 
@@ -141,19 +154,28 @@ impl RegistryServer {
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
         match msg {
             Msg::Registry(registry::Msg::Write { kind, service, req }) => match self.responsible_for(service) {
-                Some(r) if r != self.me => ctx.send(r, nacos::Msg::Forward { origin: from, kind, service, req }),
+                Some(r) if r != self.me => {
+                    if self.proxied.insert((from, req)) {
+                        ctx.set_timer(PROXY_TIMEOUT, nacos::Timer::ForwardTimeout { origin: from, req });
+                    }
+                    ctx.send(r, nacos::Msg::Forward { origin: from, kind, service, req })
+                }
                 _ => {
                     let found = self.apply_write(ctx, from, kind, service);
                     ctx.send(from, registry::Msg::WriteOk { req, found });
                 }
             },
             Msg::Nacos(nacos::Msg::Forward { origin, kind, service, req }) => {
+                if self.responsible_for(service).is_some_and(|r| r != self.me) {
+                    return ctx.send(from, nacos::Msg::ForwardRejected { origin, req });
+                }
                 let found = self.apply_write(ctx, origin, kind, service);
                 ctx.send(from, nacos::Msg::ForwardOk { origin, req, found });
             }
-            Msg::Nacos(nacos::Msg::ForwardOk { origin, req, found }) => {
+            Msg::Nacos(nacos::Msg::ForwardOk { origin, req, found }) if self.proxied.remove(&(origin, req)) => {
                 ctx.send(origin, registry::Msg::WriteOk { req, found })
             }
+            Msg::Nacos(nacos::Msg::ForwardRejected { origin, req }) => self.proxy_failed(ctx, origin, req),
             Msg::Nacos(nacos::Msg::Sync { service, data, seq }) => {
                 if let Some(t) = self.tables.get_mut(service.0 as usize) {
                     let before = t.version;
@@ -260,6 +282,7 @@ impl RegistryServer {
                 ctx.set_timer(self.config.health.check_interval, nacos::Timer::HealthCheck);
             }
             Timer::Nacos(nacos::Timer::Report) => self.membership.on_report_timer(ctx),
+            Timer::Nacos(nacos::Timer::ForwardTimeout { origin, req }) => self.proxy_failed(ctx, origin, req),
             Timer::Nacos(nacos::Timer::ReportTimeout { req }) if self.membership.on_report_timeout(ctx, req) => {
                 self.membership_changed()
             }
@@ -322,10 +345,20 @@ impl RegistryServer {
     }
 
     pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
-        if self.membership.on_refused(ctx, to) {
-            self.membership_changed();
+        match &msg {
+            Msg::Nacos(nacos::Msg::Report { .. }) if self.membership.on_refused(ctx, to) => self.membership_changed(),
+            Msg::Nacos(nacos::Msg::Forward { origin, req, .. }) => self.proxy_failed(ctx, *origin, *req),
+            _ => {}
         }
         self.distro.refused(ctx, to, &msg);
+    }
+
+    /// The proxy of `origin`'s write `req` failed (refused, timed out, rejected): the client
+    /// gets an error answer, once.
+    fn proxy_failed(&mut self, ctx: &mut NodeCtx<'_>, origin: NodeId, req: u64) {
+        if self.proxied.remove(&(origin, req)) {
+            ctx.send(origin, registry::Msg::WriteError { req });
+        }
     }
 
     /// Ephemeral data, membership view, pending syncs and push clients live in memory only.
@@ -335,5 +368,6 @@ impl RegistryServer {
         self.membership_changed();
         self.distro.reset();
         self.push.reset();
+        self.proxied.clear();
     }
 }

@@ -118,6 +118,11 @@ pub enum Msg {
     PushAck {
         push_id: u64,
     } = 7,
+    /// An HTTP error answer to a write (a proxy that failed: 500, or a 400 it relays); the
+    /// client tries the next server (`NamingProxy.callServer` throws on any non-200 status).
+    WriteError {
+        req: u64,
+    } = 8,
 }
 
 /// Client-side timers (instances and consumers).

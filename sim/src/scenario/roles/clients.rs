@@ -42,7 +42,7 @@ pub(super) fn instances(b: &mut Nodes<'_>) -> Result<(), BuildError> {
                 service_name: Arc::from(s.instances.service.as_str()),
                 servers: Arc::clone(servers),
                 beat_interval: s.instances.beat_interval,
-                request_timeout: s.instances.request_timeout,
+                request_timeout: s.instances.answer_timeout(s.network.transport.registry),
                 service_time: service_time.clone(),
                 concurrency: s.instances.concurrency,
                 queue_max: s.instances.queue_max,
@@ -75,7 +75,7 @@ pub(super) fn consumers(b: &mut Nodes<'_>) -> Result<(), BuildError> {
                 servers: Arc::clone(servers),
                 poll_interval: c.poll_interval.unwrap_or(default_poll(s)),
                 backoff_max: c.backoff_max,
-                query_timeout: c.query_timeout,
+                query_timeout: c.answer_timeout(s.network.transport.registry),
             })
         })
         .collect();

@@ -298,3 +298,70 @@ fn a_verify_round_repairs_a_copy_that_missed_a_sync() {
         assert!(retry > round + ms(3), "{name}: the verify repaired first");
     }
 }
+
+/// nacos naming/.../web/DistroFilter.doFilter (1.4.6): the proxy is `HttpClient.request` with
+/// `PROXY_READ_TIMEOUT` 2 s; any failure (refused, timed out) comes back as a 500 result,
+/// which the filter writes to the client (`WebUtils.response(resp, data, result.getCode())`);
+/// a proxied request (the server's User-Agent) at a server that is not responsible either is
+/// answered 400 ("receive invalid redirect request from peer") and not applied. The client
+/// tries its next server on any non-200 answer (`NamingProxy.callServer`). DEMO belongs to
+/// server 0; the instance talks to server 1, which proxies.
+#[test]
+fn a_failed_proxy_answers_the_client_with_an_error_once() {
+    type Setup = fn(&mut Harness<Node>);
+    // (case, setup, when server 1 sends the instance an error (ms; the register reaches it at
+    // 1 ms and is proxied then), whether an OK reaches the instance)
+    let cases: &[(&str, Setup, Option<u64>, bool)] = &[
+        ("answered: relayed", |_| {}, None, true),
+        ("responsible server cut off: 500 at the 2 s read timeout", |h| h.cut(S[1], S[0]), Some(2_001), false),
+        ("responsible process down: 500 when the refusal comes back", |h| h.crash(S[0]), Some(3), false),
+        (
+            "the answer comes after the timeout: 500 at 2 s, the late answer dropped",
+            |h| {
+                h.set_filter(|_, _, m| match m {
+                    Msg::Nacos(nacos::Msg::ForwardOk { .. }) => Verdict::Delay(SimDuration::from_secs(3)),
+                    _ => Verdict::Deliver,
+                })
+            },
+            Some(2_001),
+            false,
+        ),
+    ];
+    for (case, setup, error_at, ok) in cases {
+        let mut h = cluster(3, &[DEMO]);
+        setup(&mut h);
+        let inst = instance(&mut h, ServiceId(0), &[S[1]]);
+        h.run_until(at(4_900));
+        let to_inst = |want_ok: bool| {
+            sent_where(&h, |from, to, m| {
+                from == S[1]
+                    && to == inst
+                    && match m {
+                        Msg::Registry(registry::Msg::WriteOk { .. }) => want_ok,
+                        Msg::Registry(registry::Msg::WriteError { .. }) => !want_ok,
+                        _ => false,
+                    }
+            })
+        };
+        let errors: Vec<SimTime> = to_inst(false).into_iter().map(|(t, ..)| t).collect();
+        assert_eq!(errors, error_at.map(at).into_iter().collect::<Vec<_>>(), "{case}: errors");
+        assert_eq!(!to_inst(true).is_empty(), *ok, "{case}: OK relayed");
+        let failed =
+            obs_of(&h, inst, |o| *o == Obs::Request { kind: crate::protocol::RequestKind::Register, ok: false });
+        assert_eq!(failed.len(), usize::from(error_at.is_some()), "{case}: the client gave up on its only server");
+    }
+}
+
+/// DistroFilter: a proxied write reaching a server that is not responsible in its own view is
+/// rejected (400) and not applied.
+#[test]
+fn a_proxied_write_at_a_server_not_responsible_is_rejected() {
+    let mut h = cluster(3, &[DEMO]);
+    let origin = NodeId(9);
+    h.inject(S[1], S[2], nacos::Msg::Forward { kind: Write::Register, origin, service: ServiceId(0), req: 4 });
+    h.settle();
+    let answers: Vec<(NodeId, NodeId, Msg)> =
+        sent_where(&h, |from, _, _| from == S[2]).into_iter().map(|(_, f, t, m, _)| (f, t, m)).collect();
+    assert!(answers.contains(&(S[2], S[1], Msg::Nacos(nacos::Msg::ForwardRejected { origin, req: 4 }))), "{answers:?}");
+    assert!(copy(&h, S[2], ServiceId(0)).is_empty(), "not applied");
+}

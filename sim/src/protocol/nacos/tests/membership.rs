@@ -166,3 +166,21 @@ fn a_down_member_loses_its_services_and_a_suspicious_one_keeps_them() {
     let registered = obs_of(&h, S[1], |o| *o == Obs::Registered { instance: late });
     assert_eq!(registered, vec![(at(17_502), Obs::Registered { instance: late })]);
 }
+
+/// Members change state only through `MemberInfoReportTask` (`MemberUtil.onFail` and
+/// `onSuccess` are called from its callback alone): a refused Distro sync or proxied write to
+/// a dead peer leaves the peer UP until a report to it fails (Distro retries the sync,
+/// `DistroFailedTaskHandler`). Server 2 crashes at 100 ms; server 0 sends it a Pull at once.
+#[test]
+fn a_refused_message_other_than_a_report_does_not_mark_a_peer_down() {
+    let mut h = cluster(5, &[DEMO]);
+    h.run_until(at(100));
+    h.crash(S[2]);
+    h.inject(S[0], S[2], crate::protocol::nacos::Msg::Pull { service: ServiceId(0) });
+    h.run_until(at(1_000));
+    assert_eq!(view(&h, S[0], S[2]), vec![], "no change from the refused pull");
+    // The first report to server 2 (round robin from server 1, every 2 s) is refused: DOWN.
+    h.run_until(at(6_000));
+    let v = view(&h, S[0], S[2]);
+    assert!(matches!(v.first(), Some((_, MemberState::Down))), "{v:?}");
+}
