@@ -10,7 +10,7 @@
 //!   TCP, so the protocol never sees one. A partition that heals before the limit delays the
 //!   message instead of losing it. A request that opens its own connection (`connect_timeout`
 //!   set: a client that does not keep connections between requests) first needs the
-//!   handshake: a round trip when SYN and SYN-ACK get through; otherwise SYNs are sent again
+//!   handshake: a round trip (twice one latency draw) when SYN and SYN-ACK get through; otherwise SYNs are sent again
 //!   with the initial RTO of 1 s, doubling, and when the handshake has not completed at the
 //!   connect timeout the sender learns of a failed connection (as it learns of a refused one).
 //!

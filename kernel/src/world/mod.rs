@@ -70,9 +70,9 @@ enum Event<M, T> {
         timer: T,
     },
     Fault(u32),
-    /// A stream message's packet sent again (rare: only after a loss or a partition, so it
-    /// is boxed to keep the queued event small).
-    Segment(Box<Segment<M>>),
+    /// A stream message's packet sent again (rare: only after a loss or a partition). The
+    /// message waits in the transport's slab, so the queued event stays small and plain.
+    Segment(u32),
 }
 
 /// A stream message waiting for its next transmission.
@@ -87,12 +87,20 @@ struct Segment<M> {
 struct Io<M, T> {
     queue: EventQueue<Event<M, T>>,
     net: Network,
+    /// Stream messages waiting for a retransmission (`Event::Segment` indexes it), and the
+    /// free slots.
+    segments: Vec<Option<Segment<M>>>,
+    free: Vec<u32>,
 }
 
 impl<M: Clone + Channel, T> Transport<M, T> for Io<M, T> {
     #[inline(always)]
     fn send(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: M) {
         if let wire @ Wire::Stream { connect_timeout } = self.net.wire(msg.channel()) {
+            if let Some(d) = self.net.stream_fast(from, to, connect_timeout.is_some()) {
+                self.queue.push(now + d, Event::Deliver { from, to, msg });
+                return;
+            }
             return self.stream(now, from, to, msg, wire, Attempt::first(now, connect_timeout));
         }
         match self.net.route(from, to) {
@@ -138,13 +146,25 @@ impl<M: Clone + Channel, T> Transport<M, T> for Io<M, T> {
 
 impl<M, T> Io<M, T> {
     /// One transmission of stream message `msg` in state `attempt` (see `net::wire`).
+    #[inline]
     fn stream(&mut self, now: SimTime, from: NodeId, to: NodeId, msg: M, wire: Wire, attempt: Attempt) {
         match self.net.stream_step(now, from, to, wire, attempt) {
             StreamStep::Arrives(d) => {
                 self.queue.push(now + d, Event::Deliver { from, to, msg });
             }
             StreamStep::Retry(d, attempt) => {
-                self.queue.push(now + d, Event::Segment(Box::new(Segment { from, to, msg, attempt })));
+                let seg = Some(Segment { from, to, msg, attempt });
+                let idx = match self.free.pop() {
+                    Some(i) => {
+                        self.segments[i as usize] = seg;
+                        i
+                    }
+                    None => {
+                        self.segments.push(seg);
+                        u32::try_from(self.segments.len() - 1).expect("world: more than 2^32 segments in flight")
+                    }
+                };
+                self.queue.push(now + d, Event::Segment(idx));
             }
             // The sender's own host reports the failed connect: no packet carries it.
             StreamStep::ConnectFailed(at) => {
@@ -196,7 +216,7 @@ where
         World {
             now: SimTime::ZERO,
             hosts: Hosts::new(seed),
-            io: Io { queue: EventQueue::new(), net },
+            io: Io { queue: EventQueue::new(), net, segments: Vec::new(), free: Vec::new() },
             fault_rng: stream(seed, "faults/fire"),
             resolver: Box::new(NoRoles),
             faults: Vec::new(),
@@ -301,10 +321,12 @@ where
             Event::Deliver { from, to, msg } => self.hosts.deliver(now, from, to, msg, io),
             Event::Refused { from, to, msg } => self.hosts.refused(now, from, to, msg, io),
             Event::Timer { node, incarnation, id, timer } => self.hosts.timer(now, node, incarnation, id, timer, io),
-            Event::Segment(seg) => {
+            Event::Segment(idx) => {
                 // A crashed sender's connections died with it; a paused one's kernel still
                 // retransmits.
-                let Segment { from, to, msg, attempt } = *seg;
+                let seg = self.io.segments[idx as usize].take().expect("a queued segment is in the slab");
+                self.io.free.push(idx);
+                let Segment { from, to, msg, attempt } = seg;
                 if self.hosts.status(from) != Status::Crashed {
                     let wire = self.io.net.wire(msg.channel());
                     self.io.stream(now, from, to, msg, wire, attempt);
@@ -335,7 +357,7 @@ where
     }
 
     fn apply_fault(&mut self, action: &FaultAction) {
-        let Io { queue, net } = &mut self.io;
+        let Io { queue, net, .. } = &mut self.io;
         let mut wake = |at, node, what| Io::<A::Msg, A::Timer>::push_wake(queue, at, node, what);
         let undo = self.hosts.apply_fault(self.now, action, net, &*self.resolver, &mut self.fault_rng, &mut wake);
         if let Some((at, undo)) = undo {

@@ -133,6 +133,10 @@ pub enum Timer {
     /// Attempt `attempt` of a request timed out (a later attempt's timer is another one).
     RequestTimeout {
         attempt: u16,
+        /// The second leg of a long timeout (see `clients::instance`): the first fires at
+        /// `MAX_FIRST_LEG` and, if the request still waits, arms the rest. (Declared before
+        /// `req`: `repr(u8)` keeps field order, and here it packs into the padding.)
+        rest: bool,
         req: u64,
     } = 2,
     Poll = 3,
