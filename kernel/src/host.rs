@@ -25,7 +25,7 @@
 use std::hash::Hash;
 
 use crate::actor::{Actor, Ctx, Effect, NodeId, Record, TimerId, What};
-use crate::clock::LocalClock;
+use crate::clock::{Clocks, LocalClock};
 use crate::digest::Digest;
 use crate::fault::{FaultAction, FaultRecord, Resolve, RoleFault};
 use crate::net::{Network, Partition, Shape};
@@ -77,8 +77,8 @@ struct Meta {
     /// Number of ids in this node's `cancelled` list (0 on the fast path).
     cancelled: u32,
     next_timer: u32,
-    /// Whether the node's clock was ever skewed (then `clocks` holds it; otherwise the node
-    /// reads true time and `clocks` is not touched).
+    /// Whether the node's clock is not true time (its oscillator drifts, or it was skewed):
+    /// then `clocks` holds it; otherwise the node reads true time and `clocks` is not touched.
     skewed: bool,
 }
 
@@ -102,6 +102,8 @@ pub struct Hosts<A: Actor> {
     digest: Digest,
     events: u64,
     effects: Vec<Effect<A::Msg, A::Timer>>,
+    /// Oscillator drift and timer jitter (perfect unless set).
+    imperfect: Clocks,
 }
 
 impl<A: Actor> Hosts<A> {
@@ -118,22 +120,29 @@ impl<A: Actor> Hosts<A> {
             digest: Digest::default(),
             events: 0,
             effects: Vec::new(),
+            imperfect: Clocks::default(),
         }
+    }
+
+    /// Gives every node added from now on its own drift, and every timer its jitter.
+    pub fn set_clocks(&mut self, clocks: Clocks) {
+        self.imperfect = clocks;
     }
 
     /// Adds a node whose random stream is named `stream_name` (e.g. `instances/17`); the
     /// runtime wakes it with `Wake::Start { incarnation: 0 }` at its start time.
     pub fn add(&mut self, stream_name: &str, actor: A) -> NodeId {
         let id = NodeId(u32::try_from(self.meta.len()).expect("hosts: more than 2^32 nodes"));
+        let drift = self.imperfect.drift_ppm(id.0);
         self.meta.push(Meta {
             status: Status::Up,
             started: false,
             incarnation: 0,
             cancelled: 0,
             next_timer: 0,
-            skewed: false,
+            skewed: drift != 0,
         });
-        self.clocks.push(LocalClock::default());
+        self.clocks.push(LocalClock::drifting(drift));
         self.actors.push(actor);
         self.rngs.push(stream(self.seed, stream_name));
         self.aux.push(Aux { cancelled: Vec::new(), deferred: Vec::new() });
@@ -335,7 +344,7 @@ impl<A: Actor> Hosts<A> {
         handler: impl FnOnce(&mut A, &mut Ctx<'_, A::Msg, A::Timer, A::Obs>),
     ) {
         let i = node.index();
-        let Hosts { meta, clocks, actors, rngs, aux, records, effects, .. } = self;
+        let Hosts { meta, clocks, actors, rngs, aux, records, effects, imperfect, .. } = self;
         let m = &mut meta[i];
         let clock = if m.skewed { clocks[i] } else { LocalClock::default() };
         let incarnation = m.incarnation;
@@ -349,7 +358,8 @@ impl<A: Actor> Hosts<A> {
                     out.send(now, node, to, msg)
                 }
                 Effect::SetTimer { id, delay, timer } => {
-                    out.set_timer(now + clock.true_delay(delay), node, incarnation, id, timer)
+                    let at = now + clock.true_delay(delay) + imperfect.jitter(node.0, id.0);
+                    out.set_timer(at, node, incarnation, id, timer)
                 }
                 Effect::CancelTimer(id) => {
                     aux[i].cancelled.push(id);
@@ -413,7 +423,8 @@ impl<A: Actor> Hosts<A> {
     /// Steps `n`'s clock to `true time + offset_ns` from `now` on, drifting by `drift_ppm`.
     pub fn skew(&mut self, now: SimTime, n: NodeId, offset_ns: i64, drift_ppm: i64) {
         self.meta[n.index()].skewed = true;
-        self.clocks[n.index()].set_skew(now, offset_ns, drift_ppm);
+        let base = self.imperfect.drift_ppm(n.0);
+        self.clocks[n.index()].set_skew(now, offset_ns, drift_ppm, base);
         self.record(now, n, FaultRecord::ClockSkewed { offset_ns, drift_ppm });
     }
 

@@ -117,10 +117,11 @@ fn partition_heals_and_converges_within_the_protocol_bound() {
     assert!(st.max_fraction_wrong > 0.0 && st.worst_wrong_duration_s >= 10.0, "{st:?}");
 }
 
-/// False positives rise with packet loss and are attributed to it.
+/// False positives rise with packet loss and are attributed to it (on TCP, 10 % loss evicts
+/// nobody: seed 1 gives 0, 0, 55, 314 and 1030 over 600 s at 0, 10, 20, 30 and 40 %).
 #[test]
 fn false_positives_rise_with_loss() {
-    let fps: Vec<u64> = ["0", "0.1", "0.3"]
+    let fps: Vec<u64> = ["0", "0.2", "0.4"]
         .iter()
         .map(|l| go("nacos-loss.toml", &[&format!("network.loss={l}"), "duration=600s"]).report.false_positives.count)
         .collect();
@@ -131,7 +132,7 @@ fn false_positives_rise_with_loss() {
 /// The same lossy cluster with Nacos' HTTP on TCP (the default) and on datagrams: TCP turns a
 /// lost packet into a retransmission 200 ms later, datagrams into a lost request (a 3 s wait
 /// and a failover), so at 10 % loss TCP has far fewer wrongful evictions (measured with seed 1
-/// over 600 s: 1 against 38; at 30 %, 302 against 978, when handshakes fail too).
+/// over 600 s: 0 or 1 against 38; at 30 %, about 300 against 978, when handshakes fail too).
 #[test]
 fn tcp_absorbs_the_loss_that_evicts_instances_over_datagrams() {
     let fps = |sets: &[&str]| {

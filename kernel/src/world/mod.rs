@@ -224,6 +224,11 @@ where
         }
     }
 
+    /// Gives every node added from now on its own clock drift, and every timer its jitter.
+    pub fn set_clocks(&mut self, clocks: crate::clock::Clocks) {
+        self.hosts.set_clocks(clocks);
+    }
+
     /// Sets what resolves role targets (`FaultAction::OnRole`); by default none resolves.
     pub fn set_resolver(&mut self, resolver: Box<dyn Resolve<A>>) {
         self.resolver = resolver;

@@ -90,6 +90,7 @@ pub fn check(s: &Scenario) -> Result<(), BuildError> {
 pub fn build(s: &Scenario, seed: u64) -> Result<Built, BuildError> {
     let Layout { nodes, network, faults, topology, seed } = layout(s, seed)?;
     let mut world = World::new(seed, network);
+    world.set_clocks(s.clocks.clocks(seed));
     world.set_resolver(Box::new(crate::protocol::ConsensusRoles));
     for n in nodes {
         world.add_node(&n.stream, n.actor, n.start_at);

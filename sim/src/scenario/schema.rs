@@ -56,6 +56,9 @@ pub struct Scenario {
     pub regions: Vec<String>,
     #[serde(default)]
     pub network: NetworkSpec,
+    /// Every node's oscillator drift and timer jitter (`regsim_kernel::clock`).
+    #[serde(default)]
+    pub clocks: regsim_kernel::clock::ClockSpec,
     #[serde(default)]
     pub registry: RegistrySpec,
     #[serde(default)]
@@ -289,6 +292,7 @@ impl Scenario {
             return e("limits.max_events", &format!("expected 1..={}", limits::MAX_EVENTS));
         }
         self.network.validate()?;
+        crate::protocol::config::within("clocks", self.clocks.validate())?;
         if self.registry.servers == 0 || self.registry.servers > limits::MAX_SERVERS {
             return e("registry.servers", &format!("expected 1..={} servers", limits::MAX_SERVERS));
         }
