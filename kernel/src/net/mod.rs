@@ -174,20 +174,22 @@ impl Network {
         usize::from(self.link[class(from) * self.classes + class(to)])
     }
 
-    /// Whether one packet from `from` to `to` gets through now (not cut off, not lost); counts
-    /// the drop otherwise.
+    /// Whether one packet from `from` to `to` gets through now (not cut off, not lost): the
+    /// link's profile if it does, why not otherwise (the drop counted). Datagrams and stream
+    /// segments alike.
     #[inline]
-    fn packet(&mut self, from: NodeId, to: NodeId) -> bool {
+    fn packet(&mut self, from: NodeId, to: NodeId) -> Result<usize, DropCause> {
         if !self.connected(from, to) {
             self.stats.dropped_partition += 1;
-            return false;
+            return Err(DropCause::Partition);
         }
-        let loss = self.profiles[self.profile(from, to)].loss;
+        let p = self.profile(from, to);
+        let loss = self.profiles[p].loss;
         if loss > 0.0 && self.rng.random::<f64>() < loss {
             self.stats.dropped_loss += 1;
-            return false;
+            return Err(DropCause::Loss);
         }
-        true
+        Ok(p)
     }
 
     /// One latency draw from `from` to `to`.
@@ -214,7 +216,7 @@ impl Network {
         let mut a = a;
         if a.connecting {
             let deadline = a.sent + connect_timeout.unwrap_or(SimDuration::MAX);
-            if self.packet(from, to) && self.packet(to, from) {
+            if self.packet(from, to).is_ok() && self.packet(to, from).is_ok() {
                 // One draw for the round trip (SYN and SYN-ACK alike): a handshake is on every
                 // registry request, and a second draw costs more than the model gains.
                 handshake = self.latency(from, to).saturating_mul(2);
@@ -231,7 +233,7 @@ impl Network {
         }
         // The data segment leaves when the handshake completes; the path is judged now (a
         // handshake is one round trip: a partition starting within it is not seen).
-        if self.packet(from, to) {
+        if self.packet(from, to).is_ok() {
             return StreamStep::Arrives(handshake + self.latency(from, to));
         }
         if a.retries >= self.tcp.retries {
@@ -273,15 +275,10 @@ impl Network {
     #[inline]
     pub fn route(&mut self, from: NodeId, to: NodeId) -> Delivery {
         self.stats.sent += 1;
-        if !self.connected(from, to) {
-            self.stats.dropped_partition += 1;
-            return Delivery::Dropped(DropCause::Partition);
-        }
-        let profile = &self.profiles[self.profile(from, to)];
-        if profile.loss > 0.0 && self.rng.random::<f64>() < profile.loss {
-            self.stats.dropped_loss += 1;
-            return Delivery::Dropped(DropCause::Loss);
-        }
+        let profile = match self.packet(from, to) {
+            Ok(p) => &self.profiles[p],
+            Err(cause) => return Delivery::Dropped(cause),
+        };
         let first = profile.latency.sample(&mut self.rng);
         if profile.duplicate > 0.0 && self.rng.random::<f64>() < profile.duplicate {
             self.stats.duplicated += 1;
