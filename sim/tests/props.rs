@@ -297,7 +297,7 @@ target = "instances[0..1]"
 
 /// CP: a health probe sent while the instance was down fails just after its restart; that mark
 /// is a late detection of its own crash (cause `restart`), not an unexplained eviction. (Found
-/// when every message was a datagram; the transports are set so, to keep the schedule.)
+/// when every message was a datagram and storage was instant; both are set so, to keep the schedule.)
 #[test]
 fn regression_late_mark_after_restart_is_explained() {
     let out = run_text(
@@ -315,6 +315,7 @@ election_timeout = "1s"
 election_jitter = "200ms"
 heartbeat_interval = "200ms"
 reads = "lease"
+fsync = { dist = "constant", value = "0s" }
 [instances]
 count = 1
 start_spread = "40s"

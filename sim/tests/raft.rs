@@ -1,5 +1,5 @@
 //! The Raft paper's Figure 16 (§9.3), qualitatively, from `scenarios/raft-election-timing.toml`
-//! at 200 leader crashes per timeout range (400 s).
+//! at 200 leader crashes per timeout range (400 s), and what storage latency does to it.
 
 mod common;
 
@@ -31,15 +31,38 @@ fn no_randomness_means_repeated_split_votes() {
 /// More randomness shortens the worst case (p99 falls from 150-155 to 150-175 to 150-300 ms),
 /// and with 150-300 ms every leader crash is followed by a new leader. The minimum downtime is
 /// about half the minimum timeout (the crash falls anywhere in the 75 ms heartbeat interval)
-/// plus a broadcast: 75 ms + 5-20 ms; we allow [75, 150] ms.
+/// plus a vote round (two ~15 ms writes and a LAN round trip): about 105 ms; we allow
+/// [75, 150] ms. The worst of 200 failovers at 150-300 ms is at most one split round: two
+/// rounds of at most 300 ms + 35 ms, so below 0.7 s (the paper: worst case 513 ms at 150-200).
 #[test]
 fn randomness_shortens_elections_and_the_floor_is_half_the_timeout() {
     let p99 = |j: &str| elections(&[&format!("registry.raft.election_jitter={j}")]);
     let (a, b, c) = (p99("5ms"), p99("25ms"), p99("150ms"));
     assert!(a.downtime.p99_s > b.downtime.p99_s && b.downtime.p99_s > c.downtime.p99_s, "{a:?} {b:?} {c:?}");
     assert!(c.incidents >= 195 && c.unresolved == 0, "{c:?}");
-    assert!(c.downtime.max_s < 0.6, "150-300 ms worst case {}", c.downtime.max_s);
+    assert!(c.downtime.max_s < 0.7, "150-300 ms worst case {}", c.downtime.max_s);
     assert!((0.075..=0.15).contains(&c.downtime.min_s), "min downtime {}", c.downtime.min_s);
+}
+
+/// What sets the split-vote rate at small randomness is how long a candidate takes to ask: it
+/// writes its term and self-vote before any RequestVote leaves, and a server whose timer fires
+/// within that write (plus the one-way latency) campaigns too. At 150-155 ms the median
+/// downtime grows with the write: the paper's 287 ms lies between this model's medians with a
+/// 1 ms write (about 130 ms) and a 3 ms one (about 420 ms); with the thesis's ~15 ms broadcast
+/// charged to the write it is several seconds. A sensitivity check of the mechanism, not a
+/// fit: the canonical scenario keeps the thesis's figure.
+#[test]
+fn the_candidates_write_sets_the_split_vote_window() {
+    let at = |fsync: &str| {
+        let disk = format!("registry.raft.fsync={{dist=\"constant\",value=\"{fsync}\"}}");
+        elections(&["registry.raft.election_jitter=5ms", &disk])
+    };
+    let (fast, mid, thesis) = (at("1ms"), at("3ms"), elections(&["registry.raft.election_jitter=5ms"]));
+    assert!(fast.downtime.p50_s < mid.downtime.p50_s && mid.downtime.p50_s < thesis.downtime.p50_s);
+    assert!(fast.split_votes < mid.split_votes && mid.split_votes < thesis.split_votes);
+    let paper = 0.287;
+    assert!(fast.downtime.p50_s < paper && paper < mid.downtime.p50_s, "{fast:?} {mid:?}");
+    assert!(thesis.downtime.p50_s > 1.0, "~15 ms write: p50 {}", thesis.downtime.p50_s);
 }
 
 fn isolation(sets: &[&str]) -> regsim::report::model::IsolationReport {

@@ -56,10 +56,12 @@ fn swarm_finds_vote_twice() {
 
 /// Within 400 runs (it stops at the first failure): since the Raft model follows etcd's
 /// CheckQuorum window, a cut-off leader keeps its role for one to two election timeouts, and an
-/// uncommitted write it applies has to meet a read in that window.
+/// uncommitted write it applies has to meet a read in that window. Since Raft writes to disk
+/// before it answers, the first failure of sweep seed 1 (run 84) shrinks to 6 faults (two
+/// partitions and four pauses; swarm seeds 2-5 shrink to 1, 2, 4 and 2); before, to 3.
 #[test]
 fn swarm_finds_apply_before_commit() {
-    finds("cp.toml", "apply_before_commit", "linearizable", 400, 3);
+    finds("cp.toml", "apply_before_commit", "linearizable", 400, 6);
 }
 
 #[test]

@@ -23,7 +23,7 @@ pub enum DistKind {
 }
 
 /// The scenario form; `build` checks that the fields fit the kind.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LatencySpec {
     pub dist: DistKind,
@@ -38,7 +38,7 @@ pub struct LatencySpec {
 }
 
 /// A fraction of messages delayed by an extra Pareto(scale, alpha) amount.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TailSpec {
     pub fraction: f64,
@@ -203,6 +203,11 @@ impl LatencySpec {
 }
 
 impl Latency {
+    /// Whether every draw is 0 (a constant 0 without a tail): callers may skip the delay.
+    pub fn is_zero(&self) -> bool {
+        matches!(self.kind, Kind::Constant(0)) && self.tail.as_ref().is_none_or(|(f, _)| *f == 0.0)
+    }
+
     /// One draw. Uses the generator a fixed number of times per kind, so streams stay aligned.
     #[inline]
     pub fn sample(&self, rng: &mut SimRng) -> SimDuration {

@@ -14,7 +14,7 @@ pub mod latency;
 pub mod partition;
 pub mod wire;
 
-pub use latency::{Latency, LatencySpec};
+pub use latency::{DistKind, Latency, LatencySpec};
 pub use partition::{Partition, Shape};
 pub use wire::{Attempt, Channel, StreamStep, TcpSpec, Wire, WireKind};
 

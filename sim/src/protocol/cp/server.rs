@@ -12,7 +12,7 @@ use regsim_kernel::{NodeId, SimDuration};
 
 pub use crate::protocol::raft::ReadMode;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CpConfig {
     /// Raft's settings, with how reads are served (`raft.reads`).
     pub raft: RaftConfig,

@@ -31,6 +31,8 @@ fn config(reads: ReadMode, apply_before_commit: bool) -> CpConfig {
         election_jitter: ms(150),
         heartbeat_interval: ms(50),
         reads,
+        // Instant storage: the tables count round trips (raft/tests.rs adds the disk).
+        fsync: regsim_kernel::net::LatencySpec::constant(SimDuration::ZERO),
         ..RaftConfig::default()
     };
     CpConfig { raft, apply_before_commit, ..CpConfig::default() }

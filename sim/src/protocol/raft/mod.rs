@@ -19,6 +19,17 @@
 //!   up-to-date candidate of its term, even after voting for another one, so two candidates
 //!   that campaign in the same term can both collect a majority (`one_leader_per_term` fails).
 //!
+//! - **Stable storage** (`fsync`, a latency distribution; default a datacenter SSD, median
+//!   1 ms): term, vote and log entries are written before any message that depends on them
+//!   leaves, as etcd-io/raft's `Ready` contract requires (`node.go`, `Ready`: persist
+//!   `HardState` and `Entries`, then send `Messages`) and LogCabin does (`RaftConsensus.cc`):
+//!   a candidate's RequestVotes wait for its new term and self-vote, a vote for the voted-for,
+//!   an AppendEntries answer for the appended entries. Writes are done one after the other;
+//!   changes made while one is in flight join the next (a group commit). The leader sends
+//!   AppendEntries at once and writes its own entries in parallel (thesis §10.2.1), counting
+//!   itself towards a commit only once they are durable, so a CP write takes at least one
+//!   fsync plus a round trip and a follower's fsync.
+//!
 //! Defaults follow JRaft in Nacos (election 5 s + random [0, 1 s), heartbeat 500 ms); the
 //! etcd settings and the Raft paper's (150–300 ms) are expressible. Term, vote and log are
 //! persistent and survive a crash; the commit index is volatile, as in the paper.
@@ -85,4 +96,8 @@ pub enum Timer {
     CheckQuorum {
         term: u64,
     } = 3,
+    /// Storage write `seq` (and every earlier one) is durable.
+    Disk {
+        seq: u32,
+    } = 4,
 }

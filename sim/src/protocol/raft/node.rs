@@ -6,6 +6,7 @@ use rand::RngExt;
 
 use super::{Msg, RaftConfig, Timer};
 use crate::protocol::{NodeCtx, Obs, ServerList, ServiceId};
+use regsim_kernel::net::Latency;
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -61,6 +62,17 @@ struct Progress {
     lease_from: Option<SimTime>,
 }
 
+/// One write to stable storage: the state as of `log_len`, and the messages held until it is
+/// durable.
+#[derive(Debug)]
+struct DiskWrite {
+    seq: u32,
+    /// Local times the fsync starts (after the previous one) and ends.
+    start: SimTime,
+    log_len: u32,
+    out: Vec<(NodeId, Msg)>,
+}
+
 #[derive(Debug)]
 pub struct RaftNode {
     config: RaftConfig,
@@ -88,10 +100,20 @@ pub struct RaftNode {
     /// As leader: (round, local time its first AppendEntries went out), rounds within the last
     /// election timeout, oldest first.
     round_starts: std::collections::VecDeque<(u32, SimTime)>,
+    /// Storage latency (none: writes are instant).
+    disk: Option<Latency>,
+    /// Writes in flight, oldest first; each is one fsync, done one after the other.
+    writes: std::collections::VecDeque<DiskWrite>,
+    /// Local time the last write in flight ends.
+    disk_free: SimTime,
+    disk_seq: u32,
+    /// How much of the log is on stable storage (the leader counts itself up to here).
+    durable: u32,
 }
 
 impl RaftNode {
     pub fn new(config: RaftConfig, me: NodeId, servers: ServerList) -> Self {
+        let config_fsync = config.fsync.clone();
         RaftNode {
             config,
             me,
@@ -109,6 +131,11 @@ impl RaftNode {
             term_start: 0,
             round: 0,
             round_starts: Default::default(),
+            disk: config_disk(&config_fsync),
+            writes: Default::default(),
+            disk_free: SimTime::ZERO,
+            disk_seq: 0,
+            durable: 0,
         }
     }
 
@@ -169,12 +196,70 @@ impl RaftNode {
         self.servers.iter().copied().filter(|s| *s != self.me).collect()
     }
 
+    /// How much of the log this node may count as its own copy: what is durable.
+    fn durable_len(&self) -> u32 {
+        let len = self.log.len() as u32;
+        if self.disk.is_some() { self.durable.min(len) } else { len }
+    }
+
+    /// Term, vote or log changed: they go to stable storage. Changes made before the write in
+    /// flight starts join it (a group commit, as etcd's `Ready` batches them); otherwise a new
+    /// write starts when the disk is free.
+    fn persist(&mut self, ctx: &mut NodeCtx<'_>) {
+        let Some(disk) = &self.disk else { return };
+        let now = ctx.now();
+        let log_len = self.log.len() as u32;
+        if let Some(back) = self.writes.back_mut()
+            && back.start >= now
+        {
+            back.log_len = log_len;
+            return;
+        }
+        let start = now.max(self.disk_free);
+        let done = start + disk.sample(ctx.rng());
+        self.disk_free = done;
+        self.disk_seq = self.disk_seq.wrapping_add(1);
+        self.writes.push_back(DiskWrite { seq: self.disk_seq, start, log_len, out: Vec::new() });
+        ctx.set_timer(done.saturating_since(now), Timer::Disk { seq: self.disk_seq });
+    }
+
+    /// Sends `msg` once everything written so far is durable (etcd's `Ready` contract:
+    /// messages go out after the state they carry is persisted). Only the leader's
+    /// AppendEntries skip the wait ([`Self::replicate`]): it writes in parallel (§10.2.1).
+    fn send(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
+        match self.writes.back_mut() {
+            Some(w) => w.out.push((to, msg)),
+            None => ctx.send(to, msg),
+        }
+    }
+
+    /// Write `seq` (and every earlier one) is durable: release what waited for it.
+    fn on_disk_done(&mut self, ctx: &mut NodeCtx<'_>, seq: u32) {
+        let mut released = false;
+        while self.writes.front().is_some_and(|w| w.seq.wrapping_sub(seq) as i32 <= 0) {
+            let Some(w) = self.writes.pop_front() else { break };
+            self.durable = self.durable.max(w.log_len).min(self.log.len() as u32);
+            for (to, msg) in w.out {
+                ctx.send(to, msg);
+            }
+            released = true;
+        }
+        if released && self.role == Role::Leader {
+            self.advance_commit(ctx);
+        }
+    }
+
     pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
         self.become_follower(ctx, self.term);
     }
 
-    /// A crash loses the volatile state; term, vote and log are on disk.
+    /// A crash loses the volatile state; term, vote and log are on disk. Writes still in
+    /// flight are taken as done (their state survives) but their messages are lost: a safe
+    /// simplification (a real crash may lose them too, which Raft tolerates just as well).
     pub fn crash(&mut self) {
+        self.writes.clear();
+        self.disk_free = SimTime::ZERO;
+        self.durable = self.log.len() as u32;
         self.role = Role::Follower;
         self.commit = 0;
         self.votes.clear();
@@ -201,6 +286,7 @@ impl RaftNode {
             self.term = term;
             self.voted_for = None;
             self.leader = None;
+            self.persist(ctx);
         }
         if self.role == Role::Leader {
             self.leader = None;
@@ -213,7 +299,7 @@ impl RaftNode {
     fn request_votes(&mut self, ctx: &mut NodeCtx<'_>, term: u64, pre: bool) {
         let (last_index, last_term) = self.last();
         for p in self.peers() {
-            ctx.send(p, Msg::RequestVote { term, pre, last_index, last_term: last_term as u32 });
+            self.send(ctx, p, Msg::RequestVote { term, pre, last_index, last_term: last_term as u32 });
         }
     }
 
@@ -238,6 +324,7 @@ impl RaftNode {
         self.role = Role::Candidate;
         self.voted_for = Some(self.me);
         self.votes = vec![self.me];
+        self.persist(ctx);
         ctx.observe(Obs::Campaign { term: self.term });
         self.request_votes(ctx, self.term, false);
         self.reset_election_timer(ctx);
@@ -256,6 +343,7 @@ impl RaftNode {
         self.leader = Some(self.me);
         ctx.observe(Obs::LeaderElected { term: self.term, log: Arc::new(self.log_terms()) });
         self.log.push(Entry { term: self.term, cmd: Cmd::Noop });
+        self.persist(ctx);
         self.term_start = self.log.len() as u32;
         let next = self.log.len() as u32;
         // As etcd's `reset`: no follower counts as recently active until it answers.
@@ -292,6 +380,7 @@ impl RaftNode {
             return None;
         }
         self.log.push(Entry { term: self.term, cmd });
+        self.persist(ctx);
         self.replicate_all(ctx);
         self.advance_commit(ctx);
         Some(self.log.len() as u32)
@@ -341,7 +430,7 @@ impl RaftNode {
     /// Commits the highest index of the current term stored on a majority.
     fn advance_commit(&mut self, ctx: &mut NodeCtx<'_>) {
         let mut matched: Vec<u32> = self.progress.iter().map(|p| p.matched).collect();
-        matched.push(self.log.len() as u32);
+        matched.push(self.durable_len());
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.majority() - 1];
         if candidate > self.commit && self.term_at(candidate) == Some(self.term) {
@@ -400,7 +489,7 @@ impl RaftNode {
 
     fn on_append(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, term: u64, a: &Append) {
         if term < self.term {
-            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: 0, round: a.round });
+            self.send(ctx, from, Msg::AppendOk { term: self.term, ok: false, index: 0, round: a.round });
             return;
         }
         self.last_contact = Some(ctx.now());
@@ -408,23 +497,32 @@ impl RaftNode {
         self.leader = Some(from);
         if self.term_at(a.prev_index) != Some(a.prev_term) {
             let hint = (self.log.len() as u32).min(a.prev_index.saturating_sub(1));
-            ctx.send(from, Msg::AppendOk { term: self.term, ok: false, index: hint, round: a.round });
+            self.send(ctx, from, Msg::AppendOk { term: self.term, ok: false, index: hint, round: a.round });
             return;
         }
+        let mut changed = false;
         for (k, e) in a.entries.iter().enumerate() {
             let index = a.prev_index as usize + k + 1;
             match self.log.get(index - 1) {
                 Some(existing) if existing.term == e.term => {}
                 Some(_) => {
                     self.log.truncate(index - 1);
+                    self.durable = self.durable.min(index as u32 - 1);
                     self.log.push(*e);
+                    changed = true;
                 }
-                None => self.log.push(*e),
+                None => {
+                    self.log.push(*e);
+                    changed = true;
+                }
             }
+        }
+        if changed {
+            self.persist(ctx);
         }
         let last_new = a.prev_index + a.entries.len() as u32;
         self.commit = self.commit.max(a.commit.min(last_new));
-        ctx.send(from, Msg::AppendOk { term: self.term, ok: true, index: last_new, round: a.round });
+        self.send(ctx, from, Msg::AppendOk { term: self.term, ok: true, index: last_new, round: a.round });
     }
 
     /// Whether this node is in a leader's lease (etcd `Step`, `inLease`: `checkQuorum`, a
@@ -453,7 +551,7 @@ impl RaftNode {
         }
         if term < self.term {
             if pre {
-                ctx.send(from, Msg::Vote { term: self.term, pre: true, granted: false });
+                self.send(ctx, from, Msg::Vote { term: self.term, pre: true, granted: false });
             }
             return;
         }
@@ -467,19 +565,21 @@ impl RaftNode {
             || (pre && term > self.term)
             || (self.config.vote_twice && term == self.term);
         if can_vote && up_to_date {
-            ctx.send(from, Msg::Vote { term, pre, granted: true });
             if !pre {
                 self.voted_for = Some(from);
+                self.persist(ctx);
                 self.reset_election_timer(ctx);
             }
+            self.send(ctx, from, Msg::Vote { term, pre, granted: true });
         } else {
-            ctx.send(from, Msg::Vote { term: self.term, pre, granted: false });
+            self.send(ctx, from, Msg::Vote { term: self.term, pre, granted: false });
         }
     }
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
             Timer::Election { epoch } if epoch == self.epoch => self.on_election_timeout(ctx),
+            Timer::Disk { seq } => self.on_disk_done(ctx, seq),
             Timer::Heartbeat { term } if term == self.term && self.role == Role::Leader => {
                 self.replicate_all(ctx);
                 ctx.set_timer(self.config.heartbeat_interval, Timer::Heartbeat { term });
@@ -498,4 +598,10 @@ impl RaftNode {
             _ => {}
         }
     }
+}
+
+/// The storage model of `fsync` (none when every write is instant; the spec was checked by
+/// `RaftConfig::validate`).
+fn config_disk(spec: &regsim_kernel::net::LatencySpec) -> Option<Latency> {
+    spec.build().ok().filter(|l| !l.is_zero())
 }

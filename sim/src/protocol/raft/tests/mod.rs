@@ -12,18 +12,29 @@ use crate::protocol::cp::{CpConfig, CpServer};
 use crate::protocol::raft::{self, RaftConfig, RaftNode, Role};
 use crate::protocol::{Msg, Node, Obs, ServerList, ServiceId, Write, registry};
 use regsim_kernel::harness::{Harness, Verdict};
+use regsim_kernel::net::LatencySpec;
 use regsim_kernel::{NodeId, SimDuration, SimTime};
+
+mod log;
+mod storage;
+mod votes;
 
 const fn ms(n: u64) -> SimDuration {
     SimDuration::from_millis(n)
 }
 
+/// JRaft's timing (`RaftConfig::default()`) with instant storage: the tables below count round
+/// trips; `storage_latency_delays_votes_acks_and_commits` adds the disk.
+fn jraft() -> RaftConfig {
+    RaftConfig { fsync: LatencySpec::constant(SimDuration::ZERO), ..RaftConfig::default() }
+}
+
 /// etcd's defaults are `timing(1000, 1000, 100)` (ANCHORS.md: 100 ms ticks, an election after
-/// 10 ticks randomized in [T, 2T), a heartbeat every tick); JRaft's are `RaftConfig::default()`.
+/// 10 ticks randomized in [T, 2T), a heartbeat every tick); JRaft's are `jraft()`.
 fn timing(election_timeout: u64, election_jitter: u64, heartbeat_interval: u64) -> RaftConfig {
     let (election_timeout, election_jitter, heartbeat_interval) =
         (ms(election_timeout), ms(election_jitter), ms(heartbeat_interval));
-    RaftConfig { election_timeout, election_jitter, heartbeat_interval, ..RaftConfig::default() }
+    RaftConfig { election_timeout, election_jitter, heartbeat_interval, ..jraft() }
 }
 
 /// The Raft paper's timing (§9.3, ANCHORS.md: 150–300 ms; heartbeats well under the minimum).
@@ -142,8 +153,8 @@ impl Net {
 fn a_cold_cluster_elects_one_leader() {
     let no_pre_vote = RaftConfig { pre_vote: false, ..paper() };
     let cases = [
-        Setup { name: "3 servers, JRaft timing (5 s + [0, 1 s))", servers: 3, raft: RaftConfig::default() },
-        Setup { name: "5 servers, JRaft timing", servers: 5, raft: RaftConfig::default() },
+        Setup { name: "3 servers, JRaft timing (5 s + [0, 1 s))", servers: 3, raft: jraft() },
+        Setup { name: "5 servers, JRaft timing", servers: 5, raft: jraft() },
         Setup { name: "3 servers, etcd timing ([1 s, 2 s))", servers: 3, raft: timing(1000, 1000, 100) },
         Setup { name: "5 servers, paper timing (150-300 ms)", servers: 5, raft: paper() },
         Setup { name: "5 servers, paper timing, no PreVote", servers: 5, raft: no_pre_vote },
@@ -179,7 +190,7 @@ fn a_cold_cluster_elects_one_leader() {
 fn a_crashed_leader_is_replaced_within_the_election_timeout_range() {
     let no_pre_vote = RaftConfig { pre_vote: false, ..paper() };
     let cases = [
-        Setup { name: "3 servers, JRaft timing", servers: 3, raft: RaftConfig::default() },
+        Setup { name: "3 servers, JRaft timing", servers: 3, raft: jraft() },
         Setup { name: "5 servers, paper timing", servers: 5, raft: paper() },
         Setup { name: "5 servers, paper timing, no PreVote", servers: 5, raft: no_pre_vote },
         Setup { name: "3 servers, etcd timing", servers: 3, raft: timing(1000, 1000, 100) },
@@ -345,7 +356,7 @@ fn check_quorum_steps_a_cut_off_leader_down() {
             steps_down: true,
         },
         Case { name: "etcd timing", raft: timing(1000, 1000, 100), steps_down: true },
-        Case { name: "JRaft timing", raft: RaftConfig::default(), steps_down: true },
+        Case { name: "JRaft timing", raft: jraft(), steps_down: true },
         Case { name: "no CheckQuorum", raft: RaftConfig { check_quorum: false, ..paper() }, steps_down: false },
     ];
     for c in cases {
@@ -380,226 +391,7 @@ fn check_quorum_steps_a_cut_off_leader_down() {
     }
 }
 
-/// Log matching (§5.3; etcd `handleAppendEntries`, log.go `maybeAppend`/`findConflict`): a new
-/// leader first sends a follower what follows its own last entry; a follower whose log does not
-/// hold the previous entry rejects with a hint, here min(its last index, prev - 1), and the
-/// leader retries from there at once; a conflicting suffix is truncated. Committed entries
-/// survive every leader change (§5.4, checked by `assert_safe`), uncommitted ones may not.
-/// Each build returns (leader, repaired follower) and leaves the follower to be repaired.
-#[test]
-fn a_new_leader_repairs_a_missing_or_divergent_suffix() {
-    struct Case {
-        name: &'static str,
-        build: fn(&mut Net) -> (NodeId, NodeId),
-        /// The follower's AppendOk answers to the new leader, in order.
-        answers: &'static [(bool, u32)],
-        log: &'static [u64],
-    }
-    let cases = [
-        Case {
-            name: "missing suffix: the follower missed three committed entries of term 1",
-            build: |net| {
-                let servers = net.servers.clone();
-                let l = net.await_leader(&servers, ms(600));
-                net.h.run_for(ms(100));
-                let (f, g) = others(&servers, l);
-                net.h.set_filter(move |from, to, m| match m {
-                    Msg::Raft(raft::Msg::AppendEntries { .. }) if (from, to) == (l, f) => Verdict::Drop,
-                    _ => Verdict::Deliver,
-                });
-                (1..=3).for_each(|k| net.propose(l, k));
-                net.h.run_for(ms(10));
-                assert_eq!((net.raft(l).commit(), net.raft(f).log_terms()), (4, vec![1]));
-                net.h.crash(l);
-                net.h.clear_filter();
-                (net.await_leader(&[g], ms(600)), f)
-            },
-            // Leader's log is [1 1 1 1 2]: prev 4 is past the follower's end, the hint is its
-            // last index 1, the retry from 2 fits.
-            answers: &[(false, 1), (true, 5)],
-            log: &[1, 1, 1, 1, 2],
-        },
-        Case {
-            name: "divergent suffix: the old leader appended two entries nobody else has",
-            build: |net| {
-                let servers = net.servers.clone();
-                let l = net.await_leader(&servers, ms(600));
-                net.h.run_for(ms(100));
-                let (f, g) = others(&servers, l);
-                net.h.cut(l, f);
-                net.h.cut(l, g);
-                (1..=2).for_each(|k| net.propose(l, k));
-                let n1 = net.await_leader(&[f, g], ms(600));
-                (3..=4).for_each(|k| net.propose(n1, k));
-                net.h.run_for(ms(10));
-                assert_eq!(net.raft(n1).commit(), 4);
-                assert_eq!(net.raft(l).log_terms(), vec![1, 1, 1], "uncommitted entries of term 1");
-                net.h.crash(n1);
-                net.h.heal();
-                let n2 = if n1 == f { g } else { f };
-                (net.await_leader(&[n2], ms(600)), l)
-            },
-            // Leader's log is [1 2 2 2 3]: the hint backs up one entry per round trip (3, 2, 1)
-            // until entry 1 matches; entries 2 and 3 of term 1 are overwritten.
-            answers: &[(false, 3), (false, 2), (false, 1), (true, 5)],
-            log: &[1, 2, 2, 2, 3],
-        },
-    ];
-    for c in cases {
-        let mut net = Net::new(17, &vec![paper(); 3]);
-        let (leader, follower) = (c.build)(&mut net);
-        net.h.run_for(ms(20));
-        let answers: Vec<(bool, u32)> = (net.h.sent().iter())
-            .filter(|s| (s.from, s.to) == (follower, leader))
-            .filter_map(|s| match s.msg {
-                Msg::Raft(raft::Msg::AppendOk { ok, index, .. }) => Some((ok, index)),
-                _ => None,
-            })
-            .collect();
-        assert!(answers.starts_with(c.answers), "{}: {answers:?}", c.name);
-        assert_eq!(net.raft(leader).log_terms(), c.log.to_vec(), "{}", c.name);
-        assert_eq!(net.raft(follower).log_terms(), c.log.to_vec(), "{}", c.name);
-        assert_eq!(net.raft(leader).commit(), c.log.len() as u32, "{}: the new term's no-op commits", c.name);
-        net.assert_safe(c.name);
-    }
-}
-
 fn others(servers: &[NodeId], leader: NodeId) -> (NodeId, NodeId) {
     let mut rest = servers.iter().copied().filter(|n| *n != leader);
     (rest.next().expect("3 servers"), rest.next().expect("3 servers"))
-}
-
-/// Leader completeness across many leader changes (§5.4): five servers, the leader crashes
-/// after every two proposals and restarts once a successor leads; every entry ever committed
-/// is in every later leader's log, and in the end all logs are equal.
-#[test]
-fn committed_entries_survive_leader_changes() {
-    let mut net = Net::new(21, &vec![paper(); 5]);
-    let servers = net.servers.clone();
-    let mut leader = net.await_leader(&servers, ms(600));
-    for round in 0..6 {
-        net.propose(leader, 2 * round);
-        net.propose(leader, 2 * round + 1);
-        net.h.run_for(ms(5));
-        net.h.crash(leader);
-        let rest: Vec<NodeId> = servers.iter().copied().filter(|n| *n != leader).collect();
-        let next = net.await_leader(&rest, ms(600));
-        net.h.restart(leader);
-        leader = next;
-    }
-    net.h.run_for(ms(200));
-    let log = net.raft(leader).log_terms();
-    assert_eq!(log.len(), 1 + 6 * 3, "a no-op per term and 12 registrations");
-    assert_eq!(net.raft(leader).commit(), 19, "all of it committed");
-    for &n in &servers {
-        assert_eq!(net.raft(n).log_terms(), log, "{n}");
-    }
-    net.assert_safe("leader changes");
-}
-
-/// How a server answers a (pre-)vote request, and what a vote answer does to it, as
-/// etcd-io/raft `raft.go` `Step` does: inside a leader's lease (CheckQuorum on, a leader heard
-/// within the election timeout, or being the leader) a higher-term request is ignored, no
-/// answer and no term change; without CheckQuorum a higher-term vote deposes the leader; a
-/// pre-vote never changes the receiver's term; a stale pre-vote is rejected with the
-/// receiver's term, and a rejection with a higher term makes the asker a follower at it (so a
-/// server left behind catches up instead of pre-voting in vain).
-#[test]
-fn vote_requests_and_answers_follow_etcd() {
-    struct Case {
-        name: &'static str,
-        check_quorum: bool,
-        /// Sent by the follower `a` to `to` (the leader or the other follower `b`).
-        to_leader: bool,
-        msg: raft::Msg,
-        /// The answer `a` gets: (term, granted), or none.
-        answer: Option<(u64, bool)>,
-        /// The receiver's role and term afterwards.
-        after: (Role, u64),
-    }
-    let vote = |term, pre| raft::Msg::RequestVote { pre, last_index: 1, last_term: 1, term };
-    let cases = [
-        Case {
-            name: "leader in lease ignores a higher-term vote",
-            check_quorum: true,
-            to_leader: true,
-            msg: vote(5, false),
-            answer: None,
-            after: (Role::Leader, 1),
-        },
-        Case {
-            name: "leader in lease ignores a higher-term pre-vote",
-            check_quorum: true,
-            to_leader: true,
-            msg: vote(5, true),
-            answer: None,
-            after: (Role::Leader, 1),
-        },
-        Case {
-            name: "follower in lease ignores a higher-term pre-vote",
-            check_quorum: true,
-            to_leader: false,
-            msg: vote(5, true),
-            answer: None,
-            after: (Role::Follower, 1),
-        },
-        Case {
-            name: "without CheckQuorum a higher-term vote deposes the leader, which grants it",
-            check_quorum: false,
-            to_leader: true,
-            msg: vote(5, false),
-            answer: Some((5, true)),
-            after: (Role::Follower, 5),
-        },
-        Case {
-            name: "without CheckQuorum a pre-vote for a future term is granted, the term kept",
-            check_quorum: false,
-            to_leader: false,
-            msg: vote(5, true),
-            answer: Some((5, true)),
-            after: (Role::Follower, 1),
-        },
-        Case {
-            name: "a stale pre-vote is rejected with the receiver's term",
-            check_quorum: false,
-            to_leader: false,
-            msg: vote(0, true),
-            answer: Some((1, false)),
-            after: (Role::Follower, 1),
-        },
-        Case {
-            name: "a rejected pre-vote with a higher term makes the asker a follower at it",
-            check_quorum: true,
-            to_leader: false,
-            msg: raft::Msg::Vote { pre: true, granted: false, term: 7 },
-            answer: None,
-            after: (Role::Follower, 7),
-        },
-    ];
-    for c in cases {
-        // Heartbeats every 50 ms, elections only after 10 s: nothing moves but the injected message.
-        let raft = RaftConfig { check_quorum: c.check_quorum, ..timing(10_000, 10_000, 50) };
-        let mut net = Net::new(3, &vec![raft; 3]);
-        let servers = net.servers.clone();
-        let leader = net.await_leader(&servers, ms(60_000));
-        net.h.run_for(ms(200));
-        let followers: Vec<NodeId> = servers.iter().copied().filter(|n| *n != leader).collect();
-        let (a, b) = (followers[0], followers[1]);
-        let to = if c.to_leader { leader } else { b };
-        net.h.clear_sent();
-        net.h.inject(a, to, c.msg.clone());
-        net.h.run_for(ms(5));
-        let answers: Vec<(u64, bool)> = net
-            .h
-            .sent()
-            .iter()
-            .filter(|s| s.from == to && s.to == a)
-            .filter_map(|s| match s.msg {
-                Msg::Raft(raft::Msg::Vote { term, granted, .. }) => Some((term, granted)),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(answers, c.answer.into_iter().collect::<Vec<_>>(), "{}", c.name);
-        assert_eq!((net.raft(to).role(), net.raft(to).term()), c.after, "{}", c.name);
-    }
 }
