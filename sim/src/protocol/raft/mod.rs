@@ -42,6 +42,7 @@
 //! CheckQuorum followers honour by refusing votes; safe only while clocks run at the same rate).
 
 pub mod config;
+mod disk;
 pub mod node;
 #[cfg(test)]
 mod tests;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use rand::RngExt;
 
+use super::disk::Disk;
 use super::{Msg, RaftConfig, Timer};
 use crate::protocol::{NodeCtx, Obs, ServerList, ServiceId};
-use regsim_kernel::net::Latency;
 use regsim_kernel::{NodeId, SimDuration, SimTime};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -62,17 +62,6 @@ struct Progress {
     lease_from: Option<SimTime>,
 }
 
-/// One write to stable storage: the state as of `log_len`, and the messages held until it is
-/// durable.
-#[derive(Debug)]
-struct DiskWrite {
-    seq: u32,
-    /// Local times the fsync starts (after the previous one) and ends.
-    start: SimTime,
-    log_len: u32,
-    out: Vec<(NodeId, Msg)>,
-}
-
 #[derive(Debug)]
 pub struct RaftNode {
     config: RaftConfig,
@@ -100,21 +89,14 @@ pub struct RaftNode {
     /// As leader: (round, local time its first AppendEntries went out), rounds within the last
     /// election timeout, oldest first.
     round_starts: std::collections::VecDeque<(u32, SimTime)>,
-    /// Storage latency (none: writes are instant).
-    disk: Option<Latency>,
-    /// Writes in flight, oldest first; each is one fsync, done one after the other.
-    writes: std::collections::VecDeque<DiskWrite>,
-    /// Local time the last write in flight ends.
-    disk_free: SimTime,
-    disk_seq: u32,
-    /// How much of the log is on stable storage (the leader counts itself up to here).
-    durable: u32,
+    /// Stable storage: term, vote and log writes and what waits for them.
+    disk: Disk,
 }
 
 impl RaftNode {
     pub fn new(config: RaftConfig, me: NodeId, servers: ServerList) -> Self {
-        let config_fsync = config.fsync.clone();
         RaftNode {
+            disk: Disk::new(&config.fsync),
             config,
             me,
             servers,
@@ -131,11 +113,6 @@ impl RaftNode {
             term_start: 0,
             round: 0,
             round_starts: Default::default(),
-            disk: config_disk(&config_fsync),
-            writes: Default::default(),
-            disk_free: SimTime::ZERO,
-            disk_seq: 0,
-            durable: 0,
         }
     }
 
@@ -196,54 +173,26 @@ impl RaftNode {
         self.servers.iter().copied().filter(|s| *s != self.me).collect()
     }
 
-    /// How much of the log this node may count as its own copy: what is durable.
-    fn durable_len(&self) -> u32 {
-        let len = self.log.len() as u32;
-        if self.disk.is_some() { self.durable.min(len) } else { len }
-    }
-
-    /// Term, vote or log changed: they go to stable storage. Changes made before the write in
-    /// flight starts join it (a group commit, as etcd's `Ready` batches them); otherwise a new
-    /// write starts when the disk is free.
+    /// Term, vote or log changed: they go to stable storage.
     fn persist(&mut self, ctx: &mut NodeCtx<'_>) {
-        let Some(disk) = &self.disk else { return };
-        let now = ctx.now();
-        let log_len = self.log.len() as u32;
-        if let Some(back) = self.writes.back_mut()
-            && back.start >= now
-        {
-            back.log_len = log_len;
-            return;
+        let (now, len) = (ctx.now(), self.log.len() as u32);
+        if let Some((delay, seq)) = self.disk.write(now, len, ctx.rng()) {
+            ctx.set_timer(delay, Timer::Disk { seq });
         }
-        let start = now.max(self.disk_free);
-        let done = start + disk.sample(ctx.rng());
-        self.disk_free = done;
-        self.disk_seq = self.disk_seq.wrapping_add(1);
-        self.writes.push_back(DiskWrite { seq: self.disk_seq, start, log_len, out: Vec::new() });
-        ctx.set_timer(done.saturating_since(now), Timer::Disk { seq: self.disk_seq });
     }
 
     /// Sends `msg` once everything written so far is durable (etcd's `Ready` contract:
     /// messages go out after the state they carry is persisted). Only the leader's
     /// AppendEntries skip the wait ([`Self::replicate`]): it writes in parallel (§10.2.1).
     fn send(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
-        match self.writes.back_mut() {
-            Some(w) => w.out.push((to, msg)),
-            None => ctx.send(to, msg),
+        if let Some((to, msg)) = self.disk.hold(to, msg) {
+            ctx.send(to, msg);
         }
     }
 
     /// Write `seq` (and every earlier one) is durable: release what waited for it.
     fn on_disk_done(&mut self, ctx: &mut NodeCtx<'_>, seq: u32) {
-        let mut released = false;
-        while self.writes.front().is_some_and(|w| w.seq.wrapping_sub(seq) as i32 <= 0) {
-            let Some(w) = self.writes.pop_front() else { break };
-            self.durable = self.durable.max(w.log_len).min(self.log.len() as u32);
-            for (to, msg) in w.out {
-                ctx.send(to, msg);
-            }
-            released = true;
-        }
+        let released = self.disk.complete(seq, self.log.len() as u32, |to, msg| ctx.send(to, msg));
         if released && self.role == Role::Leader {
             self.advance_commit(ctx);
         }
@@ -253,13 +202,10 @@ impl RaftNode {
         self.become_follower(ctx, self.term);
     }
 
-    /// A crash loses the volatile state; term, vote and log are on disk. Writes still in
-    /// flight are taken as done (their state survives) but their messages are lost: a safe
-    /// simplification (a real crash may lose them too, which Raft tolerates just as well).
+    /// A crash loses the volatile state; term, vote and log are on disk (writes in flight:
+    /// `Disk::crash`).
     pub fn crash(&mut self) {
-        self.writes.clear();
-        self.disk_free = SimTime::ZERO;
-        self.durable = self.log.len() as u32;
+        self.disk.crash(self.log.len() as u32);
         self.role = Role::Follower;
         self.commit = 0;
         self.votes.clear();
@@ -430,7 +376,7 @@ impl RaftNode {
     /// Commits the highest index of the current term stored on a majority.
     fn advance_commit(&mut self, ctx: &mut NodeCtx<'_>) {
         let mut matched: Vec<u32> = self.progress.iter().map(|p| p.matched).collect();
-        matched.push(self.durable_len());
+        matched.push(self.disk.durable_len(self.log.len() as u32));
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.majority() - 1];
         if candidate > self.commit && self.term_at(candidate) == Some(self.term) {
@@ -507,7 +453,7 @@ impl RaftNode {
                 Some(existing) if existing.term == e.term => {}
                 Some(_) => {
                     self.log.truncate(index - 1);
-                    self.durable = self.durable.min(index as u32 - 1);
+                    self.disk.truncated(index as u32 - 1);
                     self.log.push(*e);
                     changed = true;
                 }
@@ -598,10 +544,4 @@ impl RaftNode {
             _ => {}
         }
     }
-}
-
-/// The storage model of `fsync` (none when every write is instant; the spec was checked by
-/// `RaftConfig::validate`).
-fn config_disk(spec: &regsim_kernel::net::LatencySpec) -> Option<Latency> {
-    spec.build().ok().filter(|l| !l.is_zero())
 }
