@@ -42,7 +42,6 @@ pub struct RaftConfig {
 
 impl RaftConfig {
     pub fn validate(&self) -> Result<(), Invalid> {
-        // The default must be a valid table itself (a test builds it too).
         if self.reads == ReadMode::Lease && !self.check_quorum {
             return Err((
                 "reads".into(),
@@ -92,5 +91,22 @@ pub fn default_fsync() -> LatencySpec {
         sigma: Some(0.5),
         value: None,
         ..LatencySpec::constant(SimDuration::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default storage table is itself checked like a scenario's (a first version set
+    /// both `value` and `median`, which every CP scenario then refused).
+    #[test]
+    fn the_defaults_pass_their_own_checks() {
+        assert_eq!(RaftConfig::default().validate(), Ok(()));
+        let bad = RaftConfig {
+            fsync: LatencySpec { value: Some(SimDuration::ZERO), ..default_fsync() },
+            ..Default::default()
+        };
+        assert_eq!(bad.validate().map_err(|e| e.0), Err("fsync.value".to_string()));
     }
 }
