@@ -68,6 +68,20 @@ fn wrong_type_says_what_was_expected() {
     expect_bad(&text, &[], &["s.toml:5:19: registry.health.unhealthy_after: expected a duration like \"15s\", got 15"]);
 }
 
+/// A latency is a table (network latency, service time, Raft's fsync): a bare duration is
+/// refused with an example of the table form, not a Rust type name.
+#[test]
+fn a_latency_given_as_a_duration_shows_the_table_form() {
+    let text = format!("{GOOD}\n[network]\nlatency = \"5ms\"\n");
+    expect_bad(
+        &text,
+        &[],
+        &[
+            "network.latency: invalid type: string \"5ms\", expected a latency table such as { dist = \"constant\", value = \"5ms\" }",
+        ],
+    );
+}
+
 #[test]
 fn bad_duration_is_rejected() {
     let text = GOOD.replace("\"15s\"", "\"15 parsecs\"");

@@ -24,7 +24,10 @@ pub enum DistKind {
 
 /// The scenario form; `build` checks that the fields fit the kind.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a latency table such as { dist = \"constant\", value = \"5ms\" } or { dist = \"uniform\", min = \"1ms\", max = \"10ms\" }"
+)]
 pub struct LatencySpec {
     pub dist: DistKind,
     pub value: Option<SimDuration>,
