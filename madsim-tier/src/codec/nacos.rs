@@ -1,6 +1,6 @@
 //! The Nacos protocol's messages (`regsim::protocol::nacos::Msg`), between the servers of an
 //! AP (Distro) cluster: writes forwarded to the responsible server and their answers, Distro's
-//! sync, verify and pull, and the membership reports.
+//! sync, verify and pull, the membership reports and the service-status reports.
 
 use std::sync::Arc;
 
@@ -19,8 +19,24 @@ const PULL: u8 = 7;
 const REPORT: u8 = 8;
 const REPORT_OK: u8 = 9;
 const FORWARD_REJECTED: u8 = 29;
+const STATUS: u8 = 31;
+const STATUS_QUERY: u8 = 32;
+const STATUSES: u8 = 33;
 /// The message tags of this protocol.
-pub(super) const TAGS: &[u8] = &[FORWARD, FORWARD_OK, SYNC, SYNC_OK, VERIFY, PULL, REPORT, REPORT_OK, FORWARD_REJECTED];
+pub(super) const TAGS: &[u8] = &[
+    FORWARD,
+    FORWARD_OK,
+    SYNC,
+    SYNC_OK,
+    VERIFY,
+    PULL,
+    REPORT,
+    REPORT_OK,
+    FORWARD_REJECTED,
+    STATUS,
+    STATUS_QUERY,
+    STATUSES,
+];
 
 pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
     match msg {
@@ -78,6 +94,27 @@ pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
             put_u32(o, origin.0);
             put_u64(o, *req);
         }
+        Msg::Status { checksums } => {
+            put_u8(o, STATUS);
+            put_len(o, checksums.len());
+            for (s, c) in checksums.iter() {
+                put_u32(o, s.0);
+                put_u64(o, *c);
+            }
+        }
+        Msg::StatusQuery { service } => {
+            put_u8(o, STATUS_QUERY);
+            put_u32(o, service.0);
+        }
+        Msg::Statuses { service, flags } => {
+            put_u8(o, STATUSES);
+            put_u32(o, service.0);
+            put_len(o, flags.len());
+            for (n, h) in flags.iter() {
+                put_u32(o, n.0);
+                put_bool(o, *h);
+            }
+        }
     }
 }
 
@@ -104,6 +141,18 @@ pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
         REPORT => Msg::Report { req: r.u64()? },
         REPORT_OK => Msg::ReportOk { req: r.u64()? },
         FORWARD_REJECTED => Msg::ForwardRejected { origin: r.node()?, req: r.u64()? },
+        STATUS => {
+            let n = r.len(12)?;
+            let checksums = (0..n).map(|_| Ok((r.service()?, r.u64()?))).collect::<R<Vec<_>>>()?;
+            Msg::Status { checksums: Arc::new(checksums) }
+        }
+        STATUS_QUERY => Msg::StatusQuery { service: r.service()? },
+        STATUSES => {
+            let service = r.service()?;
+            let n = r.len(5)?;
+            let flags = (0..n).map(|_| Ok((r.node()?, r.bool()?))).collect::<R<Vec<_>>>()?;
+            Msg::Statuses { service, flags: Arc::new(flags) }
+        }
         _ => return Err(unknown_tag()),
     })
 }
@@ -133,6 +182,9 @@ mod tests {
             Msg::Pull { service: ServiceId(8) },
             Msg::Report { req: 1 },
             Msg::ReportOk { req: 1 },
+            Msg::Status { checksums: Arc::new(vec![(ServiceId(0), 7), (ServiceId(3), u64::MAX)]) },
+            Msg::StatusQuery { service: ServiceId(3) },
+            Msg::Statuses { service: ServiceId(3), flags: Arc::new(vec![(NodeId(4), true), (NodeId(9), false)]) },
         ];
         assert_round_trips(msgs.into_iter().map(regsim::protocol::Msg::Nacos));
     }

@@ -1,7 +1,7 @@
 //! Nacos 1.x AP mode (ephemeral instances): the registry server and the mechanisms it is
 //! made of, one file each: `membership` (server reports, SUSPICIOUS/DOWN), `distro` (the
 //! responsible-server rule, delayed sync, checksum verify), `table` (a server's copy of one
-//! service), `push` (UDP push to subscribers) and `server` (the beat health check, request
+//! service), `push` (UDP push to subscribers), `status` (how health flags spread) and `server` (the beat health check, request
 //! forwarding, and the client API of `registry`). Defaults and mechanisms follow
 //! ../shared/ANCHORS.md.
 
@@ -9,6 +9,7 @@ pub mod distro;
 pub mod membership;
 pub mod push;
 pub mod server;
+pub mod status;
 pub mod table;
 #[cfg(test)]
 mod tests;
@@ -65,6 +66,20 @@ pub enum Msg {
         origin: NodeId,
         req: u64,
     } = 9,
+    /// Service status (`status`): checksums of the services the sender is responsible for,
+    /// health flags included (`ServiceReporter`).
+    Status {
+        checksums: Arc<Vec<(ServiceId, u64)>>,
+    } = 10,
+    /// The receiver's copy differs: it fetches the sender's flags (`updatedHealthStatus`).
+    StatusQuery {
+        service: ServiceId,
+    } = 11,
+    /// Every instance of the sender's copy with its health flag, sorted by instance.
+    Statuses {
+        service: ServiceId,
+        flags: Arc<Vec<(NodeId, bool)>>,
+    } = 12,
 }
 
 /// Server timers.
@@ -100,4 +115,6 @@ pub enum Timer {
         origin: NodeId,
         req: u64,
     } = 10,
+    /// The next service-status report (`status`).
+    StatusReport = 11,
 }

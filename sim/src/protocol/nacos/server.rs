@@ -16,8 +16,10 @@
 //! not responsible for in its own view ("should not be redirected again"), which the proxy
 //! relays. The client tries its next server on either. Membership changes only through the
 //! membership reports (a refused sync or proxy does not mark a peer down).
-//! Approximation: health flips are replicated by Distro sync like any other change (Nacos 1.x
-//! also has a separate service-status checksum task for them).
+//! Health flips are not synced by Distro: `ClientBeatCheckTask` and `ClientBeatProcessor` set
+//! the flag and push (`pushService.serviceChanged`) without a `consistencyService.put`, and a
+//! sync never overwrites a flag the receiver has (`Table::replace`); the other servers learn it
+//! from the status reports (`status`, every 5 s). Registrations and deletions are synced.
 
 use crate::protocol::{nacos, registry};
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use crate::protocol::config::{Invalid, periods};
 use crate::protocol::nacos::distro::{Distro, DistroConfig, responsible};
 use crate::protocol::nacos::membership::{Membership, MembershipConfig};
 use crate::protocol::nacos::push::{Push, PushConfig};
+use crate::protocol::nacos::status;
 use crate::protocol::nacos::table::Table;
 use crate::protocol::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
 use regsim_kernel::{NodeId, SimDuration};
@@ -149,6 +152,7 @@ impl RegistryServer {
         ctx.set_timer(phase, nacos::Timer::HealthCheck);
         self.membership.on_start(ctx);
         self.distro.on_start(ctx, !self.peers.is_empty());
+        status::on_start(ctx);
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
@@ -215,6 +219,13 @@ impl RegistryServer {
                 );
             }
             Msg::Registry(registry::Msg::PushAck { push_id }) => self.push.on_ack(push_id),
+            Msg::Nacos(nacos::Msg::Status { checksums }) => status::on_report(ctx, from, &self.tables, &checksums),
+            Msg::Nacos(nacos::Msg::StatusQuery { service }) => status::on_query(ctx, from, &self.tables, service),
+            Msg::Nacos(nacos::Msg::Statuses { service, flags }) => {
+                if status::on_statuses(ctx, &mut self.tables, service, &flags) {
+                    self.push.changed(ctx, service);
+                }
+            }
             _ => {}
         }
     }
@@ -223,7 +234,8 @@ impl RegistryServer {
     fn apply_write(&mut self, ctx: &mut NodeCtx<'_>, origin: NodeId, kind: Write, service: ServiceId) -> bool {
         let now = ctx.now();
         let Some(t) = self.tables.get_mut(service.0 as usize) else { return false };
-        let changed = match kind {
+        // (synced, pushed): a registration is synced, a beat's health flip only pushed.
+        let (synced, pushed) = match kind {
             Write::Register => {
                 let new = t.get(origin).is_none();
                 let was_healthy = t.get(origin).is_some_and(|r| r.healthy);
@@ -231,24 +243,26 @@ impl RegistryServer {
                 if new {
                     ctx.observe(Obs::Registered { instance: origin });
                 }
-                new || !was_healthy
+                (new || !was_healthy, new || !was_healthy)
             }
             Write::Beat => match t.get_mut(origin) {
                 None => return false,
                 Some(r) if r.healthy => {
                     r.last_beat = now;
-                    false
+                    (false, false)
                 }
                 Some(r) => {
                     r.last_beat = now;
                     t.set_healthy(ctx, origin, true);
                     ctx.observe(Obs::MarkedHealthy { instance: origin });
-                    true
+                    (false, true)
                 }
             },
         };
-        if changed {
+        if synced {
             self.distro.changed(ctx, service);
+        }
+        if pushed {
             self.push.changed(ctx, service);
         }
         true
@@ -310,6 +324,9 @@ impl RegistryServer {
                 self.push.on_debounce(ctx, service, &list);
             }
             Timer::Nacos(nacos::Timer::PushTimeout { push_id }) => self.push.on_timeout(ctx, push_id),
+            Timer::Nacos(nacos::Timer::StatusReport) => {
+                status::report(ctx, &self.tables, &self.peers, |s| self.is_responsible(s));
+            }
             _ => {}
         }
     }
@@ -338,8 +355,11 @@ impl RegistryServer {
             ctx.observe(Obs::Deleted { instance: *n });
             t.remove(ctx, *n);
         }
-        if !sick.is_empty() || !dead.is_empty() {
+        // A mark is only pushed; a deletion goes through Distro (`deleteIp` -> `consistencyService.put`).
+        if !dead.is_empty() {
             self.distro.changed(ctx, service);
+        }
+        if !sick.is_empty() || !dead.is_empty() {
             self.push.changed(ctx, service);
         }
     }

@@ -96,7 +96,10 @@ impl Table {
         self.changed(ctx, n, before);
     }
 
-    /// Replaces the whole copy with `data` (a Distro sync), reporting each change.
+    /// Replaces the whole copy with `data` (a Distro sync), reporting each change. An instance
+    /// already listed keeps its health flag (`Cluster.updateIps`, 1.4.6: "do not update the ip
+    /// validation status of updated ips because the checker has the most precise result"); a
+    /// new one takes the sender's. Health flags travel by the status reports (`status`).
     pub fn replace(&mut self, ctx: &mut NodeCtx<'_>, data: &[InstRec]) {
         let keep: std::collections::BTreeSet<NodeId> = data.iter().map(|r| r.instance).collect();
         let stale: Vec<NodeId> = self.entries.iter().map(|r| r.instance).filter(|n| !keep.contains(n)).collect();
@@ -104,8 +107,12 @@ impl Table {
             self.remove(ctx, n);
         }
         for r in data {
-            if self.get(r.instance) != Some(r) {
-                self.put(ctx, *r);
+            let r = match self.get(r.instance) {
+                Some(old) => InstRec { healthy: old.healthy, ..*r },
+                None => *r,
+            };
+            if self.get(r.instance) != Some(&r) {
+                self.put(ctx, r);
             }
         }
     }

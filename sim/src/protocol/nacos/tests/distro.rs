@@ -185,9 +185,9 @@ fn a_change_is_synced_to_every_peer_after_the_sync_delay() {
 enum Loss {
     /// The link 0 -> 1 is cut over [400 ms, 6 s]: the registration's sync is lost.
     CutLink,
-    /// The instance stalls from 1 s to 26 s (marked unhealthy meanwhile, and synced); the sync of
-    /// its recovery (its beat at 26 s) to server 1 is dropped.
-    RecoverySync,
+    /// The instance stalls from 1 s on (marked unhealthy at 15-20 s, which is not synced, and
+    /// deleted at 30-35 s); the deletion's sync to server 1 is dropped.
+    DeletionSync,
 }
 
 struct RepairCase {
@@ -195,6 +195,8 @@ struct RepairCase {
     loss: Loss,
     /// Server 1's state of the instance when the sync is lost (`None`: not listed).
     stale: Option<CopyState>,
+    /// Whether the responsible server still lists the instance (healthy) when it answers the pull.
+    listed: bool,
 }
 
 /// nacos core/.../distro/task/verify/DistroVerifyTask.run (every verifyIntervalMillis = 5 s,
@@ -205,25 +207,39 @@ struct RepairCase {
 /// missed a sync is repaired one round trip after the next round that reaches it, before the
 /// failed sync's retry (GlobalConfig syncRetryDelay 5 s, after the simulator's 3 s ack timeout).
 const REPAIRS: &[RepairCase] = &[
-    RepairCase { name: "a missing copy (registration's sync lost on a cut link)", loss: Loss::CutLink, stale: None },
     RepairCase {
-        name: "a stale copy (the recovery's sync dropped)",
-        loss: Loss::RecoverySync,
-        stale: Some(CopyState::Unhealthy),
+        name: "a missing copy (registration's sync lost on a cut link)",
+        loss: Loss::CutLink,
+        stale: None,
+        listed: true,
+    },
+    RepairCase {
+        name: "a stale copy (the deletion's sync dropped)",
+        loss: Loss::DeletionSync,
+        // The mark was never synced: server 1 still thinks it healthy (the status report that
+        // would tell it comes only 60 s after the start).
+        stale: Some(CopyState::Healthy),
+        listed: false,
     },
 ];
 
 #[test]
 fn a_verify_round_repairs_a_copy_that_missed_a_sync() {
     const VERIFY: u64 = 5_000_000_000;
-    // Two seeds: two phases of server 0's check (the stale case's unhealthy flip moves with it).
-    for (seed, c) in [11, 12].into_iter().flat_map(|seed| REPAIRS.iter().map(move |c| (seed, c))) {
+    // Two seeds: two phases of server 0's check (the stale case's mark and deletion move with
+    // it). Seeds where the deletion falls less than the 2 s sync delay before a verify round
+    // (12 to 15) repair through the pull that the differing flags trigger, before the sync is
+    // even sent; the "stale copy" assertion below checks that the sync was the loss.
+    for (seed, c) in [11, 16].into_iter().flat_map(|seed| REPAIRS.iter().map(move |c| (seed, c))) {
         let name = format!("{} (seed {seed})", c.name);
         let mut h = cluster(seed, &[DEMO]);
         let armed = Rc::new(Cell::new(false));
         let arm = Rc::clone(&armed);
         h.set_filter(move |from, to, m| {
-            if armed.get() && from == S[0] && to == S[1] && matches!(m, Msg::Nacos(nacos::Msg::Sync { .. })) {
+            // A delayed sync, not the answer to a pull (seq u32::MAX): while the copies' flags
+            // differ (the mark at 15-20 s is not synced), server 1 pulls on every verify round.
+            let sync = matches!(m, Msg::Nacos(nacos::Msg::Sync { seq, .. }) if *seq != u32::MAX);
+            if armed.get() && from == S[0] && to == S[1] && sync {
                 armed.set(false);
                 return Verdict::Drop;
             }
@@ -237,18 +253,17 @@ fn a_verify_round_repairs_a_copy_that_missed_a_sync() {
         }
         h.run_until(at(500));
         let inst = instance(&mut h, ServiceId(0), &[S[0]]);
-        if matches!(c.loss, Loss::RecoverySync) {
+        if matches!(c.loss, Loss::DeletionSync) {
             h.run_until(at(1_000));
             h.pause(inst);
             h.run_until(at(26_000));
             arm.set(true);
-            h.resume(inst);
         }
         h.run_until(heal);
         h.heal();
-        h.run_until(at(40_000));
+        h.run_until(at(55_000));
 
-        let is_sync = |m: &Msg| matches!(m, Msg::Nacos(nacos::Msg::Sync { .. }));
+        let is_sync = |m: &Msg| matches!(m, Msg::Nacos(nacos::Msg::Sync { seq, .. }) if *seq != u32::MAX);
         let lost: Vec<SimTime> = sent_where(&h, |f, t, m| f == S[0] && t == S[1] && is_sync(m))
             .into_iter()
             .filter(|s| !s.4)
@@ -280,12 +295,14 @@ fn a_verify_round_repairs_a_copy_that_missed_a_sync() {
             _ => unreachable!(),
         })
         .collect();
-        assert_eq!(answers, vec![(round + ms(2), vec![(inst, true)])], "{name}: the responsible's copy");
+        let listed = if c.listed { vec![(inst, true)] } else { vec![] };
+        assert_eq!(answers, vec![(round + ms(2), listed)], "{name}: the responsible's copy");
         let repaired: Vec<(SimTime, Obs)> = obs_of(&h, S[1], |o| matches!(o, Obs::Copy { .. }))
             .into_iter()
             .filter(|(t, _)| *t > lost && *t <= round + ms(3))
             .collect();
-        let expect = vec![(round + ms(3), Obs::Copy { instance: inst, state: CopyState::Healthy })];
+        let state = if c.listed { CopyState::Healthy } else { CopyState::Absent };
+        let expect = vec![(round + ms(3), Obs::Copy { instance: inst, state })];
         assert_eq!(repaired, expect, "{name}: stale from the lost sync until the pull's answer");
         let members = |n| copy(&h, n, ServiceId(0)).iter().map(|r| (r.instance, r.healthy)).collect::<Vec<_>>();
         assert_eq!(members(S[1]), members(S[0]), "{name}: repaired for good");

@@ -1,6 +1,7 @@
 //! The beat health check (`ClientBeatCheckTask`) and the beat's not-found answer.
 
 use super::*;
+use crate::protocol::nacos::status;
 use crate::protocol::{CopyState, RequestKind, registry};
 
 /// An instance whose last beat reaches the responsible server `offset` ms after one of its
@@ -89,15 +90,22 @@ fn check_grid(seed: u64) {
         assert_eq!(verdicts(&h, S[0], inst), expect, "{name}");
         assert_eq!(unhealthy, grid + S5.saturating_mul(4), "{name}: on the grid");
         for peer in [S[1], S[2]] {
-            // Only the responsible server checks; the peers follow its syncs (2 s, +1 ms latency).
+            // Only the responsible server checks. The peers learn the mark from its next status
+            // report (60 s after it started, then every 5 s; `ServiceReporter`: the checksum,
+            // the peer's fetch, the flags: three 1 ms hops) and the deletion from its sync
+            // (2 s, +1 ms latency): a sync does not carry health flags (`Cluster.updateIps`).
             assert!(verdicts(&h, peer, inst).is_empty(), "{name}: server {peer} does not check");
+            let report = |t: SimTime| {
+                let (first, period) = (status::FIRST_REPORT.as_nanos(), status::REPORT_PERIOD.as_nanos());
+                SimTime(if t.0 < first { first } else { first + (t.0 - first).div_ceil(period) * period })
+            };
             let flips = obs_of(
                 &h,
                 peer,
                 |o| matches!(o, Obs::Copy { instance, state } if *instance == inst && *state != CopyState::Healthy),
             );
             let expect = vec![
-                (unhealthy + ms(2_001), Obs::Copy { instance: inst, state: CopyState::Unhealthy }),
+                (report(unhealthy) + ms(3), Obs::Copy { instance: inst, state: CopyState::Unhealthy }),
                 (deleted + ms(2_001), Obs::Copy { instance: inst, state: CopyState::Absent }),
             ];
             assert_eq!(flips, expect, "{name}: server {peer}'s copy");
