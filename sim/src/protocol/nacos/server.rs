@@ -221,10 +221,10 @@ impl RegistryServer {
             Msg::Registry(registry::Msg::PushAck { push_id }) => self.push.on_ack(push_id),
             Msg::Nacos(nacos::Msg::Status { checksums }) => status::on_report(ctx, from, &self.tables, &checksums),
             Msg::Nacos(nacos::Msg::StatusQuery { service }) => status::on_query(ctx, from, &self.tables, service),
-            Msg::Nacos(nacos::Msg::Statuses { service, flags }) => {
-                if status::on_statuses(ctx, &mut self.tables, service, &flags) {
-                    self.push.changed(ctx, service);
-                }
+            Msg::Nacos(nacos::Msg::Statuses { service, flags })
+                if status::on_statuses(ctx, &mut self.tables, service, &flags) =>
+            {
+                self.push.changed(ctx, service)
             }
             _ => {}
         }
