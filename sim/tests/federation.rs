@@ -16,11 +16,18 @@ fn rule<'a>(rules: &'a [AlertRuleReport], name: &str) -> &'a AlertRuleReport {
 }
 
 /// The gateway side, checked from the run: every crash x gateway pair of the instance's
-/// region; no attempt after the gateway's view dropped the instance; here the breaker stops
-/// the traffic first. Round robin over 6 instances at 40 requests/s (4 consumers x 10/s) sends
-/// each instance an attempt every 0.15 s, so the 6 consecutive failures that open the breaker
-/// take 6 x 0.15 = 0.9 s from the crash at most, plus Poisson jitter: 2 s is the bound. Every
-/// failed attempt is retried on another instance, so clients see no error from a crash.
+/// region; here the breaker stops the traffic first. Round robin over 6 instances at 40
+/// requests/s (4 consumers x 10/s) sends each instance an attempt every 0.15 s, so the 6
+/// consecutive failures that open the breaker take 6 x 0.15 = 0.9 s from the crash at most,
+/// plus Poisson jitter: 2 s is the bound. Every failed attempt is retried on another instance,
+/// so clients see no error from a crash.
+///
+/// A view can take a dead instance back: the responsible server marks it and pushes, but a
+/// poll answered by another server, which learns the mark only from the responsible server's
+/// next status report (up to 5 s later, `ServiceReporter`), lists it healthy again. The
+/// instance then comes back with a fresh breaker (Go kit's `sd.Endpointer` builds a new
+/// endpoint, and its breaker, for an instance that reappears), which opens after 6 more
+/// failures; the traffic stops for good when every server agrees.
 fn check_gateway(out: &RunOutput) {
     let api = out.report.api.as_ref().expect("api family");
     let crashes = out.analyzer.detection.episodes.len();
@@ -28,21 +35,25 @@ fn check_gateway(out: &RunOutput) {
     assert_eq!(api.crashes.len(), crashes, "one gateway per region lists each crashed instance");
     assert!(api.invariant.holds, "{}", api.invariant.detail);
     assert!(out.report.invariants.iter().any(|i| i.name == "gateway_stops_by_view_update" && i.holds));
+    let mut openings = 0;
     for c in &api.crashes {
         let view = c.view_updated_after_s.expect("the view drops every crashed instance");
-        assert!(c.stopped_after_s <= view, "{c:?}");
-        assert_eq!(c.stopped_by, "breaker", "{c:?}");
         assert!(c.breaker_opened_after_s.is_some_and(|b| b <= 2.0), "{c:?}");
-        assert!(c.stopped_after_s > 0.0 && c.stopped_after_s <= 2.0, "{c:?}");
-        assert_eq!(c.failed_attempts, 6, "the breaker opens at the 6th consecutive failure: {c:?}");
+        assert!(c.failed_attempts >= 6 && c.failed_attempts % 6 == 0, "6 failures per breaker: {c:?}");
+        openings += c.failed_attempts / 6;
         assert_eq!(c.failed_requests, 0, "retries hide the crash from clients: {c:?}");
+        if c.failed_attempts == 6 {
+            assert!(c.stopped_after_s > 0.0 && c.stopped_after_s <= 2.0, "{c:?}");
+            assert_eq!(c.stopped_by, "breaker", "{c:?}");
+        }
         // The view updates when the registry marks the instance unhealthy and pushes: 10-20 s
         // after the crash (15 s unhealthy timeout, 5 s check); a gateway subscribed at another
-        // server than the responsible one waits for the Distro sync (2 s) and the push
-        // debounce (1 s) on top: at most 23 s plus hops.
-        assert!((10.0..=23.0 + SLACK_S).contains(&view), "{c:?}");
+        // server than the responsible one waits for the status report (up to 5 s) and the
+        // push debounce (1 s) on top: at most 26 s plus hops.
+        assert!((10.0..=26.0 + SLACK_S).contains(&view), "{c:?}");
+        assert!(c.stopped_after_s <= 26.0 + SLACK_S, "{c:?}");
     }
-    assert_eq!(api.breaker_openings, crashes as u64);
+    assert_eq!(api.breaker_openings, openings);
     assert!(api.retries >= api.failed_attempts_to_dead, "every failed attempt was retried");
     // Only the first seconds (views still empty) give errors: 503 no instance.
     assert!(api.error_ratio < 0.001, "{}", api.error_ratio);

@@ -36,9 +36,10 @@ fn nacos_crash_reproduces_the_anchor_windows() {
 
 /// With push on, a consumer's view drops a dead instance about 1 s (the push debounce) after
 /// the change reaches its server: at once for consumers subscribed to the responsible server,
-/// after the 2 s Distro sync for the others. So the last view updates 1-3 s after the
-/// unhealthy mark (+ 0.1 s of network). With one server there is no sync: 1-1.1 s. With push
-/// off, views wait for the 3 s poll, so they lag more.
+/// after the responsible server's next status report for the others (every 5 s; a Distro sync
+/// does not carry the flag). So the last view updates 1-6 s after the unhealthy mark (+ 0.1 s
+/// of network). With one server there is no other server: 1-1.1 s. With push off, views wait
+/// for the 3 s poll, so they lag more.
 #[test]
 fn views_follow_the_registry_about_a_second_later_with_push() {
     let lag = |out: &RunOutput| -> Vec<f64> {
@@ -48,13 +49,16 @@ fn views_follow_the_registry_about_a_second_later_with_push() {
             .collect()
     };
     let three = lag(&go("nacos-crash.toml", &[]));
-    assert!(three.iter().all(|x| (1.0..=3.1).contains(x)), "3 servers: {three:?}");
+    assert!(three.iter().all(|x| (1.0..=6.1).contains(x)), "3 servers: {three:?}");
     let one = lag(&go("nacos-crash.toml", &["registry.servers=1"]));
     assert!(one.iter().all(|x| (1.0..=1.1).contains(x)), "1 server: {one:?}");
     let polled = lag(&go("nacos-crash.toml", &["registry.push.enabled=false"]));
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     assert!(mean(&polled) > mean(&three) + 0.5, "polling {} vs push {}", mean(&polled), mean(&three));
-    assert!(polled.iter().all(|x| *x <= 2.1 + 3.0 + 3.0), "poll lag beyond sync + poll interval + timeout: {polled:?}");
+    assert!(
+        polled.iter().all(|x| *x <= 5.1 + 3.0 + 3.0),
+        "poll lag beyond report + poll interval + timeout: {polled:?}"
+    );
 }
 
 /// Traffic stops reaching a dead instance no later than the consumers' views drop it (plus one

@@ -297,7 +297,10 @@ target = "instances[0..1]"
 
 /// CP: a health probe sent while the instance was down fails just after its restart; that mark
 /// is a late detection of its own crash (cause `restart`), not an unexplained eviction. (Found
-/// when every message was a datagram and storage was instant; both are set so, to keep the schedule.)
+/// when every message was a datagram and storage was instant; both are set so, to keep the
+/// schedule. Since the check follows Nacos' TCP connect, the connect refused during the crash
+/// marks the instance at once (`checkFailNow`), so no late mark is left: the run must still
+/// pass its invariants and evict nothing wrongly.)
 #[test]
 fn regression_late_mark_after_restart_is_explained() {
     let out = run_text(
@@ -335,5 +338,5 @@ target = "instances[0..1]"
 "#,
     );
     assert!(out.failed_invariants().next().is_none(), "{:?}", out.report.invariants);
-    assert_eq!(out.report.false_positives.count, 1);
+    assert_eq!(out.report.false_positives.count, 0);
 }

@@ -45,12 +45,6 @@ pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
                         put_u32(o, service.0);
                         put_u32(o, instance.0);
                     }
-                    Cmd::Health { service, instance, healthy } => {
-                        put_u8(o, 2);
-                        put_u32(o, service.0);
-                        put_u32(o, instance.0);
-                        put_bool(o, healthy);
-                    }
                 }
             }
             put_u32(o, body.commit);
@@ -91,7 +85,6 @@ fn entry(r: &mut Reader<'_>) -> R<Entry> {
     let cmd = match r.u8()? {
         0 => Cmd::Noop,
         1 => Cmd::Register { service: r.service()?, instance: r.node()? },
-        2 => Cmd::Health { service: r.service()?, instance: r.node()?, healthy: r.bool()? },
         _ => return Err(DecodeError::Malformed("unknown raft command")),
     };
     Ok(Entry { term, cmd })
@@ -109,7 +102,6 @@ mod tests {
         let entries = vec![
             Entry { term: 1, cmd: Cmd::Noop },
             Entry { term: 2, cmd: Cmd::Register { service: ServiceId(3), instance: NodeId(9) } },
-            Entry { term: 2, cmd: Cmd::Health { service: ServiceId(3), instance: NodeId(9), healthy: false } },
         ];
         let msgs = vec![
             Msg::RequestVote { term: 4, pre: true, last_index: 10, last_term: 3 },

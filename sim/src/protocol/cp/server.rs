@@ -1,14 +1,16 @@
 //! The CP registry server (see the folder's doc).
 
-use crate::protocol::{cp, registry};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::protocol::{cp, nacos, registry};
 use std::sync::Arc;
 
-use rand::RngExt;
-
+use crate::protocol::cp::check::{CheckConfig, Checks, Outcome};
+use crate::protocol::nacos::distro::responsible;
+use crate::protocol::nacos::membership::{Membership, MembershipConfig};
+use crate::protocol::nacos::status;
+use crate::protocol::nacos::table::Table;
 use crate::protocol::raft::{Cmd, RaftConfig, RaftNode, Role};
-use crate::protocol::{CopyState, InstanceList, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
-use regsim_kernel::{NodeId, SimDuration};
+use crate::protocol::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, Write};
+use regsim_kernel::NodeId;
 
 pub use crate::protocol::raft::ReadMode;
 
@@ -17,13 +19,12 @@ pub struct CpConfig {
     /// Raft's settings, with how reads are served (`raft.reads`).
     pub raft: RaftConfig,
     pub apply_before_commit: bool,
-    pub probe_timeout: SimDuration,
-    /// Rounds are `probe_base + rand(0, rand(0, probe_jitter))` apart.
-    pub probe_base: SimDuration,
-    pub probe_jitter: SimDuration,
-    /// Consecutive failed (successful) probes that make an instance unhealthy (healthy).
-    pub probe_failures: u32,
-    pub probe_successes: u32,
+    /// Java `hashCode` of each service's name, indexed by `ServiceId` (Distro responsibility).
+    pub service_hashes: Arc<[i32]>,
+    /// The servers' membership reports (`[registry.membership]`).
+    pub membership: MembershipConfig,
+    /// The TCP health check.
+    pub check: CheckConfig,
 }
 
 impl Default for CpConfig {
@@ -31,11 +32,9 @@ impl Default for CpConfig {
         CpConfig {
             raft: RaftConfig::default(),
             apply_before_commit: false,
-            probe_timeout: SimDuration::from_millis(500),
-            probe_base: SimDuration::from_secs(2),
-            probe_jitter: SimDuration::from_secs(5),
-            probe_failures: 3,
-            probe_successes: 3,
+            service_hashes: Arc::from([crate::protocol::java_hash("DEFAULT_GROUP@@demo-service")]),
+            membership: MembershipConfig::default(),
+            check: CheckConfig::default(),
         }
     }
 }
@@ -59,44 +58,41 @@ struct PendingRead {
     round: u32,
 }
 
-/// The leader's health-check state of one instance.
-#[derive(Clone, Copy, Debug, Default)]
-struct Check {
-    fails: u32,
-    oks: u32,
-    /// A status change proposed and not applied yet.
-    proposed: Option<bool>,
-}
-
 #[derive(Debug)]
 pub struct CpServer {
     raft: RaftNode,
     config: Arc<CpConfig>,
-    /// Registered instances of each service and whether they are healthy.
-    state: BTreeMap<ServiceId, BTreeMap<NodeId, bool>>,
+    me: NodeId,
+    /// Registered instances of each service with this server's health flags, by `ServiceId`.
+    tables: Vec<Table>,
     applied: u32,
     /// The term this server leads, once it noticed it won.
     leading: Option<u64>,
     writes: Vec<PendingWrite>,
     reads: Vec<PendingRead>,
-    checks: BTreeMap<NodeId, Check>,
-    probe_round: u32,
-    answered: BTreeSet<NodeId>,
+    membership: Membership,
+    /// Cached `membership.healthy_servers()`.
+    healthy: Vec<NodeId>,
+    peers: Vec<NodeId>,
+    checks: Checks,
 }
 
 impl CpServer {
     pub fn new(config: Arc<CpConfig>, me: NodeId, servers: ServerList) -> Self {
+        let membership = Membership::new(config.membership.clone(), me, &servers);
         CpServer {
             raft: RaftNode::new(config.raft.clone(), me, servers),
+            tables: vec![Table::default(); config.service_hashes.len()],
             config,
-            state: BTreeMap::new(),
+            me,
             applied: 0,
             leading: None,
             writes: Vec::new(),
             reads: Vec::new(),
-            checks: BTreeMap::new(),
-            probe_round: 0,
-            answered: BTreeSet::new(),
+            healthy: membership.healthy_servers(),
+            peers: membership.peers().collect(),
+            membership,
+            checks: Checks::default(),
         }
     }
 
@@ -104,24 +100,39 @@ impl CpServer {
         &self.raft
     }
 
-    pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
-        self.raft.on_start(ctx);
+    /// This server's copy of `service`.
+    pub fn table(&self, service: ServiceId) -> Option<&Table> {
+        self.tables.get(service.0 as usize)
     }
 
-    /// The state machine and every pending request are volatile; the Raft log is not.
+    pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>) {
+        self.raft.on_start(ctx);
+        self.membership.on_start(ctx);
+        status::on_start(ctx);
+    }
+
+    /// The state machine, the health flags and every pending request are volatile; the Raft
+    /// log is not.
     pub fn crash(&mut self) {
         self.raft.crash();
-        self.state.clear();
+        self.tables.iter_mut().for_each(Table::clear);
         self.applied = 0;
         self.leading = None;
         self.writes.clear();
         self.reads.clear();
+        self.membership.reset();
+        self.healthy = self.membership.healthy_servers();
         self.checks.clear();
-        self.answered.clear();
     }
 
     fn is_leader(&self) -> bool {
         self.raft.role() == Role::Leader
+    }
+
+    /// Whether this server is Distro-responsible for `service` in its membership view.
+    fn is_responsible(&self, service: ServiceId) -> bool {
+        let hash = self.config.service_hashes.get(service.0 as usize);
+        hash.and_then(|h| responsible(*h, &self.healthy)) == Some(self.me)
     }
 
     pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: Msg) {
@@ -134,8 +145,20 @@ impl CpServer {
                 ctx.send(from, registry::Msg::WriteOk { req, found: false })
             }
             Msg::Registry(registry::Msg::Query { service, req }) => self.read(ctx, from, service, req),
-            Msg::Cp(cp::Msg::ProbeOk { round }) if self.is_leader() && round == self.probe_round => {
-                self.answered.insert(from);
+            Msg::Cp(cp::Msg::ProbeOk { round }) => self.probed(ctx, from, round, Outcome::Connected),
+            Msg::Nacos(nacos::Msg::Report { req }) => {
+                if self.membership.on_report_received(ctx, from) {
+                    self.healthy = self.membership.healthy_servers();
+                }
+                ctx.send(from, nacos::Msg::ReportOk { req });
+            }
+            Msg::Nacos(nacos::Msg::ReportOk { req }) if self.membership.on_report_ok(ctx, from, req) => {
+                self.healthy = self.membership.healthy_servers()
+            }
+            Msg::Nacos(nacos::Msg::Status { checksums }) => status::on_report(ctx, from, &self.tables, &checksums),
+            Msg::Nacos(nacos::Msg::StatusQuery { service }) => status::on_query(ctx, from, &self.tables, service),
+            Msg::Nacos(nacos::Msg::Statuses { service, flags }) => {
+                status::on_statuses(ctx, &mut self.tables, service, &flags);
             }
             Msg::Raft(m) => self.raft.on_message(ctx, from, m),
             _ => {}
@@ -145,12 +168,21 @@ impl CpServer {
 
     pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: Timer) {
         match timer {
-            Timer::Cp(cp::Timer::ProbeRound { term }) if self.leading == Some(term) && self.is_leader() => {
-                self.probe(ctx)
+            Timer::Cp(cp::Timer::Check { service }) => {
+                let responsible = self.is_responsible(service);
+                if let Some(t) = self.tables.get(service.0 as usize) {
+                    self.checks.run(ctx, &self.config.check, service, t, responsible);
+                }
             }
-            Timer::Cp(cp::Timer::ProbeTimeout { round }) if round == self.probe_round && self.is_leader() => {
-                self.grade_probes(ctx);
-                self.schedule_probes(ctx);
+            Timer::Cp(cp::Timer::ProbeTimeout { instance, round }) => {
+                self.probed(ctx, instance, round, Outcome::TimedOut)
+            }
+            Timer::Nacos(nacos::Timer::Report) => self.membership.on_report_timer(ctx),
+            Timer::Nacos(nacos::Timer::ReportTimeout { req }) if self.membership.on_report_timeout(ctx, req) => {
+                self.healthy = self.membership.healthy_servers()
+            }
+            Timer::Nacos(nacos::Timer::StatusReport) => {
+                status::report(ctx, &self.tables, &self.peers, |s| self.is_responsible(s));
             }
             Timer::Raft(t) => self.raft.on_timer(ctx, t),
             _ => {}
@@ -158,8 +190,25 @@ impl CpServer {
         self.sync(ctx);
     }
 
-    /// A refused probe counts as a failure when its round ends, as an unanswered one does.
-    pub fn on_refused(&mut self, _ctx: &mut NodeCtx<'_>, _to: NodeId, _msg: Msg) {}
+    /// A refused connect fails the check at once (`checkFailNow`); a refused membership report
+    /// marks the peer down.
+    pub fn on_refused(&mut self, ctx: &mut NodeCtx<'_>, to: NodeId, msg: Msg) {
+        match msg {
+            Msg::Cp(cp::Msg::Probe { round }) => self.probed(ctx, to, round, Outcome::Refused),
+            Msg::Nacos(nacos::Msg::Report { .. }) if self.membership.on_refused(ctx, to) => {
+                self.healthy = self.membership.healthy_servers()
+            }
+            _ => {}
+        }
+    }
+
+    /// The outcome of connect `round` to `instance`, if it is the one in flight.
+    fn probed(&mut self, ctx: &mut NodeCtx<'_>, instance: NodeId, round: u32, outcome: Outcome) {
+        let Some(service) = self.checks.pending(instance, round) else { return };
+        let responsible = self.is_responsible(service);
+        let Some(t) = self.tables.get_mut(service.0 as usize) else { return };
+        self.checks.finish(ctx, &self.config.check, instance, outcome, t, responsible);
+    }
 
     fn redirect(&self, ctx: &mut NodeCtx<'_>, client: NodeId, req: u64) {
         ctx.send(client, registry::Msg::Redirect { req, leader: self.raft.leader() });
@@ -195,45 +244,27 @@ impl CpServer {
         self.reads.push(PendingRead { client, req, service, index, round });
     }
 
-    fn list(&self, service: ServiceId) -> (InstanceList, InstanceList) {
-        let Some(s) = self.state.get(&service) else { return Default::default() };
-        let healthy = s.iter().filter(|(_, h)| **h).map(|(n, _)| *n).collect();
-        (Arc::new(healthy), Arc::new(s.keys().copied().collect()))
-    }
-
     fn answer(&self, ctx: &mut NodeCtx<'_>, client: NodeId, service: ServiceId, req: u64) {
-        let (instances, registered) = self.list(service);
+        let (instances, registered) = self.table(service).map(|t| (t.healthy(), t.registered())).unwrap_or_default();
         ctx.send(
             client,
             registry::Msg::QueryOk { req, answer: Arc::new(crate::protocol::QueryAnswer { instances, registered }) },
         );
     }
 
-    /// Applies a command to the state machine, reporting what changed.
+    /// Applies a command to the state machine. A registration keeps the flag of an instance
+    /// already listed (`Cluster.updateIps`) and starts the service's health check here.
     fn apply(&mut self, ctx: &mut NodeCtx<'_>, cmd: Cmd) {
-        let (service, instance, healthy) = match cmd {
-            Cmd::Noop => return,
-            Cmd::Register { service, instance } => (service, instance, true),
-            Cmd::Health { service, instance, healthy } => (service, instance, healthy),
-        };
-        let entries = self.state.entry(service).or_default();
-        let before = entries.insert(instance, healthy);
-        if let Some(c) = self.checks.get_mut(&instance)
-            && c.proposed == Some(healthy)
-        {
-            c.proposed = None;
+        let Cmd::Register { service, instance } = cmd else { return };
+        let Some(t) = self.tables.get_mut(service.0 as usize) else { return };
+        let known = t.get(instance).copied();
+        if known.is_none() {
+            t.put(ctx, InstRec { instance, healthy: true, last_beat: ctx.now() });
+            if self.is_leader() {
+                ctx.observe(Obs::Registered { instance });
+            }
         }
-        if before == Some(healthy) {
-            return;
-        }
-        ctx.observe(Obs::Copy { instance, state: if healthy { CopyState::Healthy } else { CopyState::Unhealthy } });
-        if self.is_leader() {
-            ctx.observe(match (before, healthy) {
-                (None, _) => Obs::Registered { instance },
-                (Some(_), true) => Obs::MarkedHealthy { instance },
-                (Some(_), false) => Obs::MarkedUnhealthy { instance },
-            });
-        }
+        self.checks.add_service(ctx, &self.config.check, service);
     }
 
     /// After every event: apply what committed, notice leadership changes, answer what is ready.
@@ -248,14 +279,11 @@ impl CpServer {
                 // Clients of a deposed leader time out and retry elsewhere.
                 self.writes.clear();
                 self.reads.clear();
-                self.checks.clear();
             }
             return;
         }
         if self.leading != Some(self.raft.term()) {
             self.leading = Some(self.raft.term());
-            self.checks.clear();
-            self.schedule_probes(ctx);
         }
         let commit = self.raft.commit();
         let mut k = 0;
@@ -279,55 +307,6 @@ impl CpServer {
                 self.answer(ctx, r.client, r.service, r.req);
             } else {
                 k += 1;
-            }
-        }
-    }
-
-    fn schedule_probes(&mut self, ctx: &mut NodeCtx<'_>) {
-        let jitter = self.config.probe_jitter.as_nanos();
-        let inner = if jitter == 0 { 0 } else { ctx.rng().random_range(0..jitter) };
-        let extra = if inner == 0 { 0 } else { ctx.rng().random_range(0..inner) };
-        ctx.set_timer(self.config.probe_base + SimDuration(extra), cp::Timer::ProbeRound { term: self.raft.term() });
-    }
-
-    fn probe(&mut self, ctx: &mut NodeCtx<'_>) {
-        self.probe_round = self.probe_round.wrapping_add(1);
-        self.answered.clear();
-        let round = self.probe_round;
-        for instances in self.state.values() {
-            for n in instances.keys() {
-                ctx.send(*n, cp::Msg::Probe { round });
-            }
-        }
-        ctx.set_timer(self.config.probe_timeout, cp::Timer::ProbeTimeout { round });
-    }
-
-    fn grade_probes(&mut self, ctx: &mut NodeCtx<'_>) {
-        let mut proposals = Vec::new();
-        for (service, instances) in &self.state {
-            for (n, healthy) in instances {
-                let c = self.checks.entry(*n).or_default();
-                if self.answered.contains(n) {
-                    (c.oks, c.fails) = (c.oks + 1, 0);
-                } else {
-                    (c.oks, c.fails) = (0, c.fails + 1);
-                }
-                let wanted = if *healthy && c.fails >= self.config.probe_failures {
-                    Some(false)
-                } else if !*healthy && c.oks >= self.config.probe_successes {
-                    Some(true)
-                } else {
-                    None
-                };
-                if let Some(h) = wanted.filter(|h| c.proposed != Some(*h)) {
-                    c.proposed = Some(h);
-                    proposals.push(Cmd::Health { service: *service, instance: *n, healthy: h });
-                }
-            }
-        }
-        for cmd in proposals {
-            if self.raft.propose(ctx, cmd).is_some() && self.config.apply_before_commit {
-                self.apply(ctx, cmd);
             }
         }
     }

@@ -7,13 +7,15 @@ use regsim_kernel::net::LatencySpec;
 /// How reads are served, as etcd's `raft.Config.ReadOnlyOption` (raft.go, `ReadOnlySafe`,
 /// `ReadOnlyLeaseBased`) plus reads that skip Raft: `read_index` (linearizable, one heartbeat
 /// round per read), `lease` (linearizable while clocks agree; needs `check_quorum`) or `local`
-/// (any server answers from its own state, as Nacos 1.x does).
+/// (any server answers from its own state). `local` is the default: Nacos 1.4 answers every
+/// query from the server's memory (`InstanceController.list` -> `doSrvIpxt`), whichever
+/// consistency protocol stores the instances.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadMode {
-    #[default]
     ReadIndex,
     Lease,
+    #[default]
     Local,
 }
 
@@ -73,7 +75,7 @@ impl Default for RaftConfig {
             heartbeat_interval: SimDuration::from_millis(500),
             pre_vote: true,
             check_quorum: true,
-            reads: ReadMode::ReadIndex,
+            reads: ReadMode::Local,
             fsync: default_fsync(),
             vote_twice: false,
         }

@@ -25,8 +25,6 @@ pub enum Cmd {
     Noop,
     /// A persistent instance registers (healthy).
     Register { service: ServiceId, instance: NodeId },
-    /// The leader's health check changed an instance's status.
-    Health { service: ServiceId, instance: NodeId, healthy: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

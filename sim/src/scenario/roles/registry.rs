@@ -22,6 +22,8 @@ pub(super) fn servers(b: &mut Nodes<'_>) -> Result<(), BuildError> {
     let cp_cfg = CpConfig {
         raft: RaftConfig { vote_twice: s.bugs.vote_twice, ..s.registry.raft.clone() },
         apply_before_commit: s.bugs.apply_before_commit,
+        service_hashes: service_hashes(s),
+        membership: s.registry.membership.clone(),
         ..CpConfig::default()
     };
     for servers in b.region_servers.clone() {
@@ -43,10 +45,14 @@ fn server_config(s: &Scenario, servers: Arc<[NodeId]>) -> ServerConfig {
     ServerConfig {
         health: r.health.clone(),
         servers,
-        // Nacos keys a service by group and name.
-        service_hashes: Arc::from([java_hash(&format!("DEFAULT_GROUP@@{}", s.instances.service))]),
+        service_hashes: service_hashes(s),
         membership: r.membership.clone(),
         distro: DistroConfig { skip_anti_entropy: s.bugs.skip_anti_entropy, ..r.distro.clone() },
         push: r.push.clone(),
     }
+}
+
+/// Nacos keys a service by group and name.
+fn service_hashes(s: &Scenario) -> Arc<[i32]> {
+    Arc::from([java_hash(&format!("DEFAULT_GROUP@@{}", s.instances.service))])
 }
