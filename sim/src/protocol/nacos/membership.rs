@@ -21,7 +21,7 @@ pub enum MemberState {
 }
 
 /// `[registry.membership]`: server membership reports (Nacos `MemberInfoReportTask`: every
-/// 2 s, DOWN at the 4th consecutive failure).
+/// 2 s, 2.5 s read timeout, DOWN at the 4th consecutive failure).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MembershipConfig {
@@ -44,7 +44,10 @@ impl Default for MembershipConfig {
     fn default() -> Self {
         MembershipConfig {
             report_interval: SimDuration::from_secs(2),
-            report_timeout: SimDuration::from_secs(3),
+            // The report rides `NacosAsyncRestTemplate` (`DefaultHttpClientFactory`: connect
+            // timeout `nacos.http.timeout` 5 s, read timeout half of it); the connection is
+            // pooled, so the read timeout is the one that applies.
+            report_timeout: SimDuration::from_millis(2_500),
             down_after_failures: 4,
         }
     }

@@ -37,8 +37,8 @@ struct MemberCase {
 /// server 0 (members [1, 2]) reports to server 2 at 2, 6, 10, 14, 18, ... s. MemberUtil.onFail:
 /// SUSPICIOUS and `failAccessCnt + 1`; DOWN when `failAccessCnt > 3` (nacos.core.member.
 /// fail-access-cnt) or the error says "Connection refused". MemberUtil.onSuccess: UP,
-/// `failAccessCnt = 0` (ANCHORS "Server membership"). A report fails after the simulator's
-/// `report_timeout`, 3 s; the first report goes 2 s after start (Nacos: 5 s after the web server
+/// `failAccessCnt = 0` (ANCHORS "Server membership"). A report fails after `report_timeout`,
+/// 2.5 s (the read timeout of `DefaultHttpClientFactory`); the first report goes 2 s after start (Nacos: 5 s after the web server
 /// starts), a phase that only shifts the times.
 const MEMBERS: &[MemberCase] = &[
     MemberCase {
@@ -46,7 +46,7 @@ const MEMBERS: &[MemberCase] = &[
         fault: Fault::Isolate,
         until: 17_500,
         end: 20_000,
-        expect: &[(5_000, MemberState::Suspicious), (17_000, MemberState::Down), (18_002, MemberState::Up)],
+        expect: &[(4_500, MemberState::Suspicious), (16_500, MemberState::Down), (18_002, MemberState::Up)],
     },
     MemberCase {
         // Its late answers to the reports that timed out do not count (the stalled requests
@@ -55,7 +55,7 @@ const MEMBERS: &[MemberCase] = &[
         fault: Fault::Pause,
         until: 17_500,
         end: 20_000,
-        expect: &[(5_000, MemberState::Suspicious), (17_000, MemberState::Down), (18_002, MemberState::Up)],
+        expect: &[(4_500, MemberState::Suspicious), (16_500, MemberState::Down), (18_002, MemberState::Up)],
     },
     MemberCase {
         name: "process dead: the refused report makes it DOWN at once; UP once restarted",
@@ -70,10 +70,10 @@ const MEMBERS: &[MemberCase] = &[
         until: 0,
         end: 34_000,
         expect: &[
-            (5_000, MemberState::Suspicious),
+            (4_500, MemberState::Suspicious),
             (14_002, MemberState::Up),
-            (21_000, MemberState::Suspicious),
-            (33_000, MemberState::Down),
+            (20_500, MemberState::Suspicious),
+            (32_500, MemberState::Down),
         ],
     },
 ];
@@ -137,8 +137,8 @@ fn a_peer_that_stops_answering_goes_suspicious_then_down_and_up_again() {
 /// member keeps its services; once DOWN they re-hash over the others (ANCHORS: "the 4th
 /// consecutive failure makes it DOWN (responsibility is then re-hashed without it)").
 /// "DEFAULT_GROUP@@payment" (hashCode 1310542949) is server 2's among [0, 1, 2] and server 1's
-/// among [0, 1]. Server 2 is isolated at 1 s: SUSPICIOUS at 5 s and DOWN at 17 s for servers 0 and
-/// 1 alike (both report to it at 2, 6, 10 and 14 s).
+/// among [0, 1]. Server 2 is isolated at 1 s: SUSPICIOUS at 4.5 s and DOWN at 16.5 s for servers
+/// 0 and 1 alike (both report to it at 2, 6, 10 and 14 s, each failing 2.5 s later).
 #[test]
 fn a_down_member_loses_its_services_and_a_suspicious_one_keeps_them() {
     let mut h = cluster(13, &["DEFAULT_GROUP@@payment"]);
@@ -150,7 +150,7 @@ fn a_down_member_loses_its_services_and_a_suspicious_one_keeps_them() {
     let late = instance(&mut h, ServiceId(0), &[S[0]]);
     h.run_until(at(18_000));
     for n in [S[0], S[1]] {
-        let expect = vec![(at(5_000), MemberState::Suspicious), (at(17_000), MemberState::Down)];
+        let expect = vec![(at(4_500), MemberState::Suspicious), (at(16_500), MemberState::Down)];
         assert_eq!(view(&h, n, S[2]), expect, "server {n}'s view of server 2");
     }
     let registers = |inst: NodeId| {
