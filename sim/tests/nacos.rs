@@ -37,9 +37,12 @@ fn nacos_crash_reproduces_the_anchor_windows() {
 /// With push on, a consumer's view drops a dead instance about 1 s (the push debounce) after
 /// the change reaches its server: at once for consumers subscribed to the responsible server,
 /// after the responsible server's next status report for the others (every 5 s; a Distro sync
-/// does not carry the flag). So the last view updates 1-6 s after the unhealthy mark (+ 0.1 s
-/// of network). With one server there is no other server: 1-1.1 s. With push off, views wait
-/// for the 3 s poll, so they lag more.
+/// does not carry the flag). So most views update 1-6 s after the unhealthy mark (+ 0.1 s of
+/// network). A consumer whose subscription lapsed (it polled another server more than 10 s
+/// ago) gets no push, and its next poll only refreshes the subscription if a push came since
+/// the last one (`HostReactor.UpdateTask` -> `refreshOnly`): it waits for the poll after, up
+/// to two poll intervals. With one server there is no other server: 1-1.1 s. With push off,
+/// views wait for the 3 s poll, so they lag more.
 #[test]
 fn views_follow_the_registry_about_a_second_later_with_push() {
     let lag = |out: &RunOutput| -> Vec<f64> {
@@ -49,7 +52,9 @@ fn views_follow_the_registry_about_a_second_later_with_push() {
             .collect()
     };
     let three = lag(&go("nacos-crash.toml", &[]));
-    assert!(three.iter().all(|x| (1.0..=6.1).contains(x)), "3 servers: {three:?}");
+    let pushed = three.iter().filter(|x| (1.0..=6.1).contains(*x)).count();
+    assert!(pushed * 10 >= three.len() * 8, "3 servers, most within a report and a debounce: {three:?}");
+    assert!(three.iter().all(|x| (1.0..=21.1).contains(x)), "3 servers: {three:?}");
     let one = lag(&go("nacos-crash.toml", &["registry.servers=1"]));
     assert!(one.iter().all(|x| (1.0..=1.1).contains(x)), "1 server: {one:?}");
     let polled = lag(&go("nacos-crash.toml", &["registry.push.enabled=false"]));

@@ -1,11 +1,16 @@
-//! A client's view of one service in the registry: the Nacos 1.x client's subscription cache,
-//! shared by consumers and gateways.
+//! A client's view of one service in the registry: the Nacos 1.x client's subscription cache
+//! (`HostReactor`, 1.4.6), shared by consumers and gateways.
 //!
-//! The view (the healthy instances of the service) is refreshed by polling the full list every
-//! `poll_interval` (10 s; 3 s when push is off) after the previous poll's answer or failure,
-//! from a random server with round-robin failover; a failed poll backs off
-//! `interval << fail_count` (fail_count <= 6), capped at `backoff_max` (60 s). Servers also
-//! push changes over UDP; the client replaces its view and acks. Each change of membership is
+//! The view (the healthy instances of the service) is refreshed by polling the full list
+//! (`HostReactor.UpdateTask`) every `poll_interval` (the server's `cacheMillis`: 10 s with
+//! push, 3 s without) after the previous poll's answer or failure, from a random server with
+//! round-robin failover. A failed poll, or an answer with no instances, backs off
+//! `1 s << fail_count` (`DEFAULT_DELAY << failCount`, fail_count <= 6), capped at
+//! `backoff_max` (60 s, `DEFAULT_DELAY * 60`); an answer with instances resets the count.
+//! Servers also push changes over UDP; the client replaces its view and acks. A poll that
+//! follows a push (`serviceObj.getLastRefTime() > lastRefTime`) only refreshes the
+//! subscription (`refreshOnly`): its answer is not applied, and its failure is not counted;
+//! the current view's emptiness decides the backoff then. Each change of membership is
 //! observed (`Obs::View`), so the metrics can tell when a client stopped listing a dead
 //! instance.
 //!
@@ -34,7 +39,12 @@ struct Query {
     req: u64,
     server_idx: usize,
     tried: usize,
+    /// A push came since the last poll: the answer only refreshes the subscription.
+    refresh_only: bool,
 }
+
+/// `HostReactor.DEFAULT_DELAY`: the base of the failure backoff.
+pub const BACKOFF_BASE: SimDuration = SimDuration::from_secs(1);
 
 /// What a message or timer meant to the view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +62,8 @@ pub struct RegistryView {
     view: Vec<NodeId>,
     fail_count: u32,
     query: Option<Query>,
+    /// A push arrived since the last poll started.
+    pushed: bool,
 }
 
 impl RegistryView {
@@ -67,7 +79,21 @@ impl RegistryView {
         *next_req += 1;
         let req = *next_req;
         ctx.observe(Obs::OpStart { req, op: ClientOp::List(cfg.service) });
-        self.query_server(cfg, ctx, Query { req, server_idx: start, tried: 1 });
+        let refresh_only = std::mem::take(&mut self.pushed);
+        self.query_server(cfg, ctx, Query { req, server_idx: start, tried: 1, refresh_only });
+    }
+
+    /// `UpdateTask.run`'s `finally`: the next poll after `delay`, or after the backoff when
+    /// `failed` (`incFailCount`; otherwise `resetFailCount`).
+    fn schedule(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, failed: bool) {
+        let delay = if failed {
+            self.fail_count = (self.fail_count + 1).min(6);
+            BACKOFF_BASE.saturating_mul(1 << self.fail_count).min(cfg.backoff_max)
+        } else {
+            self.fail_count = 0;
+            cfg.poll_interval
+        };
+        ctx.set_timer(delay, registry::Timer::Poll);
     }
 
     fn query_server(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, q: Query) {
@@ -83,14 +109,14 @@ impl RegistryView {
         let Some(q) = self.query.filter(|q| q.req == req) else { return };
         if q.tried < cfg.servers.len() {
             let server_idx = to.unwrap_or((q.server_idx + 1) % cfg.servers.len());
-            self.query_server(cfg, ctx, Query { req, server_idx, tried: q.tried + 1 });
+            self.query_server(cfg, ctx, Query { server_idx, tried: q.tried + 1, ..q });
             return;
         }
         self.query = None;
         ctx.observe(Obs::Request { kind: RequestKind::Query, ok: false });
-        self.fail_count = (self.fail_count + 1).min(6);
-        let delay = cfg.poll_interval.saturating_mul(1 << self.fail_count).min(cfg.backoff_max);
-        ctx.set_timer(delay, registry::Timer::Poll);
+        // `refreshOnly` swallows its exception; the pushed view's emptiness decides.
+        let failed = !q.refresh_only || self.view.is_empty();
+        self.schedule(cfg, ctx, failed);
     }
 
     /// Replaces the view with `new` (sorted), observing every difference.
@@ -125,12 +151,13 @@ impl RegistryView {
     pub fn on_message(&mut self, cfg: &ViewConfig, ctx: &mut NodeCtx<'_>, from: NodeId, msg: &Msg) -> Handled {
         match msg {
             Msg::Registry(registry::Msg::QueryOk { req, answer }) if self.query.is_some_and(|q| q.req == *req) => {
-                self.query = None;
-                self.fail_count = 0;
+                let refresh_only = self.query.take().is_some_and(|q| q.refresh_only);
                 ctx.observe(Obs::Request { kind: RequestKind::Query, ok: true });
                 ctx.observe(Obs::OpDone { req: *req, result: Some(Arc::clone(&answer.registered)) });
-                let handled = self.set(ctx, &answer.instances);
-                ctx.set_timer(cfg.poll_interval, registry::Timer::Poll);
+                let handled = if refresh_only { Handled::Yes } else { self.set(ctx, &answer.instances) };
+                // An empty list counts as a failure (`CollectionUtils.isEmpty(serviceObj.getHosts())`).
+                let empty = self.view.is_empty();
+                self.schedule(cfg, ctx, empty);
                 handled
             }
             Msg::Registry(registry::Msg::Redirect { req, leader }) => {
@@ -139,6 +166,7 @@ impl RegistryView {
                 Handled::Yes
             }
             Msg::Registry(registry::Msg::Push { instances, push_id, .. }) => {
+                self.pushed = true;
                 let handled = self.set(ctx, instances);
                 ctx.send(from, registry::Msg::PushAck { push_id: *push_id });
                 handled
@@ -174,9 +202,7 @@ impl RegistryView {
 
     /// The cache is in memory only.
     pub fn crash(&mut self) {
-        self.view.clear();
-        self.fail_count = 0;
-        self.query = None;
+        *self = RegistryView::default();
     }
 }
 

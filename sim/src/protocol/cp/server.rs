@@ -25,6 +25,8 @@ pub struct CpConfig {
     pub membership: MembershipConfig,
     /// The TCP health check.
     pub check: CheckConfig,
+    /// `[registry.health] protect_threshold` (see `nacos::server::HealthConfig`).
+    pub protect_threshold: f64,
 }
 
 impl Default for CpConfig {
@@ -35,6 +37,7 @@ impl Default for CpConfig {
             service_hashes: Arc::from([crate::protocol::java_hash("DEFAULT_GROUP@@demo-service")]),
             membership: MembershipConfig::default(),
             check: CheckConfig::default(),
+            protect_threshold: 0.0,
         }
     }
 }
@@ -245,7 +248,9 @@ impl CpServer {
     }
 
     fn answer(&self, ctx: &mut NodeCtx<'_>, client: NodeId, service: ServiceId, req: u64) {
-        let (instances, registered) = self.table(service).map(|t| (t.healthy(), t.registered())).unwrap_or_default();
+        let protect = self.config.protect_threshold;
+        let (instances, registered) =
+            self.table(service).map(|t| (t.served(protect), t.registered())).unwrap_or_default();
         ctx.send(
             client,
             registry::Msg::QueryOk { req, answer: Arc::new(crate::protocol::QueryAnswer { instances, registered }) },

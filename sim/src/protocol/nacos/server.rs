@@ -36,13 +36,18 @@ use crate::protocol::{InstRec, Msg, NodeCtx, Obs, ServerList, ServiceId, Timer, 
 use regsim_kernel::{NodeId, SimDuration};
 
 /// `[registry.health]`: Nacos' `ClientBeatCheckTask` timing (check every 5 s; unhealthy 15 s
-/// and deleted 30 s after the last beat; `ClientBeatCheckTask.run`, `UtilsAndCommons`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+/// and deleted 30 s after the last beat; `ClientBeatCheckTask.run`, `UtilsAndCommons`) and the
+/// service's protect threshold.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HealthConfig {
     pub check_interval: SimDuration,
     pub unhealthy_after: SimDuration,
     pub delete_after: SimDuration,
+    /// `Service.protectThreshold` (0 by default): when healthy / registered is at most this,
+    /// a query or push lists every registered instance as healthy
+    /// (`InstanceController.doSrvIpxt`), so clients keep calling rather than see nothing.
+    pub protect_threshold: f64,
 }
 
 impl Default for HealthConfig {
@@ -51,6 +56,7 @@ impl Default for HealthConfig {
             check_interval: SimDuration::from_secs(5),
             unhealthy_after: SimDuration::from_secs(15),
             delete_after: SimDuration::from_secs(30),
+            protect_threshold: 0.0,
         }
     }
 }
@@ -61,12 +67,19 @@ impl HealthConfig {
             ("check_interval", self.check_interval),
             ("unhealthy_after", self.unhealthy_after),
             ("delete_after", self.delete_after),
-        ])
+        ])?;
+        if !(0.0..=1.0).contains(&self.protect_threshold) {
+            return Err((
+                "protect_threshold".into(),
+                format!("expected a fraction in [0, 1], got {}", self.protect_threshold),
+            ));
+        }
+        Ok(())
     }
 }
 
 /// A server's whole configuration: the scenario's `[registry.*]` sections plus the cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     pub health: HealthConfig,
     /// Every server of the cluster, sorted.
@@ -208,7 +221,8 @@ impl RegistryServer {
             }
             Msg::Registry(registry::Msg::Query { service, req }) => {
                 self.push.subscribe(ctx, service, from);
-                let instances = self.table(service).map(Table::healthy).unwrap_or_default();
+                let protect = self.config.health.protect_threshold;
+                let instances = self.table(service).map(|t| t.served(protect)).unwrap_or_default();
                 let registered = self.table(service).map(Table::registered).unwrap_or_default();
                 ctx.send(
                     from,
@@ -320,7 +334,7 @@ impl RegistryServer {
                 self.distro.on_verify_timer(ctx, &self.peers, mine);
             }
             Timer::Nacos(nacos::Timer::PushDebounce { service }) => {
-                let list = self.tables[service.0 as usize].healthy();
+                let list = self.tables[service.0 as usize].served(self.config.health.protect_threshold);
                 self.push.on_debounce(ctx, service, &list);
             }
             Timer::Nacos(nacos::Timer::PushTimeout { push_id }) => self.push.on_timeout(ctx, push_id),

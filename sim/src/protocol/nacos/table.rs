@@ -145,6 +145,15 @@ impl Table {
         std::sync::Arc::new(v)
     }
 
+    /// What a query or push lists (`InstanceController.doSrvIpxt`): the healthy instances, or
+    /// every instance when healthy / all is at most `protect_threshold` (Nacos then returns the
+    /// unhealthy ones marked healthy).
+    pub fn served(&self, protect_threshold: f64) -> InstanceList {
+        let healthy = self.entries.iter().filter(|r| r.healthy).count();
+        let all = self.entries.len();
+        if all > 0 && (healthy as f64) / (all as f64) <= protect_threshold { self.registered() } else { self.healthy() }
+    }
+
     /// Every instance in the copy, healthy or not, sorted.
     pub fn registered(&self) -> InstanceList {
         let mut v: Vec<NodeId> = self.entries.iter().map(|r| r.instance).collect();

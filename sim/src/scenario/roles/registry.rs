@@ -24,6 +24,7 @@ pub(super) fn servers(b: &mut Nodes<'_>) -> Result<(), BuildError> {
         apply_before_commit: s.bugs.apply_before_commit,
         service_hashes: service_hashes(s),
         membership: s.registry.membership.clone(),
+        protect_threshold: s.registry.health.protect_threshold,
         ..CpConfig::default()
     };
     for servers in b.region_servers.clone() {
