@@ -353,6 +353,11 @@ pub fn settle_timing(s: &Scenario, latency_max: Option<SimDuration>) -> crate::m
         verify_interval: r.distro.verify_interval,
         sample_interval: s.metrics.sample_interval,
         hop: latency_max.unwrap_or(SimDuration::from_secs(1)),
+        servers_restart: s.faults.iter().any(|f| {
+            use crate::fault::ActionKind::{Crash, Restart};
+            let server = |t: &String| t.contains("servers") || t.contains("leader") || t == "all" || t == "rest";
+            matches!(f.action, Crash | Restart) && f.target.as_ref().is_none_or(|t| t.0.iter().any(server))
+        }),
         views: (s.consumers.count > 0).then(|| {
             let c = &s.consumers;
             // As scenario::build: 10 s with push on, 3 s with push off (AP runs only here).

@@ -29,6 +29,8 @@ pub struct SettleTiming {
     pub hop: SimDuration,
     /// Consumers' polling, when there are consumers (their views must converge too).
     pub views: Option<ViewTiming>,
+    /// Whether a fault may restart a server (its first status report comes 60 s later).
+    pub servers_restart: bool,
 }
 
 /// How consumers refresh their views (for the views phase of [`SettleTiming::bound`]).
@@ -57,17 +59,24 @@ impl SettleTiming {
     ///    a copy that missed no sync but lost its data (a restarted server) is repaired by the
     ///    next checksum verify, within `verify_interval` plus a pull and its answer:
     ///    `sync_delay + sync_timeout + sync_retry + verify_interval + 4 hops`.
-    /// 4. **views** (when there are consumers): once every copy is right, each consumer's next
+    /// 4. **flags**: a health flag reaches the servers not responsible for the service only by
+    ///    the responsible server's status report (`nacos::status`): the next one within
+    ///    `REPORT_PERIOD` (5 s), then a checksum, a fetch and its answer (3 hops). A restarted
+    ///    server reports first `FIRST_REPORT` (60 s) after its start, which is before the last
+    ///    disturbance; so when servers may restart, the flags are right by
+    ///    `max(phases 1-3, FIRST_REPORT) + REPORT_PERIOD + 3 hops`.
+    /// 5. **views** (when there are consumers): once every copy is right, each consumer's next
     ///    poll gets the right list. The next poll is due at most `max(poll_interval,
     ///    backoff_max)` later (a consumer whose polls failed during the fault waits out its
     ///    backoff), a query still in flight may first bring an older list (it left before the
     ///    copies were right; its answer comes within `query_timeout`), and the answer takes
     ///    2 hops: `query_timeout + max(poll_interval, backoff_max) + 2 hops`. (Pushes only
     ///    speed this up.)
-    /// 5. **sampling**: copies and views are compared every `sample_interval`.
+    /// 6. **sampling**: copies and views are compared every `sample_interval`.
     ///
-    /// With Nacos defaults and 10 ms latency: 7 s + 20 s + 15 s + 1 s ≈ 43 s without
-    /// consumers, plus 3 s + 60 s for the views phase with them. On a lossy
+    /// With Nacos defaults and 10 ms latency: 7 s + 20 s + 15 s + 5 s + 1 s ≈ 48 s without
+    /// consumers (65 s + 1 s when servers restart), plus 3 s + 60 s for the views phase with
+    /// them. On a lossy
     /// network no bound holds (beats and syncs can be lost again and again, and with enough
     /// instances some copy is wrong at every sample), so the invariant applies without loss only.
     pub fn bound(&self) -> SimDuration {
@@ -80,7 +89,10 @@ impl SettleTiming {
         let replication = self.sync_delay + self.sync_timeout + self.sync_retry + self.verify_interval + hops(4);
         let views =
             self.views.map_or(SimDuration::ZERO, |v| v.query_timeout + v.poll_interval.max(v.backoff_max) + hops(2));
-        membership + beats.max(health) + replication + views + self.sample_interval
+        let copies = membership + beats.max(health) + replication;
+        let first = if self.servers_restart { crate::protocol::nacos::status::FIRST_REPORT } else { SimDuration::ZERO };
+        let flags = copies.max(first) + crate::protocol::nacos::status::REPORT_PERIOD + hops(3);
+        flags + views + self.sample_interval
     }
 }
 
