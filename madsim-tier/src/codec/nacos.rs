@@ -22,6 +22,8 @@ const FORWARD_REJECTED: u8 = 29;
 const STATUS: u8 = 31;
 const STATUS_QUERY: u8 = 32;
 const STATUSES: u8 = 33;
+const SNAPSHOT_QUERY: u8 = 34;
+const SNAPSHOT: u8 = 35;
 /// The message tags of this protocol.
 pub(super) const TAGS: &[u8] = &[
     FORWARD,
@@ -36,6 +38,8 @@ pub(super) const TAGS: &[u8] = &[
     STATUS,
     STATUS_QUERY,
     STATUSES,
+    SNAPSHOT_QUERY,
+    SNAPSHOT,
 ];
 
 pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
@@ -56,13 +60,21 @@ pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
         Msg::Sync { service, data, seq } => {
             put_u8(o, SYNC);
             put_u32(o, service.0);
-            put_len(o, data.len());
-            for r in data.iter() {
-                put_u32(o, r.instance.0);
-                put_bool(o, r.healthy);
-                put_u64(o, r.last_beat.0);
-            }
+            put_datum(o, data);
             put_u32(o, *seq);
+        }
+        Msg::SnapshotQuery { req } => {
+            put_u8(o, SNAPSHOT_QUERY);
+            put_u64(o, *req);
+        }
+        Msg::Snapshot { req, data } => {
+            put_u8(o, SNAPSHOT);
+            put_u64(o, *req);
+            put_len(o, data.len());
+            for (s, d) in data.iter() {
+                put_u32(o, s.0);
+                put_datum(o, d);
+            }
         }
         Msg::SyncOk { service, seq } => {
             put_u8(o, SYNC_OK);
@@ -125,11 +137,15 @@ pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
         FORWARD_OK => Msg::ForwardOk { origin: r.node()?, req: r.u64()?, found: r.bool()? },
         SYNC => {
             let service = r.service()?;
-            let n = r.len(13)?;
-            let data = (0..n)
-                .map(|_| Ok(InstRec { instance: r.node()?, healthy: r.bool()?, last_beat: SimTime(r.u64()?) }))
-                .collect::<R<Vec<_>>>()?;
-            Msg::Sync { service, data: Arc::new(data), seq: r.u32()? }
+            let data = get_datum(r)?;
+            Msg::Sync { service, data, seq: r.u32()? }
+        }
+        SNAPSHOT_QUERY => Msg::SnapshotQuery { req: r.u64()? },
+        SNAPSHOT => {
+            let req = r.u64()?;
+            let n = r.len(8)?;
+            let data = (0..n).map(|_| Ok((r.service()?, get_datum(r)?))).collect::<R<Vec<_>>>()?;
+            Msg::Snapshot { req, data: Arc::new(data) }
         }
         SYNC_OK => Msg::SyncOk { service: r.service()?, seq: r.u32()? },
         VERIFY => {
@@ -155,6 +171,23 @@ pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
         }
         _ => return Err(unknown_tag()),
     })
+}
+
+fn put_datum(o: &mut Vec<u8>, data: &[InstRec]) {
+    put_len(o, data.len());
+    for r in data {
+        put_u32(o, r.instance.0);
+        put_bool(o, r.healthy);
+        put_u64(o, r.last_beat.0);
+    }
+}
+
+fn get_datum(r: &mut Reader<'_>) -> R<regsim::protocol::Datum> {
+    let n = r.len(13)?;
+    let data = (0..n)
+        .map(|_| Ok(InstRec { instance: r.node()?, healthy: r.bool()?, last_beat: SimTime(r.u64()?) }))
+        .collect::<R<Vec<_>>>()?;
+    Ok(Arc::new(data))
 }
 
 #[cfg(test)]
@@ -184,6 +217,14 @@ mod tests {
             Msg::ReportOk { req: 1 },
             Msg::Status { checksums: Arc::new(vec![(ServiceId(0), 7), (ServiceId(3), u64::MAX)]) },
             Msg::StatusQuery { service: ServiceId(3) },
+            Msg::SnapshotQuery { req: 4 },
+            Msg::Snapshot {
+                req: 4,
+                data: Arc::new(vec![
+                    (ServiceId(0), Arc::new(vec![rec(4, true, 10)])),
+                    (ServiceId(2), Arc::new(vec![])),
+                ]),
+            },
             Msg::Statuses { service: ServiceId(3), flags: Arc::new(vec![(NodeId(4), true), (NodeId(9), false)]) },
         ];
         assert_round_trips(msgs.into_iter().map(regsim::protocol::Msg::Nacos));

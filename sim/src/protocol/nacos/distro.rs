@@ -6,12 +6,27 @@
 //!   and only it runs the beat health check for `s`. Views of membership can differ between
 //!   servers (e.g. across a partition), and then two servers may both act as responsible.
 //! - **Sync**: a change on the responsible server is sent to every other server after
-//!   `sync_delay` (2 s; changes in the window are merged); a sync not acknowledged within
-//!   `sync_timeout` is retried after `sync_retry` (5 s), with the data current at that time.
+//!   `sync_delay` (2 s: `DistroConsistencyServiceImpl.put` -> `distroProtocol.sync(key, CHANGE,
+//!   taskDispatchPeriod / 2)`, then `DistroHttpCombinedKeyDelayTask` another half; changes in
+//!   the window are merged into the waiting task, which keeps its start:
+//!   `NacosDelayTaskExecuteEngine.addTask` -> `newTask.merge(existTask)`); a sync not
+//!   acknowledged within `sync_timeout` is retried after `sync_retry` (5 s), with the data
+//!   current at that time.
 //! - **Verify** (anti-entropy): every `verify_interval` (5 s) each server sends every peer the
-//!   checksums of the services it is responsible for; a receiver pulls each service whose
-//!   checksum differs from its copy, and drops services it thinks the sender is responsible
-//!   for that the sender no longer lists. The responsible server's data wins.
+//!   checksums of the services it is responsible for and holds data of; with none it sends
+//!   nothing (`DistroDataStorageImpl.getVerifyData` returns null: a restarted, empty server
+//!   does not tell the others to drop its services). A receiver
+//!   (`DistroConsistencyServiceImpl.onReceiveChecksums`) gives up on the whole message if it
+//!   lists a service the receiver is responsible for itself ("this key should not be sent
+//!   from remote server"); otherwise it pulls each service whose checksum differs from its
+//!   copy, and drops services it thinks the sender is responsible for that the sender does
+//!   not list. The responsible server's data wins.
+//! - **Snapshot load** (`DistroLoadDataTask`): a server that starts asks its peers in turn for
+//!   all their data (`NamingProxy.getAllData`, 10 s read timeout) and takes the first answer;
+//!   if every peer fails it tries again after 30 s (`loadDataRetryDelayMillis`). It serves
+//!   requests meanwhile: the 503 of `ServerStatusManager` applies only with
+//!   `nacos.naming.data.warmup`, off by default (`GlobalConfig.dataWarmup`), and is not
+//!   modelled.
 //! - **`bugs.skip_anti_entropy`**: no verify timer at all. Syncs are still retried until
 //!   acknowledged, so a partition heals through them; but a copy that loses data without a
 //!   failed sync (a server that restarts empty after the last change of a service) stays wrong
@@ -25,8 +40,8 @@ use crate::protocol::config::{Invalid, periods};
 use crate::protocol::{Datum, Msg, NodeCtx, ServiceId};
 use regsim_kernel::{NodeId, SimDuration};
 
-/// `[registry.distro]`: Distro replication timing (Nacos 1.x `DistroConfig`: sync 2 s after a
-/// change, retry 5 s, verify 5 s).
+/// `[registry.distro]`: Distro replication timing (Nacos 1.4.6: sync 2 s after a change,
+/// retry 5 s, verify 5 s).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DistroConfig {
@@ -72,11 +87,25 @@ pub fn responsible(hash: i32, healthy: &[NodeId]) -> Option<NodeId> {
     Some(healthy[i])
 }
 
+/// `NamingProxy.getAllData`: `HttpClient.TIME_OUT_MILLIS`.
+pub const SNAPSHOT_TIMEOUT: SimDuration = SimDuration::from_secs(10);
+/// `GlobalConfig.loadDataRetryDelayMillis`.
+pub const SNAPSHOT_RETRY: SimDuration = SimDuration::from_secs(30);
+
+/// The snapshot load in progress: the request and the peer (index into the peers) asked.
+#[derive(Clone, Copy, Debug)]
+struct Loading {
+    req: u64,
+    peer: usize,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Distro {
     pub config: DistroConfig,
     /// Services with a delayed sync scheduled.
     delayed: BTreeSet<ServiceId>,
+    loading: Option<Loading>,
+    next_req: u64,
     /// Syncs awaiting an ack: (peer, service) -> seq.
     outstanding: BTreeMap<(NodeId, ServiceId), u32>,
     /// (peer, service) pairs with a retry timer scheduled.
@@ -89,10 +118,50 @@ impl Distro {
         Distro { config, ..Distro::default() }
     }
 
-    pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>, has_peers: bool) {
-        if has_peers && !self.config.skip_anti_entropy {
+    pub fn on_start(&mut self, ctx: &mut NodeCtx<'_>, peers: &[NodeId]) {
+        if !peers.is_empty() && !self.config.skip_anti_entropy {
             ctx.set_timer(self.config.verify_interval, nacos::Timer::Verify);
         }
+        self.load_from(ctx, peers, 0);
+    }
+
+    /// Asks peer `k` (and the next ones on failure) for a snapshot.
+    fn load_from(&mut self, ctx: &mut NodeCtx<'_>, peers: &[NodeId], k: usize) {
+        let Some(&peer) = peers.get(k) else {
+            self.loading = None;
+            if !peers.is_empty() {
+                ctx.set_timer(SNAPSHOT_RETRY, nacos::Timer::SnapshotRetry);
+            }
+            return;
+        };
+        self.next_req += 1;
+        let req = self.next_req;
+        self.loading = Some(Loading { req, peer: k });
+        ctx.send(peer, nacos::Msg::SnapshotQuery { req });
+        ctx.set_timer(SNAPSHOT_TIMEOUT, nacos::Timer::SnapshotTimeout { req });
+    }
+
+    /// The load of `req` failed (timeout or refused): the next peer.
+    pub fn snapshot_failed(&mut self, ctx: &mut NodeCtx<'_>, peers: &[NodeId], req: u64) {
+        if let Some(l) = self.loading.filter(|l| l.req == req) {
+            self.load_from(ctx, peers, l.peer + 1);
+        }
+    }
+
+    /// Every peer failed 30 s ago: start over.
+    pub fn snapshot_retry(&mut self, ctx: &mut NodeCtx<'_>, peers: &[NodeId]) {
+        if self.loading.is_none() {
+            self.load_from(ctx, peers, 0);
+        }
+    }
+
+    /// Whether `req` is the snapshot being waited for; it is then taken (the load is done).
+    pub fn snapshot_arrived(&mut self, req: u64) -> bool {
+        let ours = self.loading.is_some_and(|l| l.req == req);
+        if ours {
+            self.loading = None;
+        }
+        ours
     }
 
     /// In-memory state is lost on a crash.
@@ -153,11 +222,14 @@ impl Distro {
         self.send(ctx, peer, service, data);
     }
 
-    /// The verify timer: send checksums of `mine` (services this server is responsible for).
+    /// The verify timer: send checksums of `mine` (services this server is responsible for and
+    /// holds data of), if there are any.
     pub fn on_verify_timer(&mut self, ctx: &mut NodeCtx<'_>, peers: &[NodeId], mine: Vec<(ServiceId, u64)>) {
-        let checksums = Arc::new(mine);
-        for peer in peers {
-            ctx.send(*peer, nacos::Msg::Verify { checksums: Arc::clone(&checksums) });
+        if !mine.is_empty() {
+            let checksums = Arc::new(mine);
+            for peer in peers {
+                ctx.send(*peer, nacos::Msg::Verify { checksums: Arc::clone(&checksums) });
+            }
         }
         ctx.set_timer(self.config.verify_interval, nacos::Timer::Verify);
     }

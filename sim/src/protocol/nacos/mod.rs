@@ -80,6 +80,15 @@ pub enum Msg {
         service: ServiceId,
         flags: Arc<Vec<(NodeId, bool)>>,
     } = 12,
+    /// A starting server asks for all the data (`DistroLoadDataTask`, `/distro/datums`).
+    SnapshotQuery {
+        req: u64,
+    } = 13,
+    /// Every service the sender holds data of, with its copy.
+    Snapshot {
+        req: u64,
+        data: Arc<Vec<(ServiceId, Datum)>>,
+    } = 14,
 }
 
 /// Server timers.
@@ -117,4 +126,10 @@ pub enum Timer {
     } = 10,
     /// The next service-status report (`status`).
     StatusReport = 11,
+    /// The snapshot asked for with `req` did not come.
+    SnapshotTimeout {
+        req: u64,
+    } = 12,
+    /// Every peer failed to send a snapshot: ask again.
+    SnapshotRetry = 13,
 }

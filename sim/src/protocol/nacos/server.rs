@@ -164,7 +164,7 @@ impl RegistryServer {
         let phase = SimDuration(ctx.rng().random_range(0..period));
         ctx.set_timer(phase, nacos::Timer::HealthCheck);
         self.membership.on_start(ctx);
-        self.distro.on_start(ctx, !self.peers.is_empty());
+        self.distro.on_start(ctx, &self.peers);
         status::on_start(ctx);
     }
 
@@ -233,6 +233,27 @@ impl RegistryServer {
                 );
             }
             Msg::Registry(registry::Msg::PushAck { push_id }) => self.push.on_ack(push_id),
+            Msg::Nacos(nacos::Msg::SnapshotQuery { req }) => {
+                let data = (0..self.tables.len() as u32)
+                    .map(ServiceId)
+                    .filter(|s| self.tables[s.0 as usize].known)
+                    .map(|s| (s, self.tables[s.0 as usize].snapshot()))
+                    .collect();
+                ctx.send(from, nacos::Msg::Snapshot { req, data: Arc::new(data) });
+            }
+            Msg::Nacos(nacos::Msg::Snapshot { req, data }) if self.distro.snapshot_arrived(req) => {
+                // `processSnapshot` -> `processData`: each service as a sync (flags of known
+                // instances kept).
+                for (service, datum) in data.iter() {
+                    if let Some(t) = self.tables.get_mut(service.0 as usize) {
+                        let before = t.version;
+                        t.replace(ctx, datum);
+                        if t.version != before {
+                            self.push.changed(ctx, *service);
+                        }
+                    }
+                }
+            }
             Msg::Nacos(nacos::Msg::Status { checksums }) => status::on_report(ctx, from, &self.tables, &checksums),
             Msg::Nacos(nacos::Msg::StatusQuery { service }) => status::on_query(ctx, from, &self.tables, service),
             Msg::Nacos(nacos::Msg::Statuses { service, flags })
@@ -283,6 +304,11 @@ impl RegistryServer {
     }
 
     fn on_verify(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, checksums: &[(ServiceId, u64)]) {
+        // `onReceiveChecksums`: a key this server is responsible for "should not be sent from
+        // remote server": the whole message is ignored.
+        if checksums.iter().any(|(s, _)| self.is_responsible(*s)) {
+            return;
+        }
         for (service, sum) in checksums {
             if self.table(*service).is_some_and(|t| t.checksum() != *sum) {
                 ctx.send(from, nacos::Msg::Pull { service: *service });
@@ -328,7 +354,7 @@ impl RegistryServer {
             Timer::Nacos(nacos::Timer::Verify) => {
                 let mine: Vec<(ServiceId, u64)> = (0..self.tables.len() as u32)
                     .map(ServiceId)
-                    .filter(|s| self.is_responsible(*s))
+                    .filter(|s| self.is_responsible(*s) && self.tables[s.0 as usize].known)
                     .map(|s| (s, self.tables[s.0 as usize].checksum()))
                     .collect();
                 self.distro.on_verify_timer(ctx, &self.peers, mine);
@@ -338,6 +364,8 @@ impl RegistryServer {
                 self.push.on_debounce(ctx, service, &list);
             }
             Timer::Nacos(nacos::Timer::PushTimeout { push_id }) => self.push.on_timeout(ctx, push_id),
+            Timer::Nacos(nacos::Timer::SnapshotTimeout { req }) => self.distro.snapshot_failed(ctx, &self.peers, req),
+            Timer::Nacos(nacos::Timer::SnapshotRetry) => self.distro.snapshot_retry(ctx, &self.peers),
             Timer::Nacos(nacos::Timer::StatusReport) => {
                 status::report(ctx, &self.tables, &self.peers, |s| self.is_responsible(s));
             }
@@ -382,6 +410,7 @@ impl RegistryServer {
         match &msg {
             Msg::Nacos(nacos::Msg::Report { .. }) if self.membership.on_refused(ctx, to) => self.membership_changed(),
             Msg::Nacos(nacos::Msg::Forward { origin, req, .. }) => self.proxy_failed(ctx, *origin, *req),
+            Msg::Nacos(nacos::Msg::SnapshotQuery { req }) => self.distro.snapshot_failed(ctx, &self.peers, *req),
             _ => {}
         }
         self.distro.refused(ctx, to, &msg);

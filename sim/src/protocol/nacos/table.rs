@@ -15,6 +15,9 @@ pub struct Table {
     slot: Vec<u32>,
     /// Bumped on every change.
     pub version: u64,
+    /// Whether this server holds data of the service (Nacos: the key is in its `DataStore`,
+    /// even with no instances left): set by any write or sync, cleared by a crash.
+    pub known: bool,
 }
 
 fn state(r: Option<&InstRec>) -> CopyState {
@@ -54,6 +57,7 @@ impl Table {
 
     /// Inserts or replaces `r`; reports the copy change if the visible state changed.
     pub fn put(&mut self, ctx: &mut NodeCtx<'_>, r: InstRec) {
+        self.known = true;
         let before = state(self.get(r.instance));
         match self.get_mut(r.instance) {
             Some(e) => *e = r,
@@ -101,6 +105,7 @@ impl Table {
     /// validation status of updated ips because the checker has the most precise result"); a
     /// new one takes the sender's. Health flags travel by the status reports (`status`).
     pub fn replace(&mut self, ctx: &mut NodeCtx<'_>, data: &[InstRec]) {
+        self.known = true;
         let keep: std::collections::BTreeSet<NodeId> = data.iter().map(|r| r.instance).collect();
         let stale: Vec<NodeId> = self.entries.iter().map(|r| r.instance).filter(|n| !keep.contains(n)).collect();
         for n in stale {

@@ -2,7 +2,8 @@
 //! servers with ids 0, 1, 2 (sorted, as Nacos sorts members by address), real instances and
 //! consumers, every message through the real dispatch, 1 ms one-way latency. One file per
 //! mechanism: `distro` (responsibility, forwarding, delayed sync, verify and repair), `health`
-//! (the beat check and the not-found answer), `membership` (SUSPICIOUS, DOWN, UP) and `push`.
+//! (the beat check and the not-found answer), `membership` (SUSPICIOUS, DOWN, UP), `push` and
+//! `restart` (snapshot load, checksums of an empty server).
 //!
 //! Each test names the real-system behaviour it encodes, from ../shared/ANCHORS.md and the Nacos
 //! 1.4.2 source (`alibaba/nacos`, tag 1.4.2).
@@ -11,6 +12,7 @@ mod distro;
 mod health;
 mod membership;
 mod push;
+mod restart;
 
 use std::sync::Arc;
 
