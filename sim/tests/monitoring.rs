@@ -1,6 +1,6 @@
 //! Monitoring in the loop (issue 9): Prometheus discovering its targets from the registry,
 //! alert latencies against the window the configuration implies, and the `up == 0, for: 1m`
-//! alert that never fires because service discovery drops the dead target first.
+//! alert that mostly never fires because service discovery drops the dead target first.
 
 mod common;
 
@@ -40,11 +40,16 @@ fn check_windows(out: &RunOutput) {
 fn check_never_fired(out: &RunOutput) {
     let crashes = out.report.alerts.as_ref().map_or(0, |a| a.crashes);
     // InstanceDown (`up == 0`, `for: 1m`): the registry marks the dead instance unhealthy
-    // 10-20 s after the crash and discovery (every 30 s) drops it by 50 s: the `up` series
-    // goes stale and the pending alert vanishes before its minute is up. Never fires.
+    // 10-20 s after the crash and discovery (every 30 s) drops it by 50 s; its `up` series goes
+    // stale about 2.1 scrape intervals later (`endOfRunStaleness`: the next tick, one more and
+    // 10 %, 31.5-46.5 s), and the pending alert vanishes then. Most crashes never fire; one
+    // whose `up == 0` went pending early and whose drop came late reaches its minute first.
     let d = rule(out, "InstanceDown");
-    assert_eq!(d.alert_firing.count, 0);
-    assert_eq!(d.never_fired.len() as u64, crashes);
+    assert_eq!(d.alert_firing.count + d.never_fired.len() as u64, crashes);
+    assert!(d.alert_firing.count * 4 <= crashes, "mostly never fires: {:?}", d.alert_firing);
+    if d.alert_firing.count > 0 {
+        assert!((60.0..=60.0 + 30.0 + SLACK_S).contains(&d.alert_firing.max_s), "{:?}", d.alert_firing);
+    }
     for n in &d.never_fired {
         assert!(n.reason.starts_with("target dropped by discovery at +"), "{n:?}");
     }
@@ -66,8 +71,8 @@ fn check_never_fired(out: &RunOutput) {
     }
     // The rules family: the faulty rule (many-to-many matching once two targets are up) is
     // `err` and quarantined after 10 consecutive failures; every other rule, the next one of
-    // its group included, kept being evaluated and is healthy; only the two alerts without
-    // `for` fired.
+    // its group included, kept being evaluated and is healthy; the two alerts without `for`
+    // fired, and InstanceDown as often as counted above.
     let rules = out.report.rules.as_ref().expect("rules family");
     assert_eq!(rules.len(), 8);
     for r in rules {
@@ -80,7 +85,11 @@ fn check_never_fired(out: &RunOutput) {
         assert_eq!((r.health.as_str(), r.errors, r.quarantined), ("ok", 0, false), "{r:?}");
         assert!(r.evaluations >= 100, "{r:?}");
         let fires = matches!(r.rule.as_str(), "TargetsMissing" | "InstanceDownNow");
-        assert_eq!(r.times_fired > 0, fires, "{r:?}");
+        if r.rule == "InstanceDown" {
+            assert_eq!(r.times_fired, d.alert_firing.count, "{r:?}");
+        } else {
+            assert_eq!(r.times_fired > 0, fires, "{r:?}");
+        }
     }
 }
 

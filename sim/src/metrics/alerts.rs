@@ -410,9 +410,11 @@ fn reason(log: &MonitorLog, f: &Followed, e: &Episode, for_d: SimDuration, quara
     let restarted = (e.ended < end).then_some(e.ended);
     let at = |t: SimTime| format!("+{:.1} s", since(t, e.crashed));
     if let Some(p) = f.pending {
-        return match dropped.filter(|d| *d >= p) {
+        // The drop's staleness markers land about 2.1 scrape intervals after it
+        // (`endOfRunStaleness`), so an alert can still go pending after the drop.
+        return match dropped {
             Some(d) => format!(
-                "target dropped by discovery at {} before `for` ({} s) elapsed (pending at {})",
+                "target dropped by discovery at {} (its series go stale 2.1 scrape intervals later) before `for` ({} s) elapsed (pending at {})",
                 at(d),
                 secs(for_d),
                 at(p)

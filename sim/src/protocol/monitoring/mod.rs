@@ -49,6 +49,10 @@ pub enum Timer {
     Flush {
         group: u32,
     } = 5,
+    /// Prometheus: write the staleness markers of a dropped target (`endOfRunStaleness`).
+    EndOfRun {
+        key: u32,
+    } = 6,
 }
 
 /// A scrape's answer in the text exposition's terms: samples with their labels (without the

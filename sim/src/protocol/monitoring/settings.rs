@@ -103,7 +103,10 @@ pub struct PrometheusSpec {
     pub evaluation_interval: SimDuration,
     /// Service-discovery refresh (consul_sd: 30 s; http_sd: 60 s).
     pub refresh_interval: SimDuration,
-    /// Discover only the instances the registry lists as healthy (else every registered one).
+    /// Discover only the instances the registry lists as healthy. Off by default: Consul SD
+    /// asks `/v1/health/service/<name>` with `passingOnly` false
+    /// (`discovery/consul/consul.go`), and a Nacos list with `healthyOnly=false` (its
+    /// default) returns every instance; users filter by relabelling on the health label.
     pub healthy_only: bool,
     pub query_timeout: SimDuration,
     pub resend_delay: SimDuration,
@@ -121,7 +124,7 @@ impl Default for PrometheusSpec {
             scrape_timeout: secs(10),
             evaluation_interval: secs(60),
             refresh_interval: secs(30),
-            healthy_only: true,
+            healthy_only: false,
             query_timeout: secs(3),
             resend_delay: secs(60),
             lookback: secs(300),

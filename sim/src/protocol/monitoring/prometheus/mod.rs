@@ -5,18 +5,27 @@
 //! Model (ANCHORS.md, "Monitoring"):
 //! - **Discovery** polls a registry server every `refresh_interval` (30 s, consul_sd's
 //!   default) with the same list query consumers use (random server, round-robin failover on
-//!   timeout or refusal). The targets are the healthy instances (`healthy_only`, as a Nacos or
-//!   Consul SD that filters on health) or every registered one. A failed refresh keeps the
-//!   previous targets, as Prometheus does. Pushes the registry sends (the query subscribes the
-//!   caller) are acknowledged and ignored: discovery is by polling only.
+//!   timeout or refusal). The targets are every registered instance (the default: Consul SD
+//!   returns all of a service's instances with their health as a label,
+//!   `discovery/consul/consul.go`), or the healthy ones (`healthy_only`, as a relabel rule on
+//!   that label would keep). A failed refresh keeps the previous targets, as Prometheus does.
+//!   Pushes the registry sends (the query subscribes the caller) are acknowledged and ignored:
+//!   discovery is by polling (approximation: Consul SD's blocking queries see a change at
+//!   once; here it waits for the next refresh).
 //! - **Scraping**: each target has its own loop, every `scrape_interval` from a random offset
 //!   (Prometheus spreads targets by a hash of their labels). A scrape is a message to the
 //!   instance; its answer writes `up = 1`, `scrape_duration_seconds` and the instance's
 //!   counters, stamped with the scrape's start time. A refused connection (process down) or no
 //!   answer within `scrape_timeout` writes `up = 0` and staleness markers for the target's
-//!   other series. A target dropped by discovery is no longer scraped and every series of its
-//!   last scrape, `up` included, gets a staleness marker at once: an `up == 0` alert that was
-//!   pending on it disappears.
+//!   other series. A target dropped by discovery is no longer scraped; the series of its last
+//!   scrape, `up` included, get staleness markers about 2.1 intervals later, as
+//!   `scrape.go` `scrapeLoop.endOfRunStaleness` writes them (v2.x and v3: wait for the loop's
+//!   next tick and note its time, wait one more tick, then 10 % of the interval; the markers
+//!   carry the first noted time). Until then the last sample counts: an `up == 0` alert on it
+//!   stays pending (and can fire); once the markers are in, it disappears. A target never
+//!   scraped gets none; markers older than a re-added target's new samples are ignored, as
+//!   Prometheus ignores them as out of order; a crash drops the pending markers (Prometheus
+//!   writes none when it shuts down).
 //! - **Rules**: each group is evaluated every `interval` (its own, else
 //!   `evaluation_interval`) from a random offset; the rule engine isolates failing rules and
 //!   quarantines persistent failures ([`crate::monitor::group`]).
@@ -76,6 +85,10 @@ struct Target {
     in_flight: Option<(u32, SimTime)>,
     /// Series the last successful scrape wrote (besides `up`).
     series: Vec<Labels>,
+    /// When the loop's next tick comes.
+    next_tick: SimTime,
+    /// Whether a scrape finished (`last` is not zero in `endOfRunStaleness`).
+    scraped: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -98,6 +111,9 @@ pub struct Prometheus {
     last_sent: BTreeMap<Labels, i64>,
     /// Appends the store refused (out of order, limits): counted, never fatal.
     pub append_errors: u64,
+    /// Dropped targets' staleness markers waiting to be written: the series and the stamp (ms).
+    ending: BTreeMap<u32, (Vec<Labels>, i64)>,
+    next_end: u32,
 }
 
 /// The `instance` label of a node.
@@ -127,6 +143,8 @@ impl Prometheus {
             next_req: 0,
             last_sent: BTreeMap::new(),
             append_errors: 0,
+            ending: BTreeMap::new(),
+            next_end: 0,
         }
     }
 
@@ -215,6 +233,15 @@ impl Prometheus {
             }
             Timer::Monitoring(monitoring::Timer::Scrape { target, generation }) => self.scrape(ctx, target, generation),
             Timer::Monitoring(monitoring::Timer::ScrapeTimeout { target, seq }) => self.scraped(ctx, target, seq, None),
+            Timer::Monitoring(monitoring::Timer::EndOfRun { key }) => {
+                if let Some((series, stamp)) = self.ending.remove(&key) {
+                    for l in &series {
+                        // Out of order (a re-added target scraped since): ignored, as
+                        // Prometheus ignores `ErrOutOfOrderSample` here.
+                        let _ = self.store.mark_stale(l, stamp);
+                    }
+                }
+            }
             Timer::Monitoring(monitoring::Timer::Evaluate { group }) => self.evaluate(ctx, group as usize),
             _ => {}
         }
@@ -231,6 +258,7 @@ impl Prometheus {
 
     pub fn crash(&mut self) {
         self.targets.clear();
+        self.ending.clear();
         self.discovery = None;
         self.last_sent.clear();
         self.groups = self.config.groups.iter().map(Group::new).collect();
@@ -268,19 +296,25 @@ impl Prometheus {
 
     /// Applies a discovery result (sorted instance list).
     fn set_targets(&mut self, ctx: &mut NodeCtx<'_>, list: &[NodeId]) {
-        let now = ms(ctx.now());
         let gone: Vec<NodeId> =
             self.targets.iter().filter(|(t, x)| !x.fixed && list.binary_search(t).is_err()).map(|(t, _)| *t).collect();
         for t in gone {
-            let Some(target) = self.targets.remove(&t) else { continue };
             let up = self.up_labels(t);
-            for l in target.series.iter().chain(std::iter::once(&up)) {
-                if self.store.mark_stale(l, now).is_err() {
-                    self.append_errors += 1;
-                }
-            }
+            let Some(target) = self.targets.remove(&t) else { continue };
             ctx.observe(Obs::Target { instance: t, present: false });
+            if !target.scraped {
+                continue;
+            }
+            // endOfRunStaleness: the next tick (its time stamps the markers), one more, + 10 %.
+            let interval = self.config.scrape_interval;
+            let write_at = target.next_tick + interval + SimDuration(interval.as_nanos() / 10);
+            let mut series = target.series;
+            series.push(up);
+            self.next_end = self.next_end.wrapping_add(1);
+            self.ending.insert(self.next_end, (series, ms(target.next_tick)));
+            ctx.set_timer(write_at.saturating_since(ctx.now()), monitoring::Timer::EndOfRun { key: self.next_end });
         }
+
         for &t in list {
             if !self.targets.contains_key(&t) {
                 self.add_target(ctx, t, self.config.job.clone(), false, None);
@@ -298,10 +332,21 @@ impl Prometheus {
     ) {
         self.next_gen = self.next_gen.wrapping_add(1);
         let generation = self.next_gen;
-        let target = Target { job, fixed, federate, generation, seq: 0, in_flight: None, series: Vec::new() };
-        self.targets.insert(t, target);
         let interval = self.config.scrape_interval.as_nanos().max(1);
         let offset = SimDuration(ctx.rng().random_range(0..interval));
+        let next_tick = ctx.now() + offset;
+        let target = Target {
+            job,
+            fixed,
+            federate,
+            generation,
+            seq: 0,
+            in_flight: None,
+            series: Vec::new(),
+            next_tick,
+            scraped: false,
+        };
+        self.targets.insert(t, target);
         ctx.set_timer(offset, monitoring::Timer::Scrape { target: t, generation });
         ctx.observe(Obs::Target { instance: t, present: true });
     }
@@ -319,6 +364,7 @@ impl Prometheus {
         let now = ctx.now();
         let Some(target) = self.targets.get_mut(&t).filter(|x| x.generation == generation) else { return };
         ctx.set_timer(self.config.scrape_interval, monitoring::Timer::Scrape { target: t, generation });
+        target.next_tick = now + self.config.scrape_interval;
         if target.in_flight.is_some() {
             return; // the previous scrape is still running (timeout = interval): skip this one
         }
@@ -338,6 +384,7 @@ impl Prometheus {
         let Some(target) = self.targets.get_mut(&t) else { return };
         let Some((_, started)) = target.in_flight.filter(|(s, _)| *s == seq) else { return };
         target.in_flight = None;
+        target.scraped = true;
         let (job, old) = (target.job.clone(), std::mem::take(&mut target.series));
         let federated = target.federate.is_some();
         let ts = ms(started);

@@ -62,8 +62,11 @@ fn alerts(obs: &[Obs]) -> Vec<AlertTransition> {
 }
 
 /// Discovery, a good scrape, a refused one (`up = 0`, the alert pending), then the target
-/// dropped by discovery: its `up` goes stale and the pending alert vanishes before `for`.
-/// Kept, the same target fires 60 s after pending and is sent to Alertmanager.
+/// dropped by discovery at 30.01 s: `scrape.go` `endOfRunStaleness` waits for the loop's next
+/// tick (31 s, which stamps the markers), one more (46 s) and 10 % of the interval, so the
+/// markers are written at 47.5 s. Until then `up` is still 0 and the alert stays pending;
+/// after, `up` is stale and the pending alert vanishes before `for`. Kept, the same target
+/// fires 60 s after pending and is sent to Alertmanager.
 #[test]
 fn a_dropped_target_goes_stale_and_its_pending_alert_vanishes() {
     for keep in [false, true] {
@@ -100,7 +103,12 @@ fn a_dropped_target_goes_stale_and_its_pending_alert_vanishes() {
         let out = h.at(30.01, |c| p.on_message(c, NodeId(0), answer(2, if keep { &[5] } else { &[] })));
         if !keep {
             assert_eq!(out.obs, vec![Obs::Target { instance: NodeId(5), present: false }]);
-            assert!(up(&p, 31).is_empty(), "stale at once, not after the 5 m lookback");
+            let end = (SimDuration::from_millis(17_490), Timer::Monitoring(monitoring::Timer::EndOfRun { key: 1 }));
+            assert!(out.timers().contains(&end), "markers at 31 s + 15 s + 1.5 s: {:?}", out.timers());
+            assert_eq!(up(&p, 47), vec![0.0], "not stale yet: no markers before 2.1 intervals");
+            h.at(47.5, |c| p.on_timer(c, Timer::Monitoring(monitoring::Timer::EndOfRun { key: 1 })));
+            assert!(up(&p, 48).is_empty(), "stale once the markers are in, not after the 5 m lookback");
+            assert!(up(&p, 31).is_empty() && up(&p, 30) == vec![0.0], "the markers carry the 31 s tick");
         }
         let mut states = Vec::new();
         let mut sent_to_am = 0;
