@@ -30,9 +30,13 @@
 //!   `evaluation_interval`) from a random offset; the rule engine isolates failing rules and
 //!   quarantines persistent failures ([`crate::monitor::group`]).
 //! - **Alerts** are sent to the Alertmanager node after the evaluation that made them fire,
-//!   re-sent every `resend_delay` (1 m, `--rules.alert.resend-delay`) while firing, and once
-//!   when they resolve; a firing alert is sent with `ends_at = now + 4 * max(resend_delay,
-//!   interval)` as Prometheus does, so Alertmanager resolves it if the resends stop.
+//!   with `starts_at` = the time they fired (`rules/manager.go` `SendAlerts`: `StartsAt:
+//!   alert.FiredAt`); re-sent at the first evaluation strictly more than `resend_delay` (1 m,
+//!   `--rules.alert.resend-delay`) after the last send (`needsSending`:
+//!   `LastSentAt.Add(resendDelay).Before(ts)`); sent when they resolve, and re-sent the same
+//!   way while the rule keeps the resolved alert (`resolvedRetention`, 15 m). A firing alert
+//!   carries `ends_at = now + 4 * max(resend_delay, interval)` as Prometheus does, so
+//!   Alertmanager resolves it if the resends stop; a resolved one its resolution time.
 //!
 //! - **Static targets** (`static_configs`): the region's gateways (job `gateway`) and, on a
 //!   global server, the regional servers' `/federate` endpoints (job `federate`). A static
@@ -494,10 +498,16 @@ impl Prometheus {
             let Some(a) = &rule.alerting else { continue };
             for alert in a.alerts() {
                 let last = self.last_sent.get(&alert.labels).copied();
+                // rules/alerting.go `needsSending`: never pending; a resolution not sent yet;
+                // otherwise strictly after the resend delay, resolved alerts included (they
+                // stay active, and are re-sent, for `resolvedRetention`, 15 m).
+                let resent = last.is_none_or(|l| l + resend < now);
                 let send = match alert.state {
                     AlertState::Pending => false,
-                    AlertState::Inactive => alert.resolved_at_ms.is_some_and(|r| last.is_some_and(|l| r > l)),
-                    AlertState::Firing => last.is_none_or(|l| l + resend <= now),
+                    AlertState::Inactive => alert.resolved_at_ms.is_some_and(|r| last.is_none_or(|l| r > l)) || resent,
+                    // A new alert object (fired after the last send of the labels, e.g. the
+                    // resolved one it replaced) has never been sent: `LastSentAt` is zero.
+                    AlertState::Firing => alert.fired_at_ms.is_some_and(|f| last.is_none_or(|l| f > l)) || resent,
                 };
                 if !send {
                     continue;
@@ -506,7 +516,9 @@ impl Prometheus {
                 let ends_at_ms = if resolved { alert.resolved_at_ms.unwrap_or(now) } else { now + valid_for };
                 let mut labels = alert.labels.clone();
                 labels.fill_missing(&self.config.external_labels);
-                batch.push(AlertMsg { labels, starts_at_ms: alert.active_at_ms, ends_at_ms });
+                // `SendAlerts`: `StartsAt: alert.FiredAt`.
+                let starts_at_ms = alert.fired_at_ms.unwrap_or(alert.active_at_ms);
+                batch.push(AlertMsg { labels, starts_at_ms, ends_at_ms });
                 self.last_sent.insert(alert.labels.clone(), now);
             }
         }

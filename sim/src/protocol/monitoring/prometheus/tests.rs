@@ -222,3 +222,33 @@ fn federation_keeps_labels_timestamps_and_writes_no_staleness_for_them() {
     assert_eq!(value(&global, "up{job=\"api\"}", 20 + 300), vec![(fed, 0.0)], "visible to the end of the lookback");
     assert!(value(&global, "up{job=\"api\"}", 20 + 301).is_empty(), "then gone");
 }
+
+/// What is sent to Alertmanager and when (`rules/alerting.go` `needsSending`, `sendAlerts`;
+/// `rules/manager.go` `SendAlerts`): `up == 0` holds from 15 s to 285 s, evaluations every
+/// 15 s, `for: 1m`, resend delay 1 m. The alert fires at 75 s and is sent then with
+/// `starts_at` = its firing time; it is re-sent at the first evaluation *strictly* more than
+/// 1 m after the last send (every 75 s here, not every 60 s), with `ends_at` 4 resend delays
+/// ahead; it resolves at 300 s and is sent at once with `ends_at` = the resolution; the rule
+/// keeps the resolved alert for 15 m (`resolvedRetention`) and re-sends it on the same
+/// cadence until then (last at 1200 s).
+#[test]
+fn alerts_are_sent_at_firing_resent_strictly_after_the_delay_and_resolved_ones_for_15_minutes() {
+    let mut p = prometheus();
+    let mut h = Harness::new(NodeId(6));
+    let labels = p.up_labels(NodeId(5));
+    let mut sends: Vec<(i64, i64, i64)> = Vec::new();
+    for k in 1..=90i64 {
+        let t = 15 * k;
+        let v = if t < 300 { 0.0 } else { 1.0 };
+        p.store.append(&labels, t * 1000, v).expect("append");
+        let out = h.at(t as f64, |c| p.on_timer(c, Timer::Monitoring(monitoring::Timer::Evaluate { group: 0 })));
+        for (to, m) in out.sent() {
+            if let (NodeId(7), Msg::Monitoring(monitoring::Msg::Alerts { batch })) = (to, m) {
+                sends.extend(batch.iter().map(|a| (t, a.starts_at_ms, a.ends_at_ms)));
+            }
+        }
+    }
+    let firing: Vec<(i64, i64, i64)> = [75, 150, 225].iter().map(|&t| (t, 75_000, (t + 240) * 1000)).collect();
+    let resolved: Vec<(i64, i64, i64)> = (0..=12).map(|k| (300 + 75 * k, 75_000, 300_000)).collect();
+    assert_eq!(sends, [firing, resolved].concat());
+}
