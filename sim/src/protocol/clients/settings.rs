@@ -205,7 +205,9 @@ pub struct GatewaySpec {
     pub balancer: String,
     /// Registry poll interval; default as the consumers' (10 s with push, 3 s without).
     pub poll_interval: Option<SimDuration>,
-    pub attempt_timeout: SimDuration,
+    /// A timeout of each attempt (an option: Go kit's `lb.Retry` has none, so a hanging
+    /// attempt uses up the whole `retry_timeout`).
+    pub attempt_timeout: Option<SimDuration>,
     pub max_attempts: u32,
     /// Go kit `lb.Retry`'s timeout: the budget of all attempts of one request.
     pub retry_timeout: SimDuration,
@@ -220,7 +222,7 @@ impl Default for GatewaySpec {
             count: 1,
             balancer: "rr".into(),
             poll_interval: None,
-            attempt_timeout: SimDuration::from_secs(1),
+            attempt_timeout: None,
             max_attempts: 3,
             retry_timeout: SimDuration::from_secs(3),
             breaker: None,
@@ -252,7 +254,10 @@ impl GatewaySpec {
         if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
             return e("max_attempts", &format!("expected 1..={MAX_ATTEMPTS}"));
         }
-        periods(&[("attempt_timeout", self.attempt_timeout), ("retry_timeout", self.retry_timeout)])?;
+        periods(&[("retry_timeout", self.retry_timeout)])?;
+        if let Some(t) = self.attempt_timeout {
+            periods(&[("attempt_timeout", t)])?;
+        }
         if let Some(p) = self.poll_interval {
             periods(&[("poll_interval", p)])?;
         }

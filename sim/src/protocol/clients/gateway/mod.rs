@@ -7,14 +7,16 @@
 //!   on every change, as Go kit's `sd.Endpointer` rebuilds its endpoint set.
 //! - **Rate limit** (`ratelimit.NewErroringLimiter` over `rate.Limiter.Allow`): a request that
 //!   finds the token bucket empty is answered `429` at once and never reaches an instance.
-//! - **Retry** (`lb.Retry(max, timeout, balancer)`): each request gets at most `max_attempts`
-//!   attempts and a total budget of `retry_timeout` from its arrival; every attempt goes to the
-//!   instance the balancer picks (a random instance not tried yet if it repeats one, the
-//!   balancer's pick again once every instance was tried, as Go kit does), and has its own
-//!   timeout, `attempt_timeout`, cut to what is left of the budget. A request whose budget ran
-//!   out is answered `504`, one whose attempts all failed `502`, and one that found no instance
-//!   in the view `503` (Go kit's `ErrNoEndpoints`, not retried here: the view cannot change
-//!   within the same instant).
+//! - **Retry** (`lb.Retry(max, timeout, balancer)`, go-kit/kit `sd/lb/retry.go`
+//!   `RetryWithCallback`): each request gets at most `max_attempts` attempts within one budget,
+//!   `retry_timeout`, from its arrival (`context.WithTimeout`, shared by every attempt). Every
+//!   attempt asks the balancer again (`b.Endpoint()`), so it may pick an instance already
+//!   tried (round robin moves on, random may repeat). There is no per-attempt timeout: an
+//!   attempt that hangs uses up the whole budget. `attempt_timeout` adds one (an option, off by
+//!   default: e.g. an `http.Client.Timeout` in the endpoint), cut to what is left of the
+//!   budget. A request whose budget ran out is answered `504`, one whose attempts all failed
+//!   `502`, and one that found no instance in the view `503` (Go kit's `ErrNoEndpoints`, not
+//!   retried here: the view cannot change within the same instant).
 //! - **Circuit breaker** per instance ([`crate::protocol::clients::breaker`], gobreaker with an optional Hystrix
 //!   error-ratio trip): an attempt to an instance whose breaker is open fails at once without
 //!   a message (`ErrOpenState`) and counts as an attempt, as in Go kit where the breaker wraps
@@ -67,7 +69,7 @@ pub struct GatewayConfig {
     pub balancer: BalancerSpec,
     /// Keys for hash balancers (a request's route key).
     pub keys: Arc<KeySampler>,
-    pub attempt_timeout: SimDuration,
+    pub attempt_timeout: Option<SimDuration>,
     /// At most [`MAX_ATTEMPTS`].
     pub max_attempts: u32,
     pub retry_timeout: SimDuration,
@@ -296,9 +298,9 @@ impl Gateway {
         if now >= p.deadline {
             return self.reply(ctx, p.client, p.client_req, p.started, Code::Timeout, p.attempts);
         }
-        let target = match self.view.pick(ctx, p.key, &p.tried) {
+        // `b.Endpoint()`: the balancer's pick, whatever was tried.
+        let target = match self.view.pick(ctx, p.key, &[]) {
             Pick::Fresh(n) => n,
-            // Every instance tried: Go kit asks the balancer again, repeats allowed.
             Pick::AllTried(Some(n)) => n,
             Pick::AllTried(None) => {
                 return self.reply(ctx, p.client, p.client_req, p.started, Code::NoInstance, p.attempts);
@@ -334,7 +336,8 @@ impl Gateway {
         self.view.started(target);
         ctx.observe(Obs::CallSent { instance: target });
         ctx.send(target, clients::Msg::Call { req: upstream_req(id, p.attempts) });
-        let timeout = self.config.attempt_timeout.min(p.deadline.saturating_since(now));
+        let left = p.deadline.saturating_since(now);
+        let timeout = self.config.attempt_timeout.map_or(left, |t| t.min(left));
         ctx.set_timer(timeout, clients::Timer::CallTimeout { req: id, attempt: p.attempts });
         self.pending.insert(id, p);
     }

@@ -19,7 +19,7 @@ fn gateway(breaker: Option<BreakerConfig>, rate_limit: Option<(f64, u32)>) -> Ga
         }),
         balancer: crate::balance::parse_spec("rr").expect("spec").remove(0),
         keys: Arc::new(keys),
-        attempt_timeout: SimDuration::from_secs(1),
+        attempt_timeout: Some(SimDuration::from_secs(1)),
         max_attempts: 3,
         retry_timeout: SimDuration::from_secs(3),
         breaker,
@@ -213,4 +213,56 @@ fn a_late_outcome_skips_a_recreated_breaker() {
     // The old attempt times out: one failure would open the new breaker; it must not count.
     h.at(2.0, |c| g.on_timer(c, Timer::App(clients::Timer::CallTimeout { req: id, attempt: 1 })));
     assert_eq!(g.breakers.get(&to).map(|(_, b)| b.state()), Some(BreakerState::Closed));
+}
+
+/// Go kit `lb.Retry` (`sd/lb/retry.go` `RetryWithCallback`): one `context.WithTimeout` for
+/// all attempts and `b.Endpoint()` asked again for each. Without `attempt_timeout` (Go kit
+/// has none) an attempt that hangs uses up the whole 3 s budget: one attempt, then 504. With
+/// it (1 s), the hanging attempt is cut and retried. A random balancer may pick an instance
+/// again: over 200 requests whose first attempt is refused, some retries go to the same
+/// instance (1 in 3 over three instances).
+#[test]
+fn retry_has_one_budget_and_asks_the_balancer_again() {
+    for (attempt_timeout, attempts, code_at) in [(None, 1, 3.0), (Some(1.0), 3, 3.0)] {
+        let mut g = gateway(None, None);
+        let mut config = (*g.config).clone();
+        config.attempt_timeout = attempt_timeout.map(SimDuration::from_secs_f64);
+        g = Gateway::new(Arc::new(config)).expect("gateway");
+        let mut h = Harness::new(NodeId(20));
+        started(&mut g, &mut h);
+        let out = h.at(1.0, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 7 })));
+        let mut sent = upstream(&out).len();
+        let mut timers: Vec<(SimDuration, Timer)> = out.timers();
+        let mut now = 1.0;
+        let mut answered = None;
+        while let Some((d, t)) = timers.pop().filter(|_| answered.is_none()) {
+            let Timer::App(clients::Timer::CallTimeout { .. }) = t else { continue };
+            now += d.as_secs_f64();
+            let out = h.at(now, |c| g.on_timer(c, t.clone()));
+            sent += upstream(&out).len();
+            timers = out.timers();
+            if !replies(&out).is_empty() {
+                answered = Some(now);
+            }
+        }
+        assert_eq!(sent, attempts, "attempt timeout {attempt_timeout:?}");
+        assert!(answered.is_some_and(|t| (t - 1.0 - code_at).abs() < 1e-6), "{answered:?}");
+    }
+    let mut g = gateway(None, None);
+    let mut config = (*g.config).clone();
+    config.balancer = crate::balance::parse_spec("random").expect("spec").remove(0);
+    g = Gateway::new(Arc::new(config)).expect("gateway");
+    let mut h = Harness::new(NodeId(20));
+    started(&mut g, &mut h);
+    let mut repeats = 0;
+    for k in 0..200u64 {
+        let t = 1.0 + k as f64 * 0.001;
+        let out = h.at(t, |c| g.on_message(c, NodeId(9), Msg::App(clients::Msg::Call { req: 100 + k })));
+        let [(first, ureq)] = upstream(&out)[..] else { panic!("{:?}", out.sent()) };
+        let out = h.at(t, |c| g.on_refused(c, first, Msg::App(clients::Msg::Call { req: ureq })));
+        let [(second, ureq2)] = upstream(&out)[..] else { panic!("{:?}", out.sent()) };
+        repeats += usize::from(second == first);
+        h.at(t, |c| g.on_message(c, second, Msg::App(clients::Msg::CallOk { req: ureq2 })));
+    }
+    assert!((40..=95).contains(&repeats), "{repeats} of 200 retries picked the refused instance again");
 }
