@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use regsim::protocol::InstRec;
 use regsim::protocol::nacos::Msg;
+use regsim::protocol::{InstRec, ServiceId};
 use regsim_kernel::SimTime;
 
 use super::{R, Reader, put_bool, put_len, put_u8, put_u32, put_u64, put_write, unknown_tag};
@@ -83,11 +83,7 @@ pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
         }
         Msg::Verify { checksums } => {
             put_u8(o, VERIFY);
-            put_len(o, checksums.len());
-            for (s, c) in checksums.iter() {
-                put_u32(o, s.0);
-                put_u64(o, *c);
-            }
+            put_checksums(o, checksums);
         }
         Msg::Pull { service } => {
             put_u8(o, PULL);
@@ -108,11 +104,7 @@ pub(super) fn put(o: &mut Vec<u8>, msg: &Msg) {
         }
         Msg::Status { checksums } => {
             put_u8(o, STATUS);
-            put_len(o, checksums.len());
-            for (s, c) in checksums.iter() {
-                put_u32(o, s.0);
-                put_u64(o, *c);
-            }
+            put_checksums(o, checksums);
         }
         Msg::StatusQuery { service } => {
             put_u8(o, STATUS_QUERY);
@@ -148,20 +140,12 @@ pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
             Msg::Snapshot { req, data: Arc::new(data) }
         }
         SYNC_OK => Msg::SyncOk { service: r.service()?, seq: r.u32()? },
-        VERIFY => {
-            let n = r.len(12)?;
-            let checksums = (0..n).map(|_| Ok((r.service()?, r.u64()?))).collect::<R<Vec<_>>>()?;
-            Msg::Verify { checksums: Arc::new(checksums) }
-        }
+        VERIFY => Msg::Verify { checksums: get_checksums(r)? },
         PULL => Msg::Pull { service: r.service()? },
         REPORT => Msg::Report { req: r.u64()? },
         REPORT_OK => Msg::ReportOk { req: r.u64()? },
         FORWARD_REJECTED => Msg::ForwardRejected { origin: r.node()?, req: r.u64()? },
-        STATUS => {
-            let n = r.len(12)?;
-            let checksums = (0..n).map(|_| Ok((r.service()?, r.u64()?))).collect::<R<Vec<_>>>()?;
-            Msg::Status { checksums: Arc::new(checksums) }
-        }
+        STATUS => Msg::Status { checksums: get_checksums(r)? },
         STATUS_QUERY => Msg::StatusQuery { service: r.service()? },
         STATUSES => {
             let service = r.service()?;
@@ -171,6 +155,19 @@ pub(super) fn get(r: &mut Reader<'_>, tag: u8) -> R<Msg> {
         }
         _ => return Err(unknown_tag()),
     })
+}
+
+fn put_checksums(o: &mut Vec<u8>, checksums: &[(ServiceId, u64)]) {
+    put_len(o, checksums.len());
+    for (s, c) in checksums {
+        put_u32(o, s.0);
+        put_u64(o, *c);
+    }
+}
+
+fn get_checksums(r: &mut Reader<'_>) -> R<Arc<Vec<(ServiceId, u64)>>> {
+    let n = r.len(12)?;
+    Ok(Arc::new((0..n).map(|_| Ok((r.service()?, r.u64()?))).collect::<R<Vec<_>>>()?))
 }
 
 fn put_datum(o: &mut Vec<u8>, data: &[InstRec]) {
@@ -194,7 +191,7 @@ fn get_datum(r: &mut Reader<'_>) -> R<regsim::protocol::Datum> {
 mod tests {
     use super::super::tests::assert_round_trips;
     use super::*;
-    use regsim::protocol::{ServiceId, Write};
+    use regsim::protocol::Write;
     use regsim_kernel::NodeId;
 
     #[test]
