@@ -24,16 +24,17 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
     let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())? + "\n";
     files.push(("report.json".to_string(), json.into_bytes()));
     let d = &analyzer.detection;
-    let mut lines = vec![
-        plot::CdfLine { label: "unhealthy", samples: &d.unhealthy.latencies_s },
-        plot::CdfLine { label: "deleted", samples: &d.deleted.latencies_s },
-        plot::CdfLine { label: "replicated", samples: &d.replicated.latencies_s },
-    ];
+    // Each stage over every crash episode it applies to: the detected ones and the missed ones.
+    fn line<'a>(label: &'a str, s: &'a crate::metrics::detection::Stage) -> plot::CdfLine<'a> {
+        plot::CdfLine { label, samples: &s.latencies_s, total: s.latencies_s.len() + s.missed as usize }
+    }
+    let mut lines =
+        vec![line("unhealthy", &d.unhealthy), line("deleted", &d.deleted), line("replicated", &d.replicated)];
     if report.detection.views_updated.is_some() {
-        lines.push(plot::CdfLine { label: "views_updated", samples: &d.views_updated.latencies_s });
+        lines.push(line("views_updated", &d.views_updated));
     }
     if report.detection.traffic_stopped.is_some() {
-        lines.push(plot::CdfLine { label: "traffic_stopped", samples: &d.traffic_stopped.latencies_s });
+        lines.push(line("traffic_stopped", &d.traffic_stopped));
     }
     let title = format!("{}: detection latency from the crash", report.scenario);
     let mut plots = Vec::new();
@@ -52,7 +53,8 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
     if report.elections.is_some() {
         let downtimes: Vec<f64> = analyzer.elections.incidents.iter().map(|x| x.0).collect();
         let title = format!("{}: time to elect a new leader", report.scenario);
-        let lines = [plot::CdfLine { label: "new leader", samples: &downtimes }];
+        let unresolved = report.elections.as_ref().map_or(0, |e| e.unresolved as usize);
+        let lines = [plot::CdfLine { label: "new leader", samples: &downtimes, total: downtimes.len() + unresolved }];
         plots.push((
             "elections-cdf.svg".to_string(),
             plot::cdf_svg(&title, "seconds from the leader's crash", "fraction of leader failures", &lines)?,
@@ -66,17 +68,18 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
             .map(|r| (r, ""))
             .chain(global)
             .flat_map(|(r, tier)| {
-                let of = |what: &str| format!("{}{tier} {what}, of {} crashes", r.alert, a.crashes);
+                let of = |what: &str| format!("{}{tier} {what}", r.alert);
                 [(of("firing"), &r.firing_samples_s), (of("notified"), &r.notified_samples_s)]
             })
             .filter(|(_, s)| !s.is_empty())
             .map(|(l, s)| (l, s.as_slice()))
             .collect();
         if !labels.is_empty() {
+            let crashes = a.crashes as usize;
             let lines: Vec<plot::CdfLine<'_>> =
-                labels.iter().map(|(label, samples)| plot::CdfLine { label, samples }).collect();
+                labels.iter().map(|(label, samples)| plot::CdfLine { label, samples, total: crashes }).collect();
             let title = format!("{}: alert latency from the crash", report.scenario);
-            let svg = plot::cdf_svg(&title, "seconds from the crash", "fraction of the line's alerts", &lines)?;
+            let svg = plot::cdf_svg(&title, "seconds from the crash", "fraction of crashes", &lines)?;
             plots.push(("alerts-cdf.svg".to_string(), svg));
         }
     }

@@ -2,10 +2,12 @@
 
 use plotters::prelude::*;
 
-/// One line of a CDF plot: a label and its samples (seconds).
+/// One line of a CDF plot: a label, its samples (seconds) and the number of cases it is over
+/// (`total`: the samples plus the cases that never got one, e.g. crashes never detected).
 pub struct CdfLine<'a> {
     pub label: &'a str,
     pub samples: &'a [f64],
+    pub total: usize,
 }
 
 /// The categorical palette of every regsim plot (matplotlib's tab10).
@@ -39,7 +41,9 @@ pub fn finish<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
     root.present().map_err(|e| e.to_string())
 }
 
-/// An empirical CDF per line, as an SVG document. Lines without samples are left out.
+/// An empirical CDF per line over all its cases, as an SVG document: a line whose cases did
+/// not all get a sample ends below 1 (at samples / total, carried to the right edge) and its
+/// legend says how many never did. Lines without samples are left out.
 pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>]) -> Result<String, String> {
     let mut svg = String::new();
     {
@@ -59,17 +63,23 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
             let color = COLORS[i % COLORS.len()];
             let mut v = line.samples.to_vec();
             v.sort_by(f64::total_cmp);
-            let n = v.len() as f64;
+            let total = line.total.max(v.len());
+            let n = total as f64;
             let mut pts = vec![(0.0, 0.0)];
             for (k, x) in v.iter().enumerate() {
                 pts.push((*x, k as f64 / n));
                 pts.push((*x, (k + 1) as f64 / n));
             }
-            pts.push((x_max, 1.0));
+            pts.push((x_max, v.len() as f64 / n));
+            let label = if total > v.len() {
+                format!("{} ({} of {}; {} never)", line.label, v.len(), total, total - v.len())
+            } else {
+                format!("{} (n = {})", line.label, v.len())
+            };
             chart
                 .draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 .map_err(|e| e.to_string())?
-                .label(format!("{} (n = {})", line.label, v.len()))
+                .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
         finish(&root, &mut chart, SeriesLabelPosition::LowerRight)?;
@@ -112,4 +122,24 @@ pub fn series_svg(title: &str, series: &[(f64, f64)], shaded: &[(f64, f64)]) -> 
         finish(&root, &mut chart, SeriesLabelPosition::UpperRight)?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A line over 4 cases with 2 samples ends at one half and says 2 never got one; a line
+    /// whose every case has a sample reads "n = ..."; a line without samples is left out.
+    #[test]
+    fn a_cdf_is_over_all_cases_and_names_the_missing_ones() {
+        let lines = [
+            CdfLine { label: "half", samples: &[1.0, 2.0], total: 4 },
+            CdfLine { label: "all", samples: &[1.5], total: 1 },
+            CdfLine { label: "zilch", samples: &[], total: 3 },
+        ];
+        let svg = cdf_svg("t", "x", "y", &lines).expect("svg");
+        assert!(svg.contains("half (2 of 4; 2 never)"), "{svg}");
+        assert!(svg.contains("all (n = 1)"));
+        assert!(!svg.contains("zilch"));
+    }
 }
