@@ -149,19 +149,12 @@ impl CpServer {
             }
             Msg::Registry(registry::Msg::Query { service, req }) => self.read(ctx, from, service, req),
             Msg::Cp(cp::Msg::ProbeOk { round }) => self.probed(ctx, from, round, Outcome::Connected),
-            Msg::Nacos(nacos::Msg::Report { req }) => {
-                if self.membership.on_report_received(ctx, from) {
+            Msg::Nacos(m) => {
+                if self.membership.on_message(ctx, from, &m) == Some(true) {
                     self.healthy = self.membership.healthy_servers();
                 }
-                ctx.send(from, nacos::Msg::ReportOk { req });
-            }
-            Msg::Nacos(nacos::Msg::ReportOk { req }) if self.membership.on_report_ok(ctx, from, req) => {
-                self.healthy = self.membership.healthy_servers()
-            }
-            Msg::Nacos(nacos::Msg::Status { checksums }) => status::on_report(ctx, from, &self.tables, &checksums),
-            Msg::Nacos(nacos::Msg::StatusQuery { service }) => status::on_query(ctx, from, &self.tables, service),
-            Msg::Nacos(nacos::Msg::Statuses { service, flags }) => {
-                status::on_statuses(ctx, &mut self.tables, service, &flags);
+                // No push in CP mode: a changed flag is read by the next query.
+                status::on_message(ctx, from, &mut self.tables, &m);
             }
             Msg::Raft(m) => self.raft.on_message(ctx, from, m),
             _ => {}
@@ -180,8 +173,9 @@ impl CpServer {
             Timer::Cp(cp::Timer::ProbeTimeout { instance, round }) => {
                 self.probed(ctx, instance, round, Outcome::TimedOut)
             }
-            Timer::Nacos(nacos::Timer::Report) => self.membership.on_report_timer(ctx),
-            Timer::Nacos(nacos::Timer::ReportTimeout { req }) if self.membership.on_report_timeout(ctx, req) => {
+            Timer::Nacos(t @ (nacos::Timer::Report | nacos::Timer::ReportTimeout { .. }))
+                if self.membership.on_timer(ctx, &t) == Some(true) =>
+            {
                 self.healthy = self.membership.healthy_servers()
             }
             Timer::Nacos(nacos::Timer::StatusReport) => {

@@ -109,7 +109,33 @@ impl Membership {
         self.cursor = 0;
     }
 
-    /// The report timer: report to the next peer. Returns true if membership changed.
+    /// The membership's part of a server's messages (a report, answered; a report's answer).
+    /// `None`: not a membership message; `Some(changed)`: handled, and whether a peer changed.
+    pub fn on_message(&mut self, ctx: &mut NodeCtx<'_>, from: NodeId, msg: &nacos::Msg) -> Option<bool> {
+        Some(match *msg {
+            nacos::Msg::Report { req } => {
+                let changed = self.on_report_received(ctx, from);
+                ctx.send(from, nacos::Msg::ReportOk { req });
+                changed
+            }
+            nacos::Msg::ReportOk { req } => self.on_report_ok(ctx, from, req),
+            _ => return None,
+        })
+    }
+
+    /// The membership's timers, as [`Self::on_message`].
+    pub fn on_timer(&mut self, ctx: &mut NodeCtx<'_>, timer: &nacos::Timer) -> Option<bool> {
+        Some(match *timer {
+            nacos::Timer::Report => {
+                self.on_report_timer(ctx);
+                false
+            }
+            nacos::Timer::ReportTimeout { req } => self.on_report_timeout(ctx, req),
+            _ => return None,
+        })
+    }
+
+    /// The report timer: report to the next peer.
     pub fn on_report_timer(&mut self, ctx: &mut NodeCtx<'_>) {
         if self.peers.is_empty() {
             return;

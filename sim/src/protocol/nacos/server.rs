@@ -210,13 +210,9 @@ impl RegistryServer {
                     ctx.send(from, nacos::Msg::Sync { service, data: t.snapshot(), seq: u32::MAX });
                 }
             }
-            Msg::Nacos(nacos::Msg::Report { req }) => {
-                if self.membership.on_report_received(ctx, from) {
-                    self.membership_changed();
-                }
-                ctx.send(from, nacos::Msg::ReportOk { req });
-            }
-            Msg::Nacos(nacos::Msg::ReportOk { req }) if self.membership.on_report_ok(ctx, from, req) => {
+            Msg::Nacos(m @ (nacos::Msg::Report { .. } | nacos::Msg::ReportOk { .. }))
+                if self.membership.on_message(ctx, from, &m) == Some(true) =>
+            {
                 self.membership_changed()
             }
             Msg::Registry(registry::Msg::Query { service, req }) => {
@@ -254,12 +250,12 @@ impl RegistryServer {
                     }
                 }
             }
-            Msg::Nacos(nacos::Msg::Status { checksums }) => status::on_report(ctx, from, &self.tables, &checksums),
-            Msg::Nacos(nacos::Msg::StatusQuery { service }) => status::on_query(ctx, from, &self.tables, service),
-            Msg::Nacos(nacos::Msg::Statuses { service, flags })
-                if status::on_statuses(ctx, &mut self.tables, service, &flags) =>
-            {
-                self.push.changed(ctx, service)
+            Msg::Nacos(
+                m @ (nacos::Msg::Status { .. } | nacos::Msg::StatusQuery { .. } | nacos::Msg::Statuses { .. }),
+            ) => {
+                if let Some(Some(service)) = status::on_message(ctx, from, &mut self.tables, &m) {
+                    self.push.changed(ctx, service);
+                }
             }
             _ => {}
         }
@@ -335,11 +331,12 @@ impl RegistryServer {
                 }
                 ctx.set_timer(self.config.health.check_interval, nacos::Timer::HealthCheck);
             }
-            Timer::Nacos(nacos::Timer::Report) => self.membership.on_report_timer(ctx),
-            Timer::Nacos(nacos::Timer::ForwardTimeout { origin, req }) => self.proxy_failed(ctx, origin, req),
-            Timer::Nacos(nacos::Timer::ReportTimeout { req }) if self.membership.on_report_timeout(ctx, req) => {
+            Timer::Nacos(t @ (nacos::Timer::Report | nacos::Timer::ReportTimeout { .. }))
+                if self.membership.on_timer(ctx, &t) == Some(true) =>
+            {
                 self.membership_changed()
             }
+            Timer::Nacos(nacos::Timer::ForwardTimeout { origin, req }) => self.proxy_failed(ctx, origin, req),
             Timer::Nacos(nacos::Timer::SyncDelay { service }) => {
                 let data = self.tables[service.0 as usize].snapshot();
                 self.distro.on_sync_delay(ctx, service, &self.peers, &data);

@@ -88,3 +88,25 @@ pub fn on_statuses(ctx: &mut NodeCtx<'_>, tables: &mut [Table], service: Service
     }
     !changes.is_empty()
 }
+
+/// The status messages a server receives (`Status`, `StatusQuery`, `Statuses`). `None`: not
+/// one of them; `Some(changed)`: handled, with the service whose flags changed, if any.
+pub fn on_message(
+    ctx: &mut NodeCtx<'_>,
+    from: NodeId,
+    tables: &mut [Table],
+    msg: &nacos::Msg,
+) -> Option<Option<ServiceId>> {
+    Some(match msg {
+        nacos::Msg::Status { checksums } => {
+            on_report(ctx, from, tables, checksums);
+            None
+        }
+        nacos::Msg::StatusQuery { service } => {
+            on_query(ctx, from, tables, *service);
+            None
+        }
+        nacos::Msg::Statuses { service, flags } => on_statuses(ctx, tables, *service, flags).then_some(*service),
+        _ => return None,
+    })
+}

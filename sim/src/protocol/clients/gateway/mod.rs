@@ -122,7 +122,6 @@ struct Pending {
     started: SimTime,
     deadline: SimTime,
     attempts: u32,
-    tried: Vec<NodeId>,
     current: NodeId,
     key: u64,
     last: Outcome,
@@ -262,7 +261,6 @@ impl Gateway {
             started: now,
             deadline: now + self.config.retry_timeout,
             attempts: 0,
-            tried: Vec::new(),
             current: NodeId(u32::MAX),
             key,
             last: Outcome::Ok,
@@ -310,7 +308,6 @@ impl Gateway {
             self.counters.retries += 1;
         }
         p.attempts += 1;
-        p.tried.push(target);
         p.current = target;
         p.attempt_started = now;
         let allowed = match &self.config.breaker {
