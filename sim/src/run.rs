@@ -248,11 +248,28 @@ impl Collector {
         let end_time = analyzer.params().end;
         let judge = Judge { timing: &timing, raft_logs: &run.raft_logs, end: end_time };
         invariants.extend(analyzer.family_invariants(&judge));
-        let consistency = analyzer.consistency.report.take().expect("the consistency family finished");
+        let mut consistency = analyzer.consistency.report.take().expect("the consistency family finished");
+        {
+            let (h, p) = (&analyzer.history, analyzer.params());
+            let faulted = |from: SimTime, to: SimTime| {
+                crate::metrics::detection::servers_faulted(h, p, from, to)
+                    || h.partition_spans.iter().any(|&(a, b)| a <= to && b >= from)
+            };
+            if consistency.stale_lists > 0 {
+                let reads = crate::metrics::consistency::stale_reads(&analyzer.consistency.log.ops);
+                consistency.stale = crate::metrics::consistency::StaleReads::of(&reads, faulted);
+            }
+            let v = &consistency.violation;
+            if let Some(first) = v.iter().map(|o| o.invoke_s).reduce(f64::min) {
+                let last = v.iter().map(|o| o.complete_s.unwrap_or(end_time.as_secs_f64())).fold(first, f64::max);
+                let at = |x: f64| SimTime((x * 1e9).round() as u64);
+                consistency.witness_during_faults = Some(faulted(at(first), at(last)));
+            }
+        }
         if let Some(a) = &api {
             invariants.push(a.invariant.clone());
         }
-        let report = Report {
+        let mut report = Report {
             scenario: scenario.name.clone(),
             seed,
             regsim_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -264,7 +281,7 @@ impl Collector {
             faults,
             warnings: scenario.warnings.clone(),
             detection: model::DetectionReport::from(&analyzer.detection, analyzer.params()),
-            false_positives: model::FalsePositives::from(&analyzer.detection),
+            false_positives: model::FalsePositives::from(&analyzer.detection, analyzer.params()),
             availability: model::AvailabilityReport::from(&analyzer.availability),
             staleness: model::StalenessReport::from(&analyzer.staleness, analyzer.params()),
             convergence: analyzer.convergence.iter().map(model::ConvergenceReport::from).collect(),
@@ -279,7 +296,45 @@ impl Collector {
             network: run.network,
             invariants,
         };
+        name_nodes(&mut report, topology);
         RunOutput { report, analyzer, prometheus_store: None }
+    }
+}
+
+/// Nodes in the report's words by role and index (`instances[2]`, not `n26`): every field
+/// that names a node, and node ids in details (`Topology::rename_nodes`).
+fn name_nodes(r: &mut Report, t: &Topology) {
+    for i in &mut r.invariants {
+        i.detail = t.rename_nodes(&i.detail);
+    }
+    let c = &mut r.consistency;
+    c.detail = t.rename_nodes(&c.detail);
+    for o in &mut c.violation {
+        o.client = t.rename_nodes(&o.client);
+        o.op = t.rename_nodes(&o.op);
+    }
+    for i in r.elections.iter_mut().flat_map(|e| &mut e.isolations) {
+        i.leader = t.rename_nodes(&i.leader);
+    }
+    if let Some(a) = &mut r.api {
+        for c in &mut a.crashes {
+            c.instance = t.rename_nodes(&c.instance);
+            c.gateway = t.rename_nodes(&c.gateway);
+        }
+        a.breaker_openings_by_instance = std::mem::take(&mut a.breaker_openings_by_instance)
+            .into_iter()
+            .map(|(k, v)| (t.rename_nodes(&k), v))
+            .collect();
+        a.invariant.detail = t.rename_nodes(&a.invariant.detail);
+    }
+    if let Some(a) = &mut r.alerts {
+        let global = a.global.iter_mut().flat_map(|g| g.rules.iter_mut());
+        for rule in a.rules.iter_mut().chain(global) {
+            for n in rule.never_fired.iter_mut().chain(rule.never_notified.iter_mut()) {
+                n.instance = t.rename_nodes(&n.instance);
+                n.reason = t.rename_nodes(&n.reason);
+            }
+        }
     }
 }
 

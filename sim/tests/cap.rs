@@ -17,7 +17,7 @@ fn fraction(r: Ratio) -> f64 {
 
 use regsim::protocol::RequestKind::{Query, Register};
 
-/// CP: the minority side (group 0: 2 of 5 servers) can neither write nor read; the majority
+/// CP: the minority side (2 of 5 servers) can neither write nor read; the majority
 /// side keeps both; every list is linearizable and none is stale; the Raft invariants hold.
 #[test]
 fn cp_gives_up_the_minority_side_and_stays_linearizable() {
@@ -26,9 +26,9 @@ fn cp_gives_up_the_minority_side_and_stays_linearizable() {
     assert_eq!(r.consistency.stale_lists, 0);
     assert!(r.consistency.lists > 1000, "{} lists", r.consistency.lists);
     for kind in [Register, Query] {
-        let minority = side(&r, "group 0", kind);
+        let minority = side(&r, "minority (2 of 5 servers)", kind);
         assert!(minority.total > 0 && minority.ok == 0, "{kind:?} on the minority side: {minority:?}");
-        assert!(fraction(side(&r, "group 1", kind)) > 0.95, "{kind:?} on the majority side");
+        assert!(fraction(side(&r, "majority (3 of 5 servers)", kind)) > 0.95, "{kind:?} on the majority side");
     }
     let names: Vec<&str> = r.invariants.iter().map(|i| i.name).collect();
     for n in
@@ -43,7 +43,7 @@ fn cp_gives_up_the_minority_side_and_stays_linearizable() {
 #[test]
 fn ap_stays_available_and_serves_stale_reads() {
     let r = run_ok("cap-partition.toml", &["registry.mode=ap"]).report;
-    for group in ["group 0", "group 1"] {
+    for group in ["minority (2 of 5 servers)", "majority (3 of 5 servers)"] {
         assert!(fraction(side(&r, group, Query)) > 0.95, "reads on {group}");
     }
     assert_eq!(r.consistency.verdict, "violation", "{}", r.consistency.detail);
@@ -59,7 +59,7 @@ fn cp_with_local_reads_fails_linearizability() {
     let out = run(&s, s.seed).expect("runs");
     let failed: Vec<&str> = out.failed_invariants().map(|i| i.name).collect();
     assert_eq!(failed, ["linearizable"], "{:?}", out.report.invariants);
-    assert!(fraction(side(&out.report, "group 0", Query)) > 0.95, "local reads stay available");
+    assert!(fraction(side(&out.report, "minority (2 of 5 servers)", Query)) > 0.95, "local reads stay available");
 }
 
 /// Lease reads without CheckQuorum are unsafe, so the scenario is rejected.

@@ -115,7 +115,7 @@ fn partition_heals_and_converges_within_the_protocol_bound() {
     assert!(r.false_positives.count > 0);
     assert_eq!(r.false_positives.causes.keys().map(|c| format!("{c:?}")).collect::<Vec<_>>(), vec!["Partition"]);
     let sides = serde_json::to_value(&r.availability.by_side).expect("json");
-    for side in ["group 0", "group 1"] {
+    for side in ["minority (1 of 3 servers)", "majority (2 of 3 servers)"] {
         assert_eq!(sides[side]["query"]["fraction"], 1.0, "{side} queries");
         for kind in ["beat", "call"] {
             let f = sides[side][kind]["fraction"].as_f64().expect("fraction");

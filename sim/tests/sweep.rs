@@ -94,6 +94,7 @@ fn same_bytes_for_one_and_two_threads_and_for_merged_shards() {
             ".regsim-output",
             "detection.unhealthy.p99_s-vs-instances.beat_interval.svg",
             "sweep.csv",
+            "sweep.html",
             "sweep.json",
             "sweep.md"
         ]

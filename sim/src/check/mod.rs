@@ -13,7 +13,12 @@ use serde::Serialize;
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Invariant {
     pub name: &'static str,
+    /// Holds, or nothing to check (`not_applicable`).
     pub holds: bool,
+    /// Nothing in the run could test it (no crash to detect, no heal to converge after): it
+    /// holds vacuously, and reports say "not applicable", not "yes".
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub not_applicable: bool,
     pub detail: String,
     /// Virtual time of the first violation, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -85,6 +85,47 @@ impl Topology {
         self.roles.iter().find(|r| n.0 >= r.first && n.0 < r.first + r.count).map(|r| (r, n.0 - r.first))
     }
 
+    /// Node `n` as a reader (and a scenario's `target`) names it: `instances[2]`, `servers[0]`;
+    /// `n<id>` for an id outside every role.
+    pub fn name(&self, n: NodeId) -> String {
+        match self.role_of(n) {
+            Some((role, i)) => format!("{}[{i}]", role.name),
+            None => n.to_string(),
+        }
+    }
+
+    /// `text` with every node id written as `n<id>` (`NodeId`'s display: traces, details)
+    /// replaced by [`Topology::name`]: a word `n` followed only by digits.
+    pub fn rename_nodes(&self, text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        let mut copied = 0;
+        while i < b.len() {
+            let starts = b[i] == b'n' && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'));
+            if starts {
+                let mut j = i + 1;
+                while j < b.len() && b[j].is_ascii_digit() {
+                    j += 1;
+                }
+                let ends = j == b.len() || !(b[j].is_ascii_alphanumeric() || b[j] == b'_');
+                if j > i + 1
+                    && ends
+                    && let Ok(id) = text[i + 1..j].parse::<u32>()
+                {
+                    out.push_str(&text[copied..i]);
+                    out.push_str(&self.name(NodeId(id)));
+                    copied = j;
+                    i = j;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+
     /// Resolves one selector to node ids (in selector order).
     pub fn select(&self, selector: &str, rng: &mut SimRng) -> Result<Vec<NodeId>, String> {
         let s = selector.trim();
@@ -218,6 +259,18 @@ mod tests {
         t.add_role("instances", 1000);
         t.add_role("consumers", 0);
         t
+    }
+
+    #[test]
+    fn node_ids_read_as_role_and_index() {
+        let t = topo();
+        assert_eq!(t.name(NodeId(1)), "servers[1]");
+        assert_eq!(t.name(NodeId(5)), "instances[2]");
+        assert_eq!(t.name(NodeId(5000)), "n5000");
+        assert_eq!(
+            t.rename_nodes("instance n5 crashed; n0 and n1002, not n, n1x, an3, n3_ or 5n3"),
+            "instance instances[2] crashed; servers[0] and instances[999], not n, n1x, an3, n3_ or 5n3"
+        );
     }
 
     #[test]

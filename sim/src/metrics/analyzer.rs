@@ -27,7 +27,7 @@ use crate::fault::FaultAction;
 use crate::protocol::{CopyState, Obs, RequestKind};
 use regsim_kernel::{FaultRecord, NodeId, Record, SimTime, What};
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Count {
     Copies,
     Views,
@@ -42,6 +42,8 @@ struct Inst {
     wrongly_out: bool,
     copies: u32,
     views: u32,
+    /// In a crash episode the system has not caught up with yet (see `Analyzer::open_crashes`).
+    crash_open: bool,
 }
 
 /// Successes and attempts.
@@ -70,8 +72,9 @@ pub struct Availability {
     pub overall: ByKind,
     pub during_faults: ByKind,
     pub outside_faults: ByKind,
-    /// By the requester's group in the first active partition (`None`: not in any group).
-    pub by_side: BTreeMap<Option<u16>, ByKind>,
+    /// By the requester's side in the first active partition, named by the servers it holds
+    /// (`Analyzer::side_name`).
+    pub by_side: BTreeMap<String, ByKind>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -114,8 +117,12 @@ pub struct Analyzer {
     views: Vec<BTreeSet<NodeId>>,
     wrong_since: Vec<Option<SimTime>>,
     next_sample: SimTime,
-    /// Inside a fault window right now (recomputed on every fault record).
+    /// Inside a fault window right now: a partition active, a server down, or an instance
+    /// crash not yet caught up with (recomputed on every fault record and crash resolution).
     faulted: bool,
+    /// Crashed instances whose crash the system has not caught up with: from the crash until
+    /// no consumer view lists them (no server copy, without consumers), or their restart.
+    open_crashes: u32,
     /// Per-balancer load measurements, when consumers send traffic.
     pub load: Option<LoadAnalyzer>,
     samples_taken: u64,
@@ -155,6 +162,7 @@ impl Analyzer {
             settle: Settle::default(),
             next_sample: SimTime::ZERO,
             faulted: false,
+            open_crashes: 0,
             load,
             samples_taken: 0,
             elections,
@@ -255,7 +263,7 @@ impl Analyzer {
             self.next_sample += self.p.sample_interval;
         }
         self.history.finish(self.p.end);
-        self.detection.finish(self.p.traffic);
+        self.detection.finish(self.p.traffic, self.p.end);
         for family in Self::families(&mut self.elections, &mut self.consistency, &mut self.monitor, &mut self.api) {
             family.finish();
         }
@@ -278,8 +286,7 @@ impl Analyzer {
         if partitioned && self.history.active.is_empty() {
             self.convergence.push(Convergence { healed_at: t, converged_at: None });
         }
-        let h = &self.history;
-        self.faulted = !h.active.is_empty() || self.p.servers.clone().map(NodeId).any(|s| !h.running(s));
+        self.refresh_faulted();
         match f {
             FaultRecord::Crashed => {
                 if let Some(i) = offset(&self.p.instances, node) {
@@ -289,6 +296,7 @@ impl Analyzer {
                     // instance already marked unhealthy (e.g. after a pause) has nothing left
                     // to detect.
                     let healthy = self.copies.iter().any(|c| c.get(&node) == Some(&CopyState::Healthy));
+                    let open = s.views > 0 || (s.listed && healthy);
                     self.detection.episodes.push(Episode {
                         instance: node,
                         crashed: t,
@@ -302,6 +310,11 @@ impl Analyzer {
                         last_call: None,
                     });
                     self.inst[i].episode = Some(self.detection.episodes.len() - 1);
+                    if open {
+                        self.inst[i].crash_open = true;
+                        self.open_crashes += 1;
+                        self.refresh_faulted();
+                    }
                 } else if let Some(s) = offset(&self.p.servers, node) {
                     for (n, _) in std::mem::take(&mut self.copies[s]) {
                         self.count(Count::Copies, t, n, false);
@@ -313,8 +326,11 @@ impl Analyzer {
                 }
             }
             FaultRecord::Restarted => {
-                if let Some(e) = offset(&self.p.instances, node).and_then(|i| self.inst[i].episode.take()) {
-                    self.detection.episodes[e].ended = t;
+                if let Some(i) = offset(&self.p.instances, node) {
+                    self.close_crash(i);
+                    if let Some(e) = self.inst[i].episode.take() {
+                        self.detection.episodes[e].ended = t;
+                    }
                 }
             }
             _ => {}
@@ -324,6 +340,33 @@ impl Analyzer {
     fn disturbed(&mut self, t: SimTime) {
         self.settle.last_disturbance = t;
         self.settle.converged_at = None;
+    }
+
+    fn refresh_faulted(&mut self) {
+        let h = &self.history;
+        self.faulted =
+            self.open_crashes > 0 || !h.active.is_empty() || self.p.servers.clone().map(NodeId).any(|s| !h.running(s));
+    }
+
+    /// The system caught up with instance `i`'s crash (or it restarted): its fault window ends.
+    fn close_crash(&mut self, i: usize) {
+        if std::mem::take(&mut self.inst[i].crash_open) {
+            self.open_crashes -= 1;
+            self.refresh_faulted();
+        }
+    }
+
+    /// A partition side named by the servers it holds: `majority (2 of 3 servers)`, `minority
+    /// (1 of 3 servers)`, `no servers`; nodes in no group are `unaffected`.
+    fn side_name(&self, p: &regsim_kernel::net::Partition, node: NodeId) -> String {
+        let Some(g) = p.group_of(node) else { return "unaffected".to_string() };
+        let all = self.p.servers.end - self.p.servers.start;
+        let mine = self.p.servers.clone().filter(|s| p.group_of(NodeId(*s)) == Some(g)).count() as u32;
+        match mine {
+            0 => "no servers".to_string(),
+            m if 2 * m > all => format!("majority ({m} of {all} servers)"),
+            m => format!("minority ({m} of {all} servers)"),
+        }
     }
 
     fn episode(&mut self, n: NodeId) -> Option<&mut Episode> {
@@ -343,11 +386,15 @@ impl Analyzer {
         if *c == 0
             && let Some(e) = self.episode(n)
         {
+            let last = if e.viewed { Count::Views } else { Count::Copies };
             let stage = match which {
                 Count::Copies => &mut e.replicated,
                 Count::Views => &mut e.views_updated,
             };
             stage.get_or_insert(t);
+            if which == last {
+                self.close_crash(i);
+            }
         }
     }
 
@@ -439,16 +486,16 @@ impl Analyzer {
                 slot.get_or_insert(t);
             }
             None => {
-                self.inst[i].wrongly_out = true;
+                let first = !std::mem::replace(&mut self.inst[i].wrongly_out, true);
                 let cause = detection::cause(&self.history, &self.p, instance, t);
-                self.detection.false_positives.push(FalsePositive { time: t, instance, eviction, cause });
+                self.detection.false_positives.push(FalsePositive { time: t, instance, eviction, cause, first });
             }
         }
     }
 
     fn request(&mut self, _t: SimTime, node: NodeId, kind: RequestKind, ok: bool) {
         let faulted = self.faulted;
-        let side = self.history.active.values().next().map(|p| p.group_of(node));
+        let side = self.history.active.values().next().map(|p| self.side_name(p, node));
         let a = &mut self.availability;
         let k = kind as usize;
         let add = |m: &mut ByKind| {

@@ -284,6 +284,7 @@ impl ApiCollector {
         let stop: Vec<f64> = crashes.iter().map(|c| c.stopped_after_s).collect();
         let errors = total - self.by_code.get(&200).copied().unwrap_or(0);
         let invariant = Invariant {
+            not_applicable: false,
             name: "gateway_stops_by_view_update",
             holds: violations.is_empty(),
             detail: match violations.first() {

@@ -154,7 +154,7 @@ impl Family for Consistency {
     }
 
     fn finish(&mut self) {
-        self.report = Some(ConsistencyReport::check(&self.log, self.enabled, self.max_states));
+        self.report = Some(ConsistencyReport::check(&self.log, self.enabled, self.max_states, self.judged));
     }
 
     fn invariants(&self, _: &Judge<'_>) -> Vec<Invariant> {
@@ -168,6 +168,20 @@ impl Family for Consistency {
 /// The number of completed lists that missed an instance whose registration completed before
 /// the list was invoked, when no deregistration of it could have come in between.
 pub fn stale_lists(ops: &[Op]) -> u64 {
+    stale_reads(ops).len() as u64
+}
+
+/// One stale list: when it ran, and when the newest registration it missed had completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StaleRead {
+    pub invoke: SimTime,
+    pub complete: SimTime,
+    /// The completion of the newest registration the list missed.
+    pub registered: SimTime,
+}
+
+/// The stale lists of [`stale_lists`], in log order.
+pub fn stale_reads(ops: &[Op]) -> Vec<StaleRead> {
     // Per (service, instance): registrations (invoke, complete) and deregistrations.
     type Key = (u32, u32);
     let mut regs: BTreeMap<Key, Vec<(u64, u64)>> = BTreeMap::new();
@@ -185,21 +199,63 @@ pub fn stale_lists(ops: &[Op]) -> u64 {
             OpKind::List { .. } => {}
         }
     }
-    let mut stale = 0;
+    let mut stale = Vec::new();
+    let deregs = &deregs;
     for op in ops {
         let (OpKind::List { result }, Some(done)) = (&op.kind, op.complete) else { continue };
-        let missed = regs.range((op.service, 0)..=(op.service, u32::MAX)).any(|(key, rs)| {
-            result.binary_search(&key.1).is_err()
-                && rs.iter().any(|&(r_inv, r_done)| {
+        let newest = regs
+            .range((op.service, 0)..=(op.service, u32::MAX))
+            .filter(|(key, _)| result.binary_search(&key.1).is_err())
+            .flat_map(|(key, rs)| {
+                rs.iter().filter(move |&&(r_inv, r_done)| {
                     r_done < op.invoke
                         && !deregs.get(key).is_some_and(|ds| {
                             ds.iter().any(|&(d_inv, d_done)| d_inv < done && d_done.is_none_or(|d| d > r_inv))
                         })
                 })
-        });
-        stale += u64::from(missed);
+            })
+            .map(|&(_, r_done)| r_done)
+            .max();
+        if let Some(r) = newest {
+            stale.push(StaleRead { invoke: SimTime(op.invoke), complete: SimTime(done), registered: SimTime(r) });
+        }
     }
     stale
+}
+
+/// When the stale lists happened, how stale they were, and whether a fault was around.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StaleReads {
+    /// The first and last stale list's start (s).
+    pub first_s: f64,
+    pub last_s: f64,
+    /// How long the newest missed registration had been complete when the list began (s):
+    /// the worst and the mean over the stale lists.
+    pub worst_age_s: f64,
+    pub mean_age_s: f64,
+    /// Stale lists with a fault between the missed registration's completion and the list's
+    /// (a partition active, a server down, paused, cut off or clock-skewed), and the others:
+    /// replication lag (a list answered by a server the registration had not reached yet).
+    pub during_faults: u64,
+    pub without_faults: u64,
+}
+
+impl StaleReads {
+    /// `faulted(from, to)`: whether a fault was active in that window.
+    pub fn of(reads: &[StaleRead], faulted: impl Fn(SimTime, SimTime) -> bool) -> Option<StaleReads> {
+        let first = reads.iter().map(|r| r.invoke).min()?;
+        let last = reads.iter().map(|r| r.invoke).max()?;
+        let ages: Vec<f64> = reads.iter().map(|r| (r.invoke - r.registered).as_secs_f64()).collect();
+        let during = reads.iter().filter(|r| faulted(r.registered, r.complete)).count() as u64;
+        Some(StaleReads {
+            first_s: first.as_secs_f64(),
+            last_s: last.as_secs_f64(),
+            worst_age_s: ages.iter().copied().fold(0.0, f64::max),
+            mean_age_s: crate::metrics::stats::round_ns(ages.iter().sum::<f64>() / ages.len() as f64),
+            during_faults: during,
+            without_faults: reads.len() as u64 - during,
+        })
+    }
 }
 
 /// `consistency`: the linearizability of the client-visible history (see
@@ -215,7 +271,17 @@ pub struct ConsistencyReport {
     pub lists: u64,
     /// Lists that missed an instance whose registration had completed before the list began.
     pub stale_lists: u64,
+    /// When and how stale those lists were, and whether faults were around (see `StaleReads`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<StaleReads>,
+    /// Whether the registry promises linearizability (CP mode): a violation fails the run. AP
+    /// (Distro) replicates asynchronously and promises none: its verdict is a finding.
+    pub promised: bool,
     pub states_explored: u64,
+    /// Whether a fault (see `StaleReads`) was active while the witness's operations ran; absent
+    /// without a witness.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness_during_faults: Option<bool>,
     /// The minimal offending operations of the first violation, in invocation order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub violation: Vec<OpReport>,
@@ -223,7 +289,8 @@ pub struct ConsistencyReport {
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct OpReport {
-    pub client: u32,
+    /// The client node (`instances[3]` once the report names nodes).
+    pub client: String,
     pub op: String,
     pub invoke_s: f64,
     pub complete_s: Option<f64>,
@@ -231,7 +298,7 @@ pub struct OpReport {
 
 impl ConsistencyReport {
     /// Checks `log` (unless disabled or truncated) with the given search budget.
-    pub fn check(log: &HistoryLog, enabled: bool, max_states: u64) -> Self {
+    pub fn check(log: &HistoryLog, enabled: bool, max_states: u64, promised: bool) -> Self {
         use crate::check::linearizability::{self as lin, OpKind};
         let ops = &log.ops;
         let lists = ops.iter().filter(|o| matches!(o.kind, OpKind::List { .. })).count() as u64;
@@ -242,6 +309,9 @@ impl ConsistencyReport {
             open_ops: ops.iter().filter(|o| o.complete.is_none()).count() as u64,
             lists,
             stale_lists: stale_lists(ops),
+            stale: None,
+            witness_during_faults: None,
+            promised,
             states_explored: 0,
             violation: Vec::new(),
         };
@@ -311,17 +381,18 @@ impl ConsistencyReport {
                 r.violation = v
                     .iter()
                     .map(|o| OpReport {
-                        client: o.client,
+                        client: NodeId(o.client).to_string(),
                         op: match &o.kind {
-                            OpKind::Register { instance } => format!("register {instance}"),
-                            OpKind::Deregister { instance } => format!("deregister {instance} (crash)"),
+                            OpKind::Register { instance } => format!("register {}", NodeId(*instance)),
+                            OpKind::Deregister { instance } => format!("deregister {} (crash)", NodeId(*instance)),
                             OpKind::List { result } => {
                                 let about: Vec<String> = focus
                                     .iter()
                                     .map(|i| {
                                         format!(
-                                            "{} {i}",
-                                            if result.binary_search(i).is_ok() { "with" } else { "without" }
+                                            "{} {}",
+                                            if result.binary_search(i).is_ok() { "with" } else { "without" },
+                                            NodeId(*i)
                                         )
                                     })
                                     .collect();
@@ -348,6 +419,7 @@ pub fn linearizable(c: &ConsistencyReport) -> Invariant {
     let first =
         c.violation.iter().filter_map(|o| o.complete_s).fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
     Invariant {
+        not_applicable: false,
         name: "linearizable",
         holds: c.verdict != "violation",
         detail: c.detail.clone(),

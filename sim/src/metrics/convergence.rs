@@ -106,6 +106,7 @@ pub fn converged_after_heal(
 ) -> Invariant {
     let name = "converged_after_heal";
     let na = |why: String| Invariant {
+        not_applicable: true,
         name,
         holds: true,
         detail: format!("not applicable: {why}"),
@@ -118,6 +119,7 @@ pub fn converged_after_heal(
     let deadline = from + bound;
     match settle.converged_at {
         Some(c) if c <= deadline => Invariant {
+            not_applicable: false,
             name,
             holds: true,
             detail: format!(
@@ -133,6 +135,7 @@ pub fn converged_after_heal(
             from.as_secs_f64()
         )),
         c => Invariant {
+            not_applicable: false,
             name,
             holds: false,
             detail: format!(

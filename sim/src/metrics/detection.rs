@@ -11,7 +11,8 @@
 //! - `traffic_stopped`: the last application request sent to it after the crash (0 if none),
 //!   only when consumers send traffic.
 //!
-//! An episode that ends without a stage counts as `missed` for it. A `MarkedUnhealthy` or
+//! An episode that ends without a stage counts as `missed` for it (`restarted` of those when
+//! the instance restarted first, the others ran to the end of the run). A `MarkedUnhealthy` or
 //! `Deleted` of an instance that is not crashed is a *false positive*; its cause is read off
 //! the ground truth in the window `lookback` before it (the client's answer timeout, for a beat
 //! the fault held back, plus `unhealthy_after`, the check interval and latency slack): the instance cut off by a partition or
@@ -54,6 +55,9 @@ pub struct FalsePositive {
     pub instance: NodeId,
     pub eviction: Eviction,
     pub cause: Cause,
+    /// The first eviction of this outage of the instance (a deletion after a wrongful mark,
+    /// before the instance came back, is the same outage).
+    pub first: bool,
 }
 
 /// What the analysis needs to know about the scenario.
@@ -88,6 +92,9 @@ pub struct DetectionParams {
 pub struct Stage {
     pub latencies_s: Vec<f64>,
     pub missed: u64,
+    /// Of the missed episodes, those that ended because the instance restarted (the others
+    /// ran to the end of the run).
+    pub restarted: u64,
 }
 
 /// One crash episode of an instance.
@@ -121,7 +128,7 @@ pub struct Detection {
 
 impl Detection {
     /// Turns finished episodes into per-stage samples.
-    pub fn finish(&mut self, traffic: bool) {
+    pub fn finish(&mut self, traffic: bool, end: SimTime) {
         let since = |e: &Episode, t: Option<SimTime>| t.map(|t| (t - e.crashed).as_secs_f64());
         for e in &self.episodes {
             for (stage, at, applicable) in [
@@ -135,7 +142,10 @@ impl Detection {
                 }
                 match since(e, at) {
                     Some(s) => stage.latencies_s.push(s),
-                    None => stage.missed += 1,
+                    None => {
+                        stage.missed += 1;
+                        stage.restarted += u64::from(e.ended < end);
+                    }
                 }
             }
             if traffic && e.viewed {
@@ -227,7 +237,11 @@ fn crashed_instances_detected(d: &Detection, faults: &History, p: &DetectionPara
         }
     }
     let holds = late.is_empty();
-    let detail = if holds {
+    let detail = if checked == 0 {
+        format!(
+            "not applicable: no crash episode of a listed instance lasted the bound of {bound} with every server up"
+        )
+    } else if holds {
         format!("{checked} crash episodes checked against a bound of {bound}")
     } else {
         format!(
@@ -237,6 +251,7 @@ fn crashed_instances_detected(d: &Detection, faults: &History, p: &DetectionPara
         )
     };
     Invariant {
+        not_applicable: checked == 0,
         name: "crashed_instances_detected",
         holds,
         detail,
@@ -249,7 +264,7 @@ fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
     let applicable =
         t.lossless && t.latency_max.is_some_and(|l| t.beat_interval + l.saturating_mul(4) <= t.unhealthy_after);
     if !applicable {
-        return Invariant {
+        return Invariant { not_applicable: true,
             name,
             holds: true,
             detail: "not applicable: needs a lossless network with bounded latency L and beat_interval + 4L <= unhealthy_after".into(),
@@ -259,7 +274,11 @@ fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
     let bad: Vec<_> = d.false_positives.iter().filter(|f| matches!(f.cause, Cause::Other | Cause::Loss)).collect();
     let holds = bad.is_empty();
     let detail = match bad.first() {
-        None => format!("{} false positives, all explained by injected faults", d.false_positives.len()),
+        None => format!(
+            "{} wrongful evictions ({} outages of live instances), all explained by injected faults",
+            d.false_positives.len(),
+            d.false_positives.iter().filter(|f| f.first).count()
+        ),
         Some(f) => format!(
             "{} live instances evicted without a fault; first: instance {} marked {:?} at {:.3} s",
             bad.len(),
@@ -268,5 +287,11 @@ fn evictions_explained(d: &Detection, t: &Timing) -> Invariant {
             f.time.as_secs_f64()
         ),
     };
-    Invariant { name, holds, detail, first_violation_s: bad.first().map(|f| f.time.as_secs_f64()) }
+    Invariant {
+        not_applicable: false,
+        name,
+        holds,
+        detail,
+        first_violation_s: bad.first().map(|f| f.time.as_secs_f64()),
+    }
 }

@@ -207,12 +207,14 @@ pub fn one_leader_per_term(e: &Elections) -> Invariant {
     let name = "one_leader_per_term";
     match e.two_leaders.first() {
         None => Invariant {
+            not_applicable: false,
             name,
             holds: true,
             detail: format!("{} leaders elected, terms up to {}", e.leaders_elected, e.max_term),
             first_violation_s: None,
         },
         Some((t, term, a, b)) => Invariant {
+            not_applicable: false,
             name,
             holds: false,
             detail: format!("{} terms with two leaders; first: term {term} won by {a} and {b}", e.two_leaders.len()),
@@ -242,6 +244,7 @@ pub fn raft_logs(logs: &[Vec<u64>], committed: &[(u32, u64)]) -> Vec<Invariant> 
         }
     }
     let matching = Invariant {
+        not_applicable: false,
         name: "log_matching",
         holds: bad_pair.is_none(),
         detail: match bad_pair {
@@ -256,6 +259,7 @@ pub fn raft_logs(logs: &[Vec<u64>], committed: &[(u32, u64)]) -> Vec<Invariant> 
         .filter(|(i, t)| logs.iter().filter(|l| l.get(*i as usize - 1) == Some(t)).count() < majority)
         .collect();
     let durable = Invariant {
+        not_applicable: false,
         name: "committed_entries_durable",
         holds: lost.is_empty(),
         detail: match lost.first() {
@@ -274,12 +278,14 @@ pub fn acknowledged_writes_kept(e: &Elections) -> Invariant {
     let name = "acknowledged_writes_kept";
     match e.lost_acks.first() {
         None => Invariant {
+            not_applicable: false,
             name,
             holds: true,
             detail: format!("{} acknowledged writes checked against every later leader's log", e.acked.len()),
             first_violation_s: None,
         },
         Some((t, leader_term, index, term)) => Invariant {
+            not_applicable: false,
             name,
             holds: false,
             detail: format!(

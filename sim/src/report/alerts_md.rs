@@ -12,7 +12,7 @@ fn cells(m: &Summary) -> String {
     format!("{} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3}", m.count, m.min_s, m.p50_s, m.p90_s, m.max_s, m.mean_s)
 }
 
-/// `## Alerts` and `## Rules`.
+/// `## Alerts`.
 pub fn markdown(s: &mut String, r: &Report) {
     if let Some(a) = &r.alerts {
         let _ = writeln!(s, "## Alerts (seconds from the crash)\n");
@@ -38,6 +38,10 @@ pub fn markdown(s: &mut String, r: &Report) {
             rule_tables(s, &g.rules, a.crashes);
         }
     }
+}
+
+/// `## Rules`: every rule's health (at the end of the report: a reference table).
+pub fn rules_markdown(s: &mut String, r: &Report) {
     if let Some(rules) = &r.rules {
         let _ = writeln!(
             s,

@@ -6,7 +6,7 @@ use std::fmt::Write;
 use plotters::prelude::*;
 
 use super::model::Report;
-use super::plot::COLORS;
+use super::plot::{COLORS, Mark, side_legend};
 use crate::metrics::api::ApiReport;
 
 fn opt(x: Option<f64>) -> String {
@@ -118,12 +118,12 @@ type Panel<'a> = (&'a str, Vec<(&'a str, &'a [(f64, f64)])>);
 pub fn svg(title: &str, a: &ApiReport) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (900, 720)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (900 + super::plot::LEGEND_WIDTH, 720)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let root = root.titled(title, ("sans-serif", 20)).map_err(|e| e.to_string())?;
         let panels = root.split_evenly((3, 1));
         let x_max = a.windows.last().map_or(1.0, |w| (w.start_s + a.window_s).max(1.0));
-        let shade = RGBColor(0xff, 0xcc, 0x99).mix(0.5);
+        let shade = super::plot::fault_shade();
         let mid = |w: &crate::metrics::api::WindowReport| w.start_s + a.window_s / 2.0;
         // At most about 2,000 points per line: every k-th window (the report has them all).
         let step = a.windows.len().div_ceil(2_000).max(1);
@@ -139,6 +139,8 @@ pub fn svg(title: &str, a: &ApiReport) -> Result<String, String> {
             ("latency (ms)", vec![("p50", &p50), ("p99", &p99)]),
         ];
         for (k, (panel, (y_desc, lines))) in panels.iter().zip(panels_spec).enumerate() {
+            let (panel, legend) = panel.split_horizontally(900);
+            let (panel, legend) = (&panel, &legend);
             let y_max = lines.iter().map(|(_, v)| top(v)).fold(0.0_f64, f64::max);
             let mut chart = ChartBuilder::on(panel)
                 .margin(10)
@@ -156,24 +158,19 @@ pub fn svg(title: &str, a: &ApiReport) -> Result<String, String> {
                 .draw_series(a.fault_periods_s.iter().map(|(x0, x1)| {
                     Rectangle::new([(*x0, 0.0), (x1.max(*x0 + a.window_s / 10.0), y_max)], shade.filled())
                 }))
-                .map_err(|e| e.to_string())?
-                .label("fault (crash or partition)")
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.filled()));
+                .map_err(|e| e.to_string())?;
+            let mut entries = Vec::new();
             for (i, (label, pts)) in lines.iter().enumerate() {
                 let color = COLORS[i % COLORS.len()];
                 chart
                     .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(*label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+                    .map_err(|e| e.to_string())?;
+                entries.push((*label, color, Mark::Line));
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| e.to_string())?;
+            if !a.fault_periods_s.is_empty() {
+                entries.push(("fault (crash or partition)", BLACK, Mark::Band(shade)));
+            }
+            side_legend(legend, &entries)?;
         }
         root.present().map_err(|e| e.to_string())?;
     }

@@ -147,9 +147,11 @@ pub fn cap_svg(c: &Comparison) -> Result<String, String> {
     let x_max = pts.iter().map(|p| p.3).fold(1.0_f64, f64::max) * 1.15;
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (820, 480)).into_drawing_area();
+        let size = (820 + super::plot::LEGEND_WIDTH, 480);
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let mut chart = ChartBuilder::on(&root)
+        let (plot, legend) = root.split_horizontally(size.0 - super::plot::LEGEND_WIDTH);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(format!("{}: availability against staleness", c.scenario), ("sans-serif", 20))
             .margin(16)
             .x_label_area_size(44)
@@ -162,23 +164,23 @@ pub fn cap_svg(c: &Comparison) -> Result<String, String> {
             .y_desc("requests succeeding during faults (%)")
             .draw()
             .map_err(|e| e.to_string())?;
-        for (label, i, is_write, x, y) in pts {
+        let mut entries = Vec::new();
+        for (label, i, is_write, x, y) in &pts {
             let color = COLORS[i % COLORS.len()];
-            if is_write {
+            if *is_write {
                 chart
-                    .draw_series(std::iter::once(TriangleMarker::new((x, y), 9, color.filled())))
-                    .map_err(|e| e.to_string())?
-                    .label(label)
-                    .legend(move |(lx, ly)| TriangleMarker::new((lx + 10, ly), 6, color.filled()));
+                    .draw_series(std::iter::once(TriangleMarker::new((*x, *y), 9, color.filled())))
+                    .map_err(|e| e.to_string())?;
             } else {
                 chart
-                    .draw_series(std::iter::once(Circle::new((x, y), 7, color.filled())))
-                    .map_err(|e| e.to_string())?
-                    .label(label)
-                    .legend(move |(lx, ly)| Circle::new((lx + 10, ly), 5, color.filled()));
+                    .draw_series(std::iter::once(Circle::new((*x, *y), 7, color.filled())))
+                    .map_err(|e| e.to_string())?;
             }
+            let mark = if *is_write { super::plot::Mark::Triangle } else { super::plot::Mark::Dot };
+            entries.push((label.as_str(), color, mark));
         }
-        super::plot::finish(&root, &mut chart, SeriesLabelPosition::LowerRight)?;
+        super::plot::side_legend(&legend, &entries)?;
+        root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
 }

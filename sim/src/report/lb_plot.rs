@@ -11,7 +11,7 @@
 
 use plotters::prelude::*;
 
-use super::plot::COLORS;
+use super::plot::{COLORS, Mark, side_legend};
 
 /// Most points drawn per sorted-load line.
 pub const MAX_POINTS: usize = 1000;
@@ -54,30 +54,7 @@ fn err(e: impl std::fmt::Display) -> String {
 /// Size of a plot; the right [`LEGEND_WIDTH`] pixels hold the legend, so long spec names
 /// never cover data.
 const SIZE: (u32, u32) = (1060, 520);
-const LEGEND_WIDTH: u32 = 330;
-
-/// How a legend entry is drawn.
-#[derive(Clone, Copy)]
-pub(crate) enum Mark {
-    Line,
-    Dot,
-}
-
-/// A legend in its own panel: one row per (label, colour, mark).
-pub(crate) fn side_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
-    entries: &[(&str, RGBColor, Mark)],
-) -> Result<(), String> {
-    for (i, &(label, c, mark)) in entries.iter().enumerate() {
-        let y = 60 + 20 * i as i32;
-        match mark {
-            Mark::Line => area.draw(&PathElement::new(vec![(8, y), (30, y)], c.stroke_width(3))).map_err(err)?,
-            Mark::Dot => area.draw(&Circle::new((19, y), 5, c.filled())).map_err(err)?,
-        }
-        area.draw(&Text::new(label.to_string(), (38, y - 7), ("sans-serif", 13))).map_err(err)?;
-    }
-    Ok(())
-}
+const LEGEND_WIDTH: u32 = super::plot::LEGEND_WIDTH;
 
 /// Sorted-load plot: one line per balancer (lines without loads are left out).
 pub fn sorted_load_svg(title: &str, y_label: &str, lines: &[LoadLine<'_>]) -> Result<String, String> {

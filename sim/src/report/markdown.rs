@@ -4,40 +4,105 @@ use std::fmt::Write;
 
 use super::model::{RatioByKind, Report, StageReport};
 
+/// A stage's plain name and what it measures.
+pub fn stage_title(name: &str) -> &'static str {
+    match name {
+        "unhealthy" => "marked unhealthy",
+        "deleted" => "deleted",
+        "replicated" => "gone from every server",
+        "views_updated" => "gone from every consumer view",
+        "traffic_stopped" => "last request to it",
+        _ => "other",
+    }
+}
+
 fn stage_row(name: &str, s: &StageReport) -> String {
     let m = &s.summary;
+    let ran_out = s.missed - s.restarted_first;
+    let title = stage_title(name);
     if m.count == 0 {
-        return format!("| {name} | 0 | – | – | – | – | – | – | {} |", s.missed);
+        return format!("| {title} | 0 | – | – | – | – | – | – | {} | {ran_out} |", s.restarted_first);
     }
     format!(
-        "| {name} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} |",
-        m.count, m.min_s, m.p50_s, m.p90_s, m.p99_s, m.max_s, m.mean_s, s.missed
+        "| {title} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {ran_out} |",
+        m.count, m.min_s, m.p50_s, m.p90_s, m.p99_s, m.max_s, m.mean_s, s.restarted_first
     )
 }
 
+/// Crash episodes the detection stages apply to (listed instances that crashed).
+fn crash_episodes(r: &Report) -> u64 {
+    r.detection.unhealthy.summary.count + r.detection.unhealthy.missed
+}
+
+fn cause_name(k: &crate::metrics::detection::Cause) -> String {
+    serde_json::to_string(k).unwrap_or_default().trim_matches('"').replace('_', " ")
+}
+
 fn causes(r: &Report) -> String {
-    let c: Vec<String> = r
-        .false_positives
-        .causes
-        .iter()
-        .map(|(k, v)| format!("{}: {v}", serde_json::to_string(k).unwrap_or_default().trim_matches('"')))
-        .collect();
+    let c: Vec<String> = r.false_positives.causes.iter().map(|(k, v)| format!("{}: {v}", cause_name(k))).collect();
     if c.is_empty() { "none".into() } else { c.join(", ") }
+}
+
+/// The injected faults in words (node-level counts).
+fn fault_words(r: &Report) -> String {
+    let word = |k: &str| match k {
+        "crashed" => "node crashes",
+        "restarted" => "restarts",
+        "paused" => "pauses",
+        "resumed" => "resumes",
+        "partitioned" => "nodes cut off by partitions",
+        "healed" => "nodes reconnected",
+        "clock_skewed" => "clock skews",
+        _ => "other",
+    };
+    let order = ["crashed", "restarted", "paused", "resumed", "partitioned", "healed", "clock_skewed"];
+    let rank = |k: &str| order.iter().position(|o| *o == k).unwrap_or(order.len());
+    let mut faults: Vec<(&String, &u64)> = r.faults.iter().collect();
+    faults.sort_by_key(|(k, _)| rank(k));
+    let v: Vec<String> = faults.iter().map(|(k, n)| format!("{n} {}", word(k))).collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+fn plot(s: &mut String, plots: &[String], file: &str, alt: &str) {
+    if plots.iter().any(|p| p == file) {
+        let _ = writeln!(s, "![{alt}]({file})\n");
+    }
+}
+
+/// The verdict in a reader's words: a violation fails only where linearizability is promised.
+pub fn verdict_words(c: &crate::report::model::ConsistencyReport) -> String {
+    match (c.verdict, c.promised) {
+        ("violation", false) => "not linearizable (expected: AP promises no linearizability)".to_string(),
+        ("violation", true) => "**violation** (CP promises linearizable operations)".to_string(),
+        (v, _) => v.replace('_', " "),
+    }
+}
+
+fn holds_word(i: &crate::check::Invariant) -> &'static str {
+    match (i.holds, i.not_applicable) {
+        (false, _) => "**NO**",
+        (true, true) => "not applicable",
+        (true, false) => "yes",
+    }
 }
 
 pub fn markdown(r: &Report, plots: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# regsim report: {}\n", r.scenario);
+    // What ran.
     let _ = writeln!(s, "| | |\n|---|---|");
     let _ = writeln!(s, "| seed | {} |", r.seed);
+    if r.topology.get("servers").is_some_and(|n| *n > 0) {
+        let mode = if r.consistency.promised { "CP (Raft)" } else { "AP (Distro)" };
+        let _ = writeln!(s, "| registry mode | {mode} |");
+    }
     let _ = writeln!(s, "| virtual duration | {:.3} s |", r.virtual_duration_s);
     let _ = writeln!(s, "| events | {} |", r.events);
     let _ = writeln!(s, "| outcome | {} |", r.outcome.describe());
     let _ = writeln!(s, "| digest | `{}` |", r.digest);
     let topo: Vec<String> = r.topology.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let _ = writeln!(s, "| nodes | {} |", topo.join(", "));
-    let faults: Vec<String> = r.faults.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    let _ = writeln!(s, "| faults injected | {} |", if faults.is_empty() { "none".into() } else { faults.join(", ") });
+    let _ = writeln!(s, "| faults injected | {} |", fault_words(r));
     let _ = writeln!(s, "| regsim | {} |\n", r.regsim_version);
     if !r.warnings.is_empty() {
         let _ = writeln!(s, "**Warnings** (settings that ran but cannot work as meant):\n");
@@ -46,18 +111,18 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
         }
         let _ = writeln!(s);
     }
-    let _ = writeln!(s, "## Detection latency (seconds from the crash)\n");
-    let _ = writeln!(
-        s,
-        "| stage | count | min | p50 | p90 | p99 | max | mean | missed |\n|---|---|---|---|---|---|---|---|---|"
-    );
-    for (name, st) in r.detection.stages() {
-        let _ = writeln!(s, "{}", stage_row(name, st));
+    // What failed.
+    let _ = writeln!(s, "## Invariants\n\n| invariant | holds | detail |\n|---|---|---|");
+    for i in &r.invariants {
+        let _ = writeln!(s, "| {} | {} | {} |", i.name, holds_word(i), i.detail.replace('|', "\\|"));
     }
     let _ = writeln!(s);
-    for p in plots {
-        let _ = writeln!(s, "![{p}]({p})\n");
-    }
+    // How long detection took.
+    detection_md(&mut s, r, plots);
+    elections_md(&mut s, r, plots);
+    super::alerts_md::markdown(&mut s, r);
+    plot(&mut s, plots, "alerts-cdf.svg", "alert latency from the crash, over every crash");
+    // What users saw.
     availability_md(&mut s, r);
     if let Some(st) = &r.staleness {
         let who = if r.api.is_some() { "gateway" } else { "consumer" };
@@ -72,73 +137,12 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
             st.max_fraction_wrong * 100.0,
             st.worst_wrong_duration_s
         );
+        plot(&mut s, plots, "staleness.svg", "share of views differing from the registry's ground truth");
     }
     consistency_md(&mut s, &r.consistency);
-    if let Some(e) = &r.elections {
-        let d = &e.downtime;
-        let _ = writeln!(s, "## Leader elections\n");
-        let times = if d.count == 0 {
-            "no new leader measured".to_string()
-        } else {
-            format!(
-                "time to a new leader (s): min {:.3}, p50 {:.3}, p90 {:.3}, p99 {:.3}, max {:.3}, mean {:.3}",
-                d.min_s, d.p50_s, d.p90_s, d.p99_s, d.max_s, d.mean_s
-            )
-        };
-        let _ = writeln!(
-            s,
-            "{} leader failures; {times}. \
-             Terms per incident: mean {:.2}, max {}; {} elections without a winner (split votes); {} unresolved at the end.\n",
-            e.incidents, e.terms_mean, e.terms_max, e.split_votes, e.unresolved
-        );
-    }
-    for i in r.elections.iter().flat_map(|e| &e.isolations) {
-        let down =
-            i.stepped_down_after_s.map_or("never stepped down".to_string(), |x| format!("stepped down after {x:.3} s"));
-        let _ = writeln!(
-            s,
-            "Leader {} was cut off at {:.1} s: it {down}; while cut off it started {} elections (term +{}), the others elected {} leader(s); after the heal {} election(s) followed.\n",
-            i.leader,
-            i.cut_at_s,
-            i.campaigns_while_cut,
-            i.term_growth_while_cut,
-            i.elected_while_cut,
-            i.elected_after_heal
-        );
-    }
-    if let Some(load) = &r.load {
-        let _ = writeln!(s, "## Load by balancer\n");
-        let _ = writeln!(
-            s,
-            "| balancer | clients | requests | max/mean | CV | p99/mean | Gini | worst 60 s max/mean | p50 / p99 latency (ms) | sent to dead | keys moved per view change (ideal) | affinity split |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
-        );
-        for (name, l) in load {
-            let b = |x: &Option<super::model::Balance>, f: fn(&super::model::Balance) -> f64| {
-                x.as_ref().map_or("–".to_string(), |b| format!("{:.3}", f(b)))
-            };
-            let _ = writeln!(
-                s,
-                "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {} ({:.2} %) | {} | {} |",
-                l.consumers,
-                l.requests,
-                b(&l.overall, |b| b.max_over_mean),
-                b(&l.overall, |b| b.cv),
-                b(&l.overall, |b| b.p99_over_mean),
-                b(&l.overall, |b| b.gini),
-                b(&l.worst_window, |b| b.max_over_mean),
-                l.latency.p50_s * 1e3,
-                l.latency.p99_s * 1e3,
-                l.sent_to_dead,
-                l.sent_to_dead_fraction * 100.0,
-                match (l.mean_moved, l.mean_ideal) {
-                    (Some(m), Some(i)) => format!("{m:.3} ({i:.3})"),
-                    _ => "–".to_string(),
-                },
-                l.affinity_split.map_or("–".to_string(), |x| format!("{x:.3}"))
-            );
-        }
-        let _ = writeln!(s);
-    }
+    super::api_md::markdown(&mut s, r);
+    plot(&mut s, plots, "api.svg", "gateway requests, errors and latency over time");
+    load_md(&mut s, r, plots);
     if !r.convergence.is_empty() {
         let _ = writeln!(s, "## Convergence after heals\n\n| healed at (s) | converged after (s) |\n|---|---|");
         for c in &r.convergence {
@@ -147,43 +151,163 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
         }
         let _ = writeln!(s);
     }
-    super::api_md::markdown(&mut s, r);
-    super::alerts_md::markdown(&mut s, r);
+    // What it cost.
     let fp = &r.false_positives;
-    let _ = writeln!(s, "## False positives\n");
-    let _ = writeln!(
-        s,
-        "{} wrongful evictions of live instances ({} marked unhealthy, {} deleted) on {} instances; {} came back (flaps). Causes: {}.\n",
-        fp.count,
-        fp.unhealthy,
-        fp.deleted,
-        fp.instances,
-        fp.flaps,
-        causes(r)
-    );
+    let _ = writeln!(s, "## Wrongful evictions (false positives)\n");
+    if fp.count == 0 {
+        let _ = writeln!(s, "No live instance was marked unhealthy or deleted.\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "{} outages of live instances ({:.4} per instance-hour) on {} of {} instances: {} wrongful marks \
+             (unhealthy), {} wrongful deletions; {} came back (flaps). Causes: {}.\n",
+            fp.count,
+            fp.per_instance_hour,
+            fp.instances,
+            r.topology.get("instances").copied().unwrap_or(0),
+            fp.unhealthy,
+            fp.deleted,
+            fp.flaps,
+            causes(r)
+        );
+    }
     let n = &r.network;
     let _ = writeln!(s, "## Network\n");
     let _ = writeln!(
         s,
-        "{} messages sent, {} lost, {} dropped by partitions, {} duplicated.\n",
-        n.sent, n.dropped_loss, n.dropped_partition, n.duplicated
+        "{} messages sent, {} lost, {} dropped by partitions, {} duplicated; {} simulation events.\n",
+        n.sent, n.dropped_loss, n.dropped_partition, n.duplicated, r.events
     );
-    let _ = writeln!(s, "## Invariants\n\n| invariant | holds | detail |\n|---|---|---|");
-    for i in &r.invariants {
-        let _ = writeln!(s, "| {} | {} | {} |", i.name, if i.holds { "yes" } else { "**NO**" }, i.detail);
-    }
+    super::alerts_md::rules_markdown(&mut s, r);
     s
+}
+
+fn detection_md(s: &mut String, r: &Report, plots: &[String]) {
+    if r.topology.get("instances").is_none_or(|n| *n == 0) {
+        return;
+    }
+    let _ = writeln!(s, "## Detection latency (seconds from the crash)\n");
+    let episodes = crash_episodes(r);
+    if episodes == 0 {
+        let _ = writeln!(s, "No registered instance crashed in this run: there was nothing to detect.\n");
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "{episodes} crash episodes of registered instances. Each stage is timed from the crash; an episode \
+         that ended before a stage counts as *restarted first* (the instance came back before it was \
+         detected) or *run ended first*.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| stage | detected | min | p50 | p90 | p99 | max | mean | restarted first | run ended first |\n\
+         |---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (name, st) in r.detection.stages() {
+        let _ = writeln!(s, "{}", stage_row(name, st));
+    }
+    let _ = writeln!(s);
+    plot(s, plots, "detection-cdf.svg", "detection latency from the crash, over every crash episode");
+}
+
+fn elections_md(s: &mut String, r: &Report, plots: &[String]) {
+    let Some(e) = &r.elections else { return };
+    let d = &e.downtime;
+    let _ = writeln!(s, "## Leader elections\n");
+    let times = if d.count == 0 {
+        "no new leader measured".to_string()
+    } else {
+        format!(
+            "time to a new leader (s): min {:.3}, p50 {:.3}, p90 {:.3}, p99 {:.3}, max {:.3}, mean {:.3}",
+            d.min_s, d.p50_s, d.p90_s, d.p99_s, d.max_s, d.mean_s
+        )
+    };
+    if e.incidents == 0 && e.unresolved == 0 {
+        let _ = writeln!(
+            s,
+            "No leader crashed or paused: {} leader(s) elected, terms up to {}.\n",
+            e.leaders_elected, e.max_term
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "{} leader failures; {times}. Terms per incident: mean {:.2}, max {}; {} elections without a \
+             winner (split votes); {} unresolved at the end.\n",
+            e.incidents, e.terms_mean, e.terms_max, e.split_votes, e.unresolved
+        );
+    }
+    for i in &e.isolations {
+        let down =
+            i.stepped_down_after_s.map_or("never stepped down".to_string(), |x| format!("stepped down after {x:.3} s"));
+        let _ = writeln!(
+            s,
+            "Leader {} was cut off at {:.1} s: it {down}; while cut off it started {} elections (term +{}), the \
+             others elected {} leader(s); after the heal {} election(s) followed.\n",
+            i.leader,
+            i.cut_at_s,
+            i.campaigns_while_cut,
+            i.term_growth_while_cut,
+            i.elected_while_cut,
+            i.elected_after_heal
+        );
+    }
+    plot(s, plots, "elections-cdf.svg", "time to a new leader, over every leader failure");
+}
+
+fn load_md(s: &mut String, r: &Report, plots: &[String]) {
+    let Some(load) = &r.load else { return };
+    let _ = writeln!(s, "## Load by balancer\n");
+    let _ = writeln!(
+        s,
+        "| balancer | clients | requests | max/mean | CV | p99/mean | Gini | worst 60 s max/mean | p50 / p99 latency (ms) | sent to dead | keys moved per view change (ideal) | affinity split |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (name, l) in load {
+        let b = |x: &Option<super::model::Balance>, f: fn(&super::model::Balance) -> f64| {
+            x.as_ref().map_or("–".to_string(), |b| format!("{:.3}", f(b)))
+        };
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} | {} ({:.2} %) | {} | {} |",
+            l.consumers,
+            l.requests,
+            b(&l.overall, |b| b.max_over_mean),
+            b(&l.overall, |b| b.cv),
+            b(&l.overall, |b| b.p99_over_mean),
+            b(&l.overall, |b| b.gini),
+            b(&l.worst_window, |b| b.max_over_mean),
+            l.latency.p50_s * 1e3,
+            l.latency.p99_s * 1e3,
+            l.sent_to_dead,
+            l.sent_to_dead_fraction * 100.0,
+            match (l.mean_moved, l.mean_ideal) {
+                (Some(m), Some(i)) => format!("{m:.3} ({i:.3})"),
+                _ => "–".to_string(),
+            },
+            l.affinity_split.map_or("–".to_string(), |x| format!("{x:.3}"))
+        );
+    }
+    let _ = writeln!(s);
+    plot(s, plots, "load-sorted.svg", "requests per instance, sorted, over the mean");
+}
+
+/// A request kind as a reader names it.
+pub fn kind_name(k: &crate::protocol::RequestKind) -> String {
+    let raw = serde_json::to_string(k).unwrap_or_default();
+    match raw.trim_matches('"') {
+        "register" => "registrations".to_string(),
+        "beat" => "heartbeats".to_string(),
+        "query" => "lists (queries)".to_string(),
+        "call" => "application calls".to_string(),
+        other => other.to_string(),
+    }
 }
 
 fn ratio_cells(m: &RatioByKind) -> String {
     let cells: Vec<String> = m
         .iter()
-        .map(|(k, v)| {
-            let name = serde_json::to_string(k).unwrap_or_default();
-            match v.fraction {
-                Some(f) => format!("{} {:.4} ({}/{})", name.trim_matches('"'), f, v.ok, v.total),
-                None => format!("{} –", name.trim_matches('"')),
-            }
+        .map(|(k, v)| match v.fraction {
+            Some(f) => format!("{} {:.4} ({}/{})", kind_name(k), f, v.ok, v.total),
+            None => format!("{} –", kind_name(k)),
         })
         .collect();
     if cells.is_empty() { "no requests".into() } else { cells.join(", ") }
@@ -191,38 +315,83 @@ fn ratio_cells(m: &RatioByKind) -> String {
 
 fn availability_md(s: &mut String, r: &Report) {
     let a = &r.availability;
-    let _ =
-        writeln!(s, "## Availability (fraction of requests that succeeded)\n\n| window | by request kind |\n|---|---|");
+    let _ = writeln!(
+        s,
+        "## Availability (fraction of requests that succeeded)\n\n*During faults*: while a partition was \
+         active, a server was down or paused, or a crashed instance was still listed (in a consumer view; \
+         without consumers, in a server copy) and had not restarted. Per partition side: while a partition \
+         was active, by the requester's side, named by the registry servers it held.\n\n\
+         | window | by request kind |\n|---|---|"
+    );
     let _ = writeln!(s, "| overall | {} |", ratio_cells(&a.overall));
     let _ = writeln!(s, "| during faults | {} |", ratio_cells(&a.during_faults));
     let _ = writeln!(s, "| outside faults | {} |", ratio_cells(&a.outside_faults));
     for (side, m) in &a.by_side {
-        let _ = writeln!(s, "| partition {side} | {} |", ratio_cells(m));
+        let _ = writeln!(s, "| partition side: {side} | {} |", ratio_cells(m));
     }
     let _ = writeln!(s);
 }
 
-/// The summary printed on stdout after a run.
 fn consistency_md(s: &mut String, c: &crate::report::model::ConsistencyReport) {
     let _ = writeln!(s, "## Consistency (linearizability of registry operations)\n");
+    let search = if c.states_explored == 0 {
+        "decided without a search (no completed list, or no deregistrations: the grow-only pass)".to_string()
+    } else {
+        format!("{} search states explored", c.states_explored)
+    };
     let _ = writeln!(
         s,
-        "Verdict: **{}**. {}. {} operations ({} never completed), {} lists, of which {} missed an instance \
-         whose registration had completed before the list began (stale reads); {}.\n",
-        c.verdict.replace('_', " "),
+        "Verdict: {}. {}. {} operations ({} never completed), {} lists; {search}.\n",
+        verdict_words(c),
         c.detail,
         c.ops,
         c.open_ops,
         c.lists,
-        c.stale_lists,
-        if c.states_explored == 0 {
-            "decided without a search (no completed list, or no deregistrations: the grow-only pass)".to_string()
-        } else {
-            format!("{} search states explored", c.states_explored)
-        }
     );
+    if c.verdict == "violation" && !c.promised {
+        let _ = writeln!(
+            s,
+            "The AP registry (Distro) replicates asynchronously: a list answered by a server that a \
+             registration has not reached yet misses it. That is its design, not a failure; what matters \
+             is how often, how stale and when (below).\n"
+        );
+    }
+    match &c.stale {
+        None => {
+            let _ = writeln!(
+                s,
+                "Stale reads: none of the {} lists missed an instance whose registration had completed before \
+                 it began.\n",
+                c.lists
+            );
+        }
+        Some(st) => {
+            let _ = writeln!(
+                s,
+                "Stale reads: {} of {} lists ({:.2} %) missed an instance whose registration had completed \
+                 before the list began, from {:.1} s to {:.1} s. The missed registration had completed {:.3} s \
+                 before the list on average, {:.3} s at worst. {} of them had a fault (a partition, a server \
+                 down, paused, cut off or skewed) between that registration and the list; {} had none \
+                 (replication lag).\n",
+                c.stale_lists,
+                c.lists,
+                100.0 * c.stale_lists as f64 / c.lists.max(1) as f64,
+                st.first_s,
+                st.last_s,
+                st.mean_age_s,
+                st.worst_age_s,
+                st.during_faults,
+                st.without_faults
+            );
+        }
+    }
     if !c.violation.is_empty() {
-        let _ = writeln!(s, "A minimal set of operations with no linearization:\n");
+        let when = match c.witness_during_faults {
+            Some(true) => " It ran while a fault was active.",
+            Some(false) => " No fault was active while it ran: replication lag alone produced it.",
+            None => "",
+        };
+        let _ = writeln!(s, "A minimal set of operations with no linearization (the checker's witness).{when}\n");
         let _ = writeln!(s, "| client | operation | invoked (s) | completed (s) |\n|---|---|---|---|");
         for o in &c.violation {
             let done = o.complete_s.map_or("never".to_string(), |x| format!("{x:.3}"));
@@ -232,6 +401,7 @@ fn consistency_md(s: &mut String, c: &crate::report::model::ConsistencyReport) {
     }
 }
 
+/// The summary printed on stdout after a run.
 pub fn summary(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "scenario   {} (seed {})", r.scenario, r.seed);
@@ -242,37 +412,50 @@ pub fn summary(r: &Report) -> String {
     for w in &r.warnings {
         let _ = writeln!(s, "warning    {w}");
     }
-    let _ = writeln!(s, "\ndetection latency from the crash (s)");
-    let _ = writeln!(
-        s,
-        "  {:<15} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
-        "stage", "count", "min", "p50", "p90", "p99", "max", "mean", "missed"
-    );
-    for (name, st) in r.detection.stages() {
-        let m = &st.summary;
-        if m.count == 0 {
-            let _ = writeln!(
-                s,
-                "  {name:<15} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
-                0, "-", "-", "-", "-", "-", "-", st.missed
-            );
-        } else {
-            let _ = writeln!(
-                s,
-                "  {name:<15} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>7}",
-                m.count, m.min_s, m.p50_s, m.p90_s, m.p99_s, m.max_s, m.mean_s, st.missed
-            );
+    if crash_episodes(r) == 0 {
+        if r.topology.get("instances").is_some_and(|n| *n > 0) {
+            let _ = writeln!(s, "\ndetection        no registered instance crashed: nothing to detect");
+        }
+    } else {
+        let _ = writeln!(s, "\ndetection latency from the crash (s), {} crash episodes", crash_episodes(r));
+        let _ = writeln!(
+            s,
+            "  {:<30} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
+            "stage", "count", "min", "p50", "p90", "p99", "max", "mean", "restarted", "run end"
+        );
+        for (name, st) in r.detection.stages() {
+            let m = &st.summary;
+            let title = stage_title(name);
+            let ran_out = st.missed - st.restarted_first;
+            if m.count == 0 {
+                let _ = writeln!(
+                    s,
+                    "  {title:<30} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8}",
+                    0, "-", "-", "-", "-", "-", "-", st.restarted_first, ran_out
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "  {title:<30} {:>6} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>9} {:>8}",
+                    m.count, m.min_s, m.p50_s, m.p90_s, m.p99_s, m.max_s, m.mean_s, st.restarted_first, ran_out
+                );
+            }
         }
     }
     let fp = &r.false_positives;
-    let _ = writeln!(
-        s,
-        "\nfalse positives  {} ({} instances, {} flaps; causes: {})",
-        fp.count,
-        fp.instances,
-        fp.flaps,
-        causes(r)
-    );
+    if fp.count == 0 {
+        let _ = writeln!(s, "\nfalse positives  none");
+    } else {
+        let _ = writeln!(
+            s,
+            "\nfalse positives  {} outages of live instances ({:.4} per instance-hour; {} instances, {} flaps; causes: {})",
+            fp.count,
+            fp.per_instance_hour,
+            fp.instances,
+            fp.flaps,
+            causes(r)
+        );
+    }
     let _ = writeln!(s, "availability     {}", ratio_cells(&r.availability.overall));
     if let Some(e) = &r.elections {
         let d = &e.downtime;
@@ -311,13 +494,19 @@ pub fn summary(r: &Report) -> String {
         let _ = writeln!(s, "convergence      healed at {:.1} s, {after}", c.healed_at_s);
     }
     let c = &r.consistency;
+    let stale = match &c.stale {
+        Some(st) => format!(
+            "{} stale ({} with a fault around, {} replication lag; worst {:.1} s old)",
+            c.stale_lists, st.during_faults, st.without_faults, st.worst_age_s
+        ),
+        None => "none stale".to_string(),
+    };
     let _ = writeln!(
         s,
-        "consistency      {}: {} ops ({} lists, {} stale); {}",
-        c.verdict.replace('_', " "),
+        "consistency      {}: {} ops, {} lists, {stale}; {}",
+        verdict_words(c).replace("**", ""),
         c.ops,
         c.lists,
-        c.stale_lists,
         c.detail
     );
     for o in &c.violation {
@@ -335,8 +524,10 @@ pub fn summary(r: &Report) -> String {
     }
     super::api_md::summary(&mut s, r);
     super::alerts_md::summary(&mut s, r);
-    let held = r.invariants.iter().filter(|i| i.holds).count();
-    let _ = writeln!(s, "invariants       {held} of {} hold", r.invariants.len());
+    let held = r.invariants.iter().filter(|i| i.holds && !i.not_applicable).count();
+    let na = r.invariants.iter().filter(|i| i.not_applicable).count();
+    let na = if na == 0 { String::new() } else { format!(" ({na} not applicable)") };
+    let _ = writeln!(s, "invariants       {held} of {} hold{na}", r.invariants.len());
     for i in r.invariants.iter().filter(|i| !i.holds) {
         let _ = writeln!(s, "  FAILED {}: {}", i.name, i.detail);
     }

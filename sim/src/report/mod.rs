@@ -5,6 +5,7 @@
 pub mod alerts_md;
 pub mod api_md;
 pub mod compare;
+pub mod html;
 pub mod lb;
 pub mod lb_plot;
 pub mod markdown;
@@ -28,18 +29,20 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
     fn line<'a>(label: &'a str, s: &'a crate::metrics::detection::Stage) -> plot::CdfLine<'a> {
         plot::CdfLine { label, samples: &s.latencies_s, total: s.latencies_s.len() + s.missed as usize }
     }
+    use markdown::stage_title as t;
     let mut lines =
-        vec![line("unhealthy", &d.unhealthy), line("deleted", &d.deleted), line("replicated", &d.replicated)];
+        vec![line(t("unhealthy"), &d.unhealthy), line(t("deleted"), &d.deleted), line(t("replicated"), &d.replicated)];
     if report.detection.views_updated.is_some() {
-        lines.push(line("views_updated", &d.views_updated));
+        lines.push(line(t("views_updated"), &d.views_updated));
     }
     if report.detection.traffic_stopped.is_some() {
-        lines.push(line("traffic_stopped", &d.traffic_stopped));
+        lines.push(line(t("traffic_stopped"), &d.traffic_stopped));
     }
     let title = format!("{}: detection latency from the crash", report.scenario);
     let mut plots = Vec::new();
-    if report.topology.get("instances").is_some_and(|n| *n > 0) {
-        let svg = plot::cdf_svg(&title, "seconds from the crash", "fraction of crashed instances", &lines)?;
+    // No plot without data: a run with no crash episode gets a sentence instead.
+    if lines.iter().any(|l| l.total > 0) {
+        let svg = plot::cdf_svg(&title, "seconds from the crash", "fraction of crash episodes", &lines)?;
         plots.push(("detection-cdf.svg".to_string(), svg));
     }
     if report.staleness.is_some() {
@@ -48,9 +51,11 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
         let series: Vec<(f64, f64)> = analyzer.staleness.series.iter().map(|(t, f)| (t.as_secs_f64(), *f)).collect();
         let who = if report.api.is_some() { "gateway" } else { "consumer" };
         let title = format!("{}: {who} views differing from ground truth", report.scenario);
-        plots.push(("staleness.svg".to_string(), plot::series_svg(&title, &series, &spans)?));
+        let svg =
+            plot::series_svg(&title, &format!("fraction of {who} views wrong"), &series, &spans, "partition active")?;
+        plots.push(("staleness.svg".to_string(), svg));
     }
-    if report.elections.is_some() {
+    if report.elections.as_ref().is_some_and(|e| e.incidents + e.unresolved > 0) {
         let downtimes: Vec<f64> = analyzer.elections.incidents.iter().map(|x| x.0).collect();
         let title = format!("{}: time to elect a new leader", report.scenario);
         let unresolved = report.elections.as_ref().map_or(0, |e| e.unresolved as usize);
@@ -101,8 +106,11 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
     Ok(files)
 }
 
-/// Writes the files as one set into `dir`, replacing an earlier set as a whole (see
+/// Writes the files as one set into `dir`, with a self-contained HTML page beside every
+/// Markdown file ([`html::add_pages`]), replacing an earlier set as a whole (see
 /// [`crate::output`]).
 pub fn write_atomically(dir: &Path, files: &[(String, Vec<u8>)]) -> std::io::Result<Vec<PathBuf>> {
-    crate::output::write_set(dir, files)
+    let mut files = files.to_vec();
+    html::add_pages(&mut files);
+    crate::output::write_set(dir, &files)
 }

@@ -79,12 +79,19 @@ pub struct StageReport {
     pub summary: Summary,
     /// Crash episodes that ended (restart or end of run) before this stage happened.
     pub missed: u64,
+    /// Of `missed`, the episodes the instance's restart ended ("restarted before detection");
+    /// the rest ran to the end of the run.
+    pub restarted_first: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FalsePositives {
-    /// Wrongful evictions of live instances (marked unhealthy or deleted).
+    /// Wrongful evictions of live instances: each outage of a live instance counted once (a
+    /// wrongful mark and the deletion that follows it before the instance comes back are one).
     pub count: u64,
+    /// `count` per instance-hour (instances in the topology × virtual hours).
+    pub per_instance_hour: f64,
+    /// Wrongful marks (unhealthy) and wrongful deletions, each counted.
     pub unhealthy: u64,
     pub deleted: u64,
     /// Distinct live instances wrongly evicted at least once.
@@ -96,7 +103,7 @@ pub struct FalsePositives {
 
 impl StageReport {
     pub fn from(s: &Stage) -> Self {
-        StageReport { summary: Summary::of(&s.latencies_s), missed: s.missed }
+        StageReport { summary: Summary::of(&s.latencies_s), missed: s.missed, restarted_first: s.restarted }
     }
 }
 
@@ -149,10 +156,12 @@ fn ratios(m: &ByKind) -> RatioByKind {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct AvailabilityReport {
     pub overall: RatioByKind,
-    /// While a partition was active or a server was down or paused.
+    /// While a partition was active, a server down or paused, or a crashed instance still listed
+    /// (in a consumer view; in a server copy, without consumers) and not restarted.
     pub during_faults: RatioByKind,
     pub outside_faults: RatioByKind,
-    /// By the requester's group in the first active partition ("group N" or "unaffected").
+    /// By the requester's side in the first active partition, named by the servers it holds:
+    /// `majority (2 of 3 servers)`, `minority (1 of 3 servers)`, `no servers`, `unaffected`.
     pub by_side: BTreeMap<String, RatioByKind>,
 }
 
@@ -162,11 +171,7 @@ impl AvailabilityReport {
             overall: ratios(&a.overall),
             during_faults: ratios(&a.during_faults),
             outside_faults: ratios(&a.outside_faults),
-            by_side: a
-                .by_side
-                .iter()
-                .map(|(g, v)| (g.map_or("unaffected".to_string(), |g| format!("group {g}")), ratios(v)))
-                .collect(),
+            by_side: a.by_side.iter().map(|(side, v)| (side.clone(), ratios(v))).collect(),
         }
     }
 }
@@ -218,15 +223,18 @@ impl ConvergenceReport {
 }
 
 impl FalsePositives {
-    pub fn from(d: &Detection) -> Self {
+    pub fn from(d: &Detection, p: &DetectionParams) -> Self {
         let fps = &d.false_positives;
+        let count = fps.iter().filter(|f| f.first).count() as u64;
+        let hours = f64::from(p.instances.end - p.instances.start) * p.end.as_secs_f64() / 3600.0;
         let mut causes = BTreeMap::new();
-        for f in fps {
+        for f in fps.iter().filter(|f| f.first) {
             *causes.entry(f.cause).or_insert(0) += 1;
         }
         let distinct: std::collections::BTreeSet<_> = fps.iter().map(|f| f.instance).collect();
         FalsePositives {
-            count: fps.len() as u64,
+            count,
+            per_instance_hour: if hours > 0.0 { round_ns(count as f64 / hours) } else { 0.0 },
             unhealthy: fps.iter().filter(|f| f.eviction == Eviction::Unhealthy).count() as u64,
             deleted: fps.iter().filter(|f| f.eviction == Eviction::Deleted).count() as u64,
             instances: distinct.len() as u64,

@@ -24,6 +24,38 @@ pub const COLORS: [RGBColor; 10] = [
     RGBColor(0x17, 0xbe, 0xcf),
 ];
 
+/// The width of the legend panel right of every plot: legends never cover data.
+pub const LEGEND_WIDTH: u32 = 420;
+
+/// How a legend entry is drawn.
+#[derive(Clone, Copy)]
+pub(crate) enum Mark {
+    Line,
+    Dot,
+    Triangle,
+    /// A shaded span (fault periods).
+    Band(RGBAColor),
+}
+
+/// A legend in its own panel (right of the plot): one row per (label, colour, mark).
+pub(crate) fn side_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    entries: &[(&str, RGBColor, Mark)],
+) -> Result<(), String> {
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    for (i, &(label, c, mark)) in entries.iter().enumerate() {
+        let y = 60 + 20 * i as i32;
+        match mark {
+            Mark::Line => area.draw(&PathElement::new(vec![(8, y), (30, y)], c.stroke_width(3))).map_err(err)?,
+            Mark::Dot => area.draw(&Circle::new((19, y), 5, c.filled())).map_err(err)?,
+            Mark::Triangle => area.draw(&TriangleMarker::new((19, y), 6, c.filled())).map_err(err)?,
+            Mark::Band(fill) => area.draw(&Rectangle::new([(8, y - 6), (30, y + 6)], fill.filled())).map_err(err)?,
+        }
+        area.draw(&Text::new(label.to_string(), (38, y - 7), ("sans-serif", 13))).map_err(err)?;
+    }
+    Ok(())
+}
+
 /// Draws the legend of `chart` (the one style of every regsim plot) at `pos` and writes the
 /// document out.
 pub fn finish<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
@@ -47,11 +79,13 @@ pub fn finish<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
 pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>]) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (820, 480)).into_drawing_area();
+        let size = (820 + LEGEND_WIDTH, 480);
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (plot, legend) = root.split_horizontally(size.0 - LEGEND_WIDTH);
         let x_max = lines.iter().flat_map(|l| l.samples.iter().copied()).fold(0.0_f64, f64::max);
         let x_max = if x_max > 0.0 { x_max * 1.05 } else { 1.0 };
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 20))
             .margin(16)
             .x_label_area_size(44)
@@ -59,6 +93,7 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
             .build_cartesian_2d(0.0..x_max, 0.0..1.0)
             .map_err(|e| e.to_string())?;
         chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| e.to_string())?;
+        let mut labels = Vec::new();
         for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.samples.is_empty()) {
             let color = COLORS[i % COLORS.len()];
             let mut v = line.samples.to_vec();
@@ -76,50 +111,59 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
             } else {
                 format!("{} (n = {})", line.label, v.len())
             };
-            chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(|e| e.to_string())?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(LineSeries::new(pts, color.stroke_width(2))).map_err(|e| e.to_string())?;
+            labels.push((label, color));
         }
-        finish(&root, &mut chart, SeriesLabelPosition::LowerRight)?;
+        let entries: Vec<(&str, RGBColor, Mark)> = labels.iter().map(|(l, c)| (l.as_str(), *c, Mark::Line)).collect();
+        side_legend(&legend, &entries)?;
+        root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
 }
 
+/// The fill of fault periods in every time plot.
+pub fn fault_shade() -> RGBAColor {
+    RGBColor(0xff, 0xcc, 0x99).mix(0.5)
+}
+
 /// A time series of fractions (0..1) against virtual time, with shaded spans (fault periods,
-/// e.g. partitions), as Jepsen's plots shade nemesis activity.
-pub fn series_svg(title: &str, series: &[(f64, f64)], shaded: &[(f64, f64)]) -> Result<String, String> {
+/// e.g. partitions), as Jepsen's plots shade nemesis activity; the legend names the spans
+/// only when there are some.
+pub fn series_svg(
+    title: &str,
+    y_label: &str,
+    series: &[(f64, f64)],
+    shaded: &[(f64, f64)],
+    shade_label: &str,
+) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (820, 420)).into_drawing_area();
+        let size = (820 + LEGEND_WIDTH, 420);
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let (plot, legend) = root.split_horizontally(size.0 - LEGEND_WIDTH);
         let x_max = series.last().map_or(1.0, |p| p.0.max(1.0));
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 20))
             .margin(16)
             .x_label_area_size(44)
             .y_label_area_size(56)
             .build_cartesian_2d(0.0..x_max, 0.0..1.0)
             .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("virtual time (s)")
-            .y_desc("fraction of views wrong")
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let shade = RGBColor(0xff, 0xcc, 0x99).mix(0.5);
+        chart.configure_mesh().x_desc("virtual time (s)").y_desc(y_label).draw().map_err(|e| e.to_string())?;
+        let shade = fault_shade();
         chart
             .draw_series(shaded.iter().map(|(a, b)| Rectangle::new([(*a, 0.0), (*b, 1.0)], shade.filled())))
-            .map_err(|e| e.to_string())?
-            .label("partition active")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], shade.filled()));
+            .map_err(|e| e.to_string())?;
         chart
             .draw_series(LineSeries::new(series.iter().copied(), COLORS[0].stroke_width(2)))
-            .map_err(|e| e.to_string())?
-            .label("views wrong")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], COLORS[0].stroke_width(2)));
-        finish(&root, &mut chart, SeriesLabelPosition::UpperRight)?;
+            .map_err(|e| e.to_string())?;
+        let mut entries = vec![("views wrong", COLORS[0], Mark::Line)];
+        if !shaded.is_empty() {
+            entries.push((shade_label, COLORS[0], Mark::Band(shade)));
+        }
+        side_legend(&legend, &entries)?;
+        root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
 }

@@ -60,7 +60,7 @@ fn run_one(base: &Base, v: &Variant) -> Result<Outcome, ScenarioError> {
             .report
             .invariants
             .iter()
-            .map(|i| (i.name.to_string(), i.holds, !i.detail.starts_with("not applicable"), i.detail.clone()))
+            .map(|i| (i.name.to_string(), i.holds, !i.not_applicable, i.detail.clone()))
             .collect(),
         signature: signature(&out),
     })

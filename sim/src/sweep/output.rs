@@ -251,6 +251,18 @@ impl<'a> Aggregate<'a> {
         for f in plot_files {
             out.push_str(&format!("![{f}]({f})\n\n"));
         }
+        for p in &s.plots {
+            let drawn =
+                plot_files.iter().any(|f| f == &format!("{}.svg", p.name) || f.starts_with(&format!("{}--", p.name)));
+            if !drawn {
+                let y: Vec<&str> = p.y.iter().map(|y| y.text.as_str()).collect();
+                out.push_str(&format!(
+                    "Plot `{}` is not drawn: no run reported `{}` (see the metric paths in any run's report.json).\n\n",
+                    p.name,
+                    y.join("`, `")
+                ));
+            }
+        }
         for (k, metric) in self.metrics.iter().enumerate() {
             let u = unit(metric).map_or(String::new(), |u| format!(" ({u})"));
             out.push_str(&format!("## `{metric}`{u}\n\n|"));
@@ -345,12 +357,16 @@ impl<'a> Aggregate<'a> {
                         label.push(self.metrics[k].clone());
                     }
                     let mut points = Vec::new();
+                    // Every metric is >= 0 (times, counts, ratios) and a fraction <= 1: the
+                    // band stops at the physical range (a t interval over few seeds can pass it).
+                    let fraction = unit(&self.metrics[k]) == Some("fraction, 0..1");
+                    let clip = |(lo, hi): (f64, f64)| (lo.max(0.0), if fraction { hi.min(1.0) } else { hi });
                     for j in 0..x.values.len() {
                         values[plot.x] = j;
                         let summary = &self.summaries[point_of(s, &values) as usize][k];
                         let Some(mean) = summary.mean else { continue };
                         let xv = x.numeric.as_ref().map_or(j as f64, |v| v[j]);
-                        let ci = summary.ci95_low.zip(summary.ci95_high);
+                        let ci = summary.ci95_low.zip(summary.ci95_high).map(clip);
                         points.push(Pt { x: xv, mean, ci });
                     }
                     lines.push(Line { label: label.join(", "), points });
@@ -386,6 +402,10 @@ impl<'a> Aggregate<'a> {
                 log_x: plot.log_x && categories.is_none(),
                 log_y: plot.log_y,
             };
+            // No plot without data (a y path no run reported): sweep.md says so instead.
+            if lines.iter().all(|l| l.points.is_empty()) {
+                continue;
+            }
             let svg = sweep_svg(&axes, &lines)?;
             let mut name = plot.name.clone();
             for &q in &facets {

@@ -1,14 +1,15 @@
 //! Sweep plots: a metric's mean against a parameter, with its 95 % confidence interval as a
 //! band, one line per series; plotters' SVG backend and the shared palette, as every regsim
 //! plot. Log axes are drawn by plotting log10 of the values and labelling ticks with 10^v,
-//! which keeps one coordinate type; values <= 0 are left out of a log axis. A categorical x
+//! which keeps one coordinate type; values <= 0 are left out of a log axis and the legend
+//! says how many. A categorical x
 //! (values that are neither numbers nor durations) is drawn at positions 0, 1, 2, ... with the
 //! values as tick labels.
 
 use plotters::prelude::*;
 
-use crate::report::lb_plot::{Mark, side_legend};
 use crate::report::plot::COLORS;
+use crate::report::plot::{Mark, side_legend};
 
 /// One point of a line: x, mean and the interval (when n >= 2).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,6 +108,8 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
         None => short(*x),
     };
     let y_fmt = |y: &f64| if axes.log_y { short(10f64.powf(*y)) } else { short(*y) };
+    // Points a log axis cannot show (a value <= 0): said in the legend, never dropped silently.
+    let dropped = lines.iter().map(|l| l.points.len()).sum::<usize>() - drawn.iter().map(Vec::len).sum::<usize>();
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
@@ -152,13 +155,14 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
             entries.push((line.label.as_str(), c, Mark::Line));
         }
         side_legend(&legend, &entries)?;
-        legend
-            .draw(&Text::new(
-                "band: 95 % CI of the mean".to_string(),
-                (8, 60 + 20 * entries.len() as i32 + 10),
-                ("sans-serif", 12),
-            ))
-            .map_err(err)?;
+        let mut notes = vec!["band: 95 % CI of the mean,".to_string(), "clipped to the metric's range".to_string()];
+        if dropped > 0 {
+            notes.push(format!("log axis: {dropped} point(s) at 0 not shown"));
+        }
+        for (k, note) in notes.into_iter().enumerate() {
+            let y = 60 + 20 * entries.len() as i32 + 10 + 16 * k as i32;
+            legend.draw(&Text::new(note, (8, y), ("sans-serif", 12))).map_err(err)?;
+        }
         root.present().map_err(err)?;
     }
     Ok(svg)
