@@ -13,6 +13,7 @@
 
 pub mod balance;
 pub mod check;
+pub mod explain;
 pub mod fault;
 pub mod input;
 pub mod metrics;

@@ -15,27 +15,44 @@ use cli::rules::{RULES_ABOUT, RulesArgs, rules_command};
 use cli::swarm::{SwarmArgs, swarm_command};
 use cli::sweep::{MergeArgs, SWEEP_ABOUT, SweepArgs, merge_command, sweep_command};
 use regsim::report;
-use regsim::run::{RunOutput, run};
+use regsim::run::{RunOutput, run_with_progress};
 use regsim::scenario::{Override, Scenario, ScenarioError, load};
 use regsim::{eprintln, print, println}; // a closed pipe ends the process quietly (regsim::output)
 
 #[derive(Parser)]
-#[command(name = "regsim", version, about = "Seeded, deterministic simulator of service-registry clusters")]
-#[command(after_help = "Exit codes: 0 ok; 1 an invariant failed; 2 bad input; 3 a run limit was reached.")]
+#[command(name = "regsim", version = VERSION, about = "Seeded, deterministic simulator of service-registry clusters")]
+#[command(after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+/// The exit codes, at the end of `--help` of regsim and of the commands that run scenarios.
+const EXIT_CODES: &str = "Exit codes: 0 ran and every invariant held; 1 an invariant failed (or --check-determinism \
+found a difference); 2 bad input (file:line:column, key path, what was expected); 3 a run limit \
+(limits.max_events) was reached; 141 stdout or stderr was a closed pipe.";
+
+/// `regsim --version`: the crate version and the commit it was built from (build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("REGSIM_COMMIT"), ")");
+
 #[derive(Subcommand)]
 enum Command {
-    /// Run a scenario: summary on stdout, report.json, report.md and SVG plots in --out.
+    /// Run a scenario: summary on stdout; report.json, report.md, report.html and SVG plots in --out.
+    #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
     /// Validate a scenario (and overrides) without running it.
+    #[command(after_help = EXIT_CODES)]
     Check(ScenarioArgs),
     /// Run one scenario in several variants (default: AP and CP registry) and compare them side
-    /// by side: compare.md, compare.json, cap.svg, and each variant's report in its own folder.
+    /// by side, every measurement family: compare.md, compare.html, compare.json, cap.svg, and each
+    /// variant's report in its own folder.
+    #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
+    /// The story of one instance's crashes: its last beat, the mark, each server copy and consumer
+    /// view catching up, the last requests, with the time each step added (explain.md and a
+    /// timeline SVG per crash in --out).
+    #[command(after_help = EXIT_CODES)]
+    Explain(ExplainArgs),
     /// Evaluate client-side balancers without a cluster: balance and disruption tables.
     #[command(long_about = LB_ABOUT)]
     Lb(LbArgs),
@@ -52,6 +69,12 @@ enum Command {
     /// Prometheus rules: run rule unit tests in promtool's format, or check rule files.
     #[command(long_about = RULES_ABOUT)]
     Rules(RulesArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout, e.g.
+    /// `regsim completions bash > ~/.local/share/bash-completion/completions/regsim`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 const SWARM_ABOUT: &str = "Swarm testing: run N randomized variants of a base scenario. Each variant enables a random \
@@ -72,7 +95,7 @@ struct ScenarioArgs {
     /// The scenario file (TOML).
     file: PathBuf,
     /// Override any scenario option, e.g. --set registry.health.unhealthy_after=20s (repeatable).
-    #[arg(long = "set", value_name = "KEY.PATH=VALUE")]
+    #[arg(short = 'S', long = "set", value_name = "KEY.PATH=VALUE")]
     set: Vec<String>,
 }
 
@@ -81,10 +104,10 @@ struct RunArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Override the scenario's seed.
-    #[arg(long)]
+    #[arg(short, long)]
     seed: Option<u64>,
     /// Output folder [default: reports/<scenario name>/].
-    #[arg(long)]
+    #[arg(short, long)]
     out: Option<PathBuf>,
     /// Run twice and fail (exit 1) if the two reports differ.
     #[arg(long)]
@@ -96,15 +119,57 @@ struct CompareArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Override the scenario's seed (every variant runs with the same seed).
-    #[arg(long)]
+    #[arg(short, long)]
     seed: Option<u64>,
-    /// Output folder [default: reports/<scenario name>/].
-    #[arg(long)]
+    /// Output folder [default: reports/compare/<scenario name>/].
+    #[arg(short, long)]
     out: Option<PathBuf>,
     /// A variant: NAME:KEY=VALUE[,KEY=VALUE...] (repeatable) [default: ap:registry.mode=ap and
     /// cp:registry.mode=cp].
-    #[arg(long = "variant", value_name = "NAME:OVERRIDES")]
+    #[arg(short, long = "variant", value_name = "NAME:OVERRIDES")]
     variants: Vec<String>,
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    scenario: ScenarioArgs,
+    /// The instance, as a scenario target names it: instances[2].
+    #[arg(short, long, value_name = "NAME")]
+    instance: String,
+    /// Override the scenario's seed.
+    #[arg(short, long)]
+    seed: Option<u64>,
+    /// Output folder [default: reports/explain/<scenario name>/<instance>/].
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+}
+
+fn explain_command(a: &ExplainArgs) -> ExitCode {
+    let scenario = match load_scenario(&a.scenario) {
+        Ok(s) => s,
+        Err(e) => return bad_input(&e),
+    };
+    let seed = a.seed.unwrap_or(scenario.seed);
+    let folder: String = a.instance.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let dir = a
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("reports").join("explain").join(&scenario.name).join(folder.trim_matches('-')));
+    if let Err(code) = check_out(&dir) {
+        return code;
+    }
+    let story = match regsim::explain::explain(&scenario, seed, &a.instance) {
+        Ok(s) => s,
+        Err(e) => return usage("--instance", &e),
+    };
+    let files = regsim::explain::render(&story);
+    let md = files.as_ref().ok().and_then(|f| f.first()).map(|f| String::from_utf8_lossy(&f.1).into_owned());
+    if let Err(code) = write_outputs(&dir, files) {
+        return code;
+    }
+    print!("{}", md.unwrap_or_default());
+    ExitCode::SUCCESS
 }
 
 fn main() -> ExitCode {
@@ -129,6 +194,14 @@ fn main() -> ExitCode {
         Command::Merge(a) => merge_command(&a),
         Command::Swarm(a) => swarm_command(&a),
         Command::Rules(a) => rules_command(&a),
+        Command::Explain(a) => explain_command(&a),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "regsim", &mut out);
+            print!("{}", String::from_utf8_lossy(&out));
+            ExitCode::SUCCESS
+        }
     }
 }
 
@@ -171,7 +244,7 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
     let mut set: Vec<(String, Vec<u8>)> = Vec::new();
     let mut outputs = Vec::new();
     for (vname, _, scenario) in &variants {
-        let out = match run(scenario, seed) {
+        let out = match run_shown(scenario, seed, vname) {
             Ok(o) => o,
             Err(e) => {
                 eprintln!("error: {}: {e}", a.scenario.file.display());
@@ -191,16 +264,15 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
         variants.iter().zip(&outputs).map(|((n, sets, _), o)| (n.clone(), sets.clone(), &o.report)).collect();
     let cmp = report::compare::Comparison::new(&name, seed, &runs);
     let md = report::compare::markdown(&cmp);
-    let files = serde_json::to_vec_pretty(&cmp)
-        .map_err(|e| e.to_string())
-        .and_then(|json| Ok((json, report::compare::cap_svg(&cmp)?)))
-        .map(|(json, svg)| {
-            vec![
-                ("compare.json".to_string(), json),
-                ("compare.md".to_string(), md.clone().into_bytes()),
-                ("cap.svg".to_string(), svg.into_bytes()),
-            ]
-        });
+    // cap.svg only when the variants have what it plots (no plot without data).
+    let cap = if report::compare::has_cap(&cmp) { Some(report::compare::cap_svg(&cmp)) } else { None };
+    let files = serde_json::to_vec_pretty(&cmp).map_err(|e| e.to_string()).and_then(|json| {
+        let mut f = vec![("compare.json".to_string(), json), ("compare.md".to_string(), md.clone().into_bytes())];
+        if let Some(svg) = cap {
+            f.push(("cap.svg".to_string(), svg?.into_bytes()));
+        }
+        Ok(f)
+    });
     let files = files.map(|mut f| {
         f.append(&mut set);
         f
@@ -213,7 +285,8 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
         }
     }
     print!("{md}");
-    println!("report: {}/ (compare.md, compare.json, cap.svg; one folder per variant)", dir.display());
+    let cap = if report::compare::has_cap(&cmp) { ", cap.svg" } else { "" };
+    println!("report: {}/ (compare.md, compare.html, compare.json{cap}; one folder per variant)", dir.display());
     if outputs.iter().any(|o| o.failed_invariants().next().is_some()) {
         return ExitCode::from(1);
     }
@@ -247,7 +320,7 @@ fn run_command(a: &RunArgs) -> ExitCode {
         return code;
     }
     let started = Instant::now();
-    let out = match run(&scenario, seed) {
+    let out = match run_shown(&scenario, seed, "run") {
         Ok(o) => o,
         Err(e) => {
             eprintln!("error: {}: {e}", a.scenario.file.display());
@@ -262,7 +335,7 @@ fn run_command(a: &RunArgs) -> ExitCode {
         out.report.events as f64 / wall.max(1e-9) / 1e6
     );
     if a.check_determinism {
-        match run(&scenario, seed) {
+        match run_shown(&scenario, seed, "again") {
             Ok(again) if again.report == out.report => {
                 eprintln!("determinism: second run identical (digest {})", out.report.digest)
             }
@@ -323,6 +396,27 @@ fn exit_code(out: &RunOutput, a: &ScenarioArgs, seed: u64) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// One run with a progress bar on stderr in virtual seconds (when stderr is a terminal;
+/// nothing otherwise), cleared when the run ends.
+fn run_shown(scenario: &Scenario, seed: u64, label: &str) -> Result<RunOutput, String> {
+    use std::io::IsTerminal;
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(scenario.duration.as_nanos() / 1_000_000_000);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos}/{len} virtual s, {per_sec}, ETA {eta} ")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(format!("{label}: {}", scenario.name));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let out = run_with_progress(scenario, seed, &mut |now, _| bar.set_position(now.as_secs_f64() as u64));
+    bar.finish_and_clear();
+    out
+}
+
 /// A bar on stderr (runs, points, runs/s, ETA) when it is a terminal; nothing otherwise.
 fn progress_bar(runs: u64) -> indicatif::ProgressBar {
     use std::io::IsTerminal;
@@ -330,10 +424,15 @@ fn progress_bar(runs: u64) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(runs);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs, {msg}, ETA {eta} ") {
+    // Elapsed time ticks on its own: a heavy base shows life before its first run ends (the
+    // ETA only means something once runs have finished).
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {bar:30} {pos}/{len} runs, {msg}, {elapsed} elapsed, ETA {eta} ",
+    ) {
         bar.set_style(style);
     }
-    bar.set_message("points 0/?");
+    bar.set_message("first runs under way");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     bar
 }
 

@@ -53,6 +53,16 @@ pub fn latency_bound(s: &Scenario) -> Option<SimDuration> {
 
 /// Runs `scenario` with `seed`. The scenario must have been validated by `scenario::load`.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
+    run_with_progress(scenario, seed, &mut |_, _| {})
+}
+
+/// [`run`], calling `progress(now, end)` after every virtual second (the CLI's progress bar;
+/// it cannot change the run).
+pub fn run_with_progress(
+    scenario: &Scenario,
+    seed: u64,
+    progress: &mut dyn FnMut(SimTime, SimTime),
+) -> Result<RunOutput, String> {
     let mut built = build(scenario, seed).map_err(|(p, m)| format!("{p}: {m}"))?;
     let end = SimTime(scenario.duration.as_nanos());
     let mut collector = Collector::new(scenario, seed, &built.topology, built.world.fault_actions().to_vec())?;
@@ -64,6 +74,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
         world.take_records(&mut records);
         collector.ingest(&records);
         records.clear();
+        progress(world.now(), end);
         match outcome {
             Outcome::ReachedEnd if stop < end => continue,
             other => break other,

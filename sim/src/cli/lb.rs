@@ -49,13 +49,13 @@ pub struct LbArgs {
     #[arg(long)]
     window: Option<u64>,
     /// Seed of every stream (probe keys, churn victims, request keys, random words).
-    #[arg(long, default_value_t = 1)]
+    #[arg(short, long, default_value_t = 1)]
     seed: u64,
     /// Print the report as JSON (the contents of lb.json) instead of the tables.
     #[arg(long)]
     json: bool,
     /// Also write lb.json, lb.md and SVG plots into this folder.
-    #[arg(long)]
+    #[arg(short, long)]
     out: Option<PathBuf>,
 }
 
@@ -124,7 +124,26 @@ pub fn lb_command(a: &LbArgs) -> ExitCode {
         return code;
     }
     let started = Instant::now();
-    let e = match eval::evaluate(&cfg) {
+    // A bar per balancer on stderr when it is a terminal (nothing when piped).
+    let bar = {
+        use std::io::IsTerminal;
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(cfg.algos.len() as u64);
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} balancers, {msg} ") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        }
+    };
+    let evaluated = eval::evaluate_with_progress(&cfg, &mut |done, next| {
+        bar.set_position(done as u64);
+        bar.set_message(next.map_or(String::new(), |n| format!("now {n}")));
+    });
+    bar.finish_and_clear();
+    let e = match evaluated {
         Ok(e) => e,
         Err(e @ BalanceError::Param { param, .. }) => return bad_arg(&format!("--{param}"), &e),
         Err(e) => return bad_arg("lb", &e),

@@ -15,16 +15,16 @@ pub struct SwarmArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// Variants to run (at most 1000000).
-    #[arg(long, default_value_t = 100)]
+    #[arg(short = 'n', long, default_value_t = 100)]
     runs: u64,
     /// The swarm seed; variant r's seed is derived from (seed, r).
-    #[arg(long, default_value_t = 1)]
+    #[arg(short, long, default_value_t = 1)]
     seed: u64,
     /// Threads, one simulation each [default: all cores].
-    #[arg(long)]
+    #[arg(short, long)]
     jobs: Option<usize>,
     /// Where failing.toml and minimal.toml go [default: reports/swarm/<scenario name>/].
-    #[arg(long)]
+    #[arg(short, long)]
     out: Option<PathBuf>,
 }
 

@@ -32,7 +32,7 @@ pub(crate) struct SweepArgs {
     /// The sweep file (TOML).
     file: PathBuf,
     /// Threads, one simulation each [default: all cores].
-    #[arg(long)]
+    #[arg(short, long)]
     jobs: Option<usize>,
     /// Run only shard I of N (0-based: the runs r with r % N == I) and write shard-I-of-N.json, or `auto`
     /// (Kubernetes Indexed Job or Slurm array, see --help).
@@ -42,7 +42,7 @@ pub(crate) struct SweepArgs {
     #[arg(long, value_name = "N")]
     shards: Option<u64>,
     /// Output folder [default: reports/sweeps/<sweep name>/].
-    #[arg(long)]
+    #[arg(short, long)]
     out: Option<PathBuf>,
 }
 
@@ -52,7 +52,7 @@ pub(crate) struct MergeArgs {
     #[arg(required = true, value_name = "DIR")]
     inputs: Vec<PathBuf>,
     /// Output folder [default: reports/sweeps/<sweep name>/].
-    #[arg(long)]
+    #[arg(short, long)]
     out: Option<PathBuf>,
 }
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use super::model::{Ratio, RatioByKind, Report};
+use super::model::{RatioByKind, Report};
 use super::plot::COLORS;
 use crate::protocol::RequestKind;
 
@@ -43,6 +43,8 @@ pub struct Comparison {
     pub scenario: String,
     pub seed: u64,
     pub variants: Vec<Variant>,
+    /// Every family the variants exercise, side by side (see `report::families`).
+    pub families: Vec<super::families::Family>,
 }
 
 impl Comparison {
@@ -69,14 +71,8 @@ impl Comparison {
                 }
             })
             .collect();
-        Comparison { scenario: scenario.to_string(), seed, variants }
-    }
-}
-
-fn cell(r: Option<&Ratio>) -> String {
-    match r {
-        Some(Ratio { ok, total, fraction: Some(f) }) => format!("{:.1} % ({ok}/{total})", f * 100.0),
-        _ => "–".to_string(),
+        let reports: Vec<&Report> = runs.iter().map(|r| r.2).collect();
+        Comparison { scenario: scenario.to_string(), seed, variants, families: super::families::families(&reports) }
     }
 }
 
@@ -87,49 +83,56 @@ pub fn markdown(c: &Comparison) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# regsim comparison: {} (seed {})\n", c.scenario, c.seed);
     let names: Vec<&str> = c.variants.iter().map(|v| v.name.as_str()).collect();
-    let _ = writeln!(s, "| | {} |", names.join(" | "));
-    let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
-    let mut row = |label: &str, f: &dyn Fn(&Variant) -> String| {
-        let cells: Vec<String> = c.variants.iter().map(f).collect();
-        let _ = writeln!(s, "| {label} | {} |", cells.join(" | "));
+    let head = |s: &mut String, first: &str| {
+        let _ = writeln!(s, "| {first} | {} |", names.join(" | "));
+        let _ = writeln!(s, "|---|{}", "---|".repeat(names.len()));
     };
-    row("overrides", &|v| if v.overrides.is_empty() { "none".into() } else { format!("`{}`", v.overrides.join(" ")) });
-    row("writes (register) during faults", &|v| cell(v.during_faults.get(&WRITES)));
-    row("reads (list) during faults", &|v| cell(v.during_faults.get(&READS)));
-    row("application calls during faults", &|v| cell(v.during_faults.get(&RequestKind::Call)));
-    let sides: std::collections::BTreeSet<&String> = c.variants.iter().flat_map(|v| v.by_side.keys()).collect();
-    for side in sides {
-        row(&format!("writes, {side}"), &|v| cell(v.by_side.get(side).and_then(|m| m.get(&WRITES))));
-        row(&format!("reads, {side}"), &|v| cell(v.by_side.get(side).and_then(|m| m.get(&READS))));
-    }
-    row("stale reads (lists missing a registered instance)", &|v| match v.stale_fraction {
-        Some(f) => format!("{:.2} % ({}/{})", f * 100.0, v.stale_lists, v.lists),
-        None => "–".into(),
-    });
-    row("linearizable", &|v| v.linearizability.replace('_', " "));
-    row("consumer views wrong (mean, worst)", &|v| match (v.mean_views_wrong, v.worst_view_wrong_s) {
-        (Some(m), Some(w)) => format!("{:.2} %, {w:.1} s", m * 100.0),
-        _ => "–".into(),
-    });
-    row("converged after the heal", &|v| {
-        let parts: Vec<String> =
-            v.converged_after_heal_s.iter().map(|c| c.map_or("never".to_string(), |x| format!("{x:.1} s"))).collect();
-        if parts.is_empty() { "–".into() } else { parts.join(", ") }
-    });
-    row("wrongful evictions", &|v| v.false_positives.to_string());
-    row("invariants failed", &|v| {
-        if v.invariants_failed.is_empty() { "none".into() } else { v.invariants_failed.join(", ") }
-    });
-    row("digest", &|v| format!("`{}`", v.digest));
+    head(&mut s, "variant");
+    let overrides: Vec<String> = c
+        .variants
+        .iter()
+        .map(|v| if v.overrides.is_empty() { "none".into() } else { format!("`{}`", v.overrides.join(" ")) })
+        .collect();
+    let _ = writeln!(s, "| overrides | {} |", overrides.join(" | "));
+    let digests: Vec<String> = c.variants.iter().map(|v| format!("`{}`", v.digest)).collect();
+    let _ = writeln!(s, "| digest | {} |", digests.join(" | "));
+    let reports: Vec<String> = names.iter().map(|n| format!("[{n}/report.md]({n}/report.md)")).collect();
+    let _ = writeln!(s, "| full report | {} |\n", reports.join(" | "));
     let _ = writeln!(
         s,
-        "\nAvailability counts requests that finished while a fault was active (per side: while the first \
-         partition was active, by the requester's side). A stale read is a completed list that missed an \
-         instance whose registration completed before the list began, with no deregistration (crash) that \
-         could have come in between. Each variant's full report is in its own folder.\n"
+        "The better value of a row is in **bold** (lower or higher, as the row's measure improves; \
+         nothing is marked where the variants agree or the row is a count). *During faults*: while a \
+         partition was active, a server down or paused, or a crashed instance still listed and not \
+         restarted. A stale list missed an instance whose registration completed before the list began, \
+         with no deregistration (crash) that could have come in between.\n"
     );
-    let _ = writeln!(s, "![availability against staleness](cap.svg)\n");
+    for f in &c.families {
+        let _ = writeln!(s, "## {}\n", f.name);
+        head(&mut s, "measure");
+        for row in &f.rows {
+            let best = row.best();
+            let cells: Vec<String> = row
+                .cells
+                .iter()
+                .enumerate()
+                .map(|(i, cell)| if best.contains(&i) { format!("**{cell}**") } else { cell.clone() })
+                .collect();
+            let _ = writeln!(s, "| {} | {} |", row.label, cells.join(" | "));
+        }
+        let _ = writeln!(s);
+    }
+    if has_cap(c) {
+        let _ = writeln!(s, "## Availability against staleness\n\n![availability against staleness](cap.svg)\n");
+    }
     s
+}
+
+/// Whether the variants have what `cap.svg` plots: lists, and writes or reads during faults.
+pub fn has_cap(c: &Comparison) -> bool {
+    c.variants.iter().any(|v| {
+        v.stale_fraction.is_some()
+            && [WRITES, READS].iter().any(|k| v.during_faults.get(k).is_some_and(|r| r.fraction.is_some()))
+    })
 }
 
 /// Availability during faults against the share of stale reads: one marker per variant and

@@ -5,6 +5,7 @@
 pub mod alerts_md;
 pub mod api_md;
 pub mod compare;
+pub mod families;
 pub mod html;
 pub mod lb;
 pub mod lb_plot;

@@ -203,13 +203,23 @@ fn check_config(cfg: &EvalConfig, members: &[Membership]) -> Result<u64, Balance
 
 /// Evaluate every balancer of `cfg`.
 pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation, BalanceError> {
+    evaluate_with_progress(cfg, &mut |_, _| {})
+}
+
+/// [`evaluate`], calling `progress(balancers done, spec being evaluated next)` before each
+/// balancer and once at the end (the CLI's progress bar).
+pub fn evaluate_with_progress(
+    cfg: &EvalConfig,
+    progress: &mut dyn FnMut(usize, Option<&str>),
+) -> Result<Evaluation, BalanceError> {
     let mut churn_rng = SplitMix64::new(stream_seed(cfg.seed, "lb/churn"));
     let members = memberships(cfg.nodes, &cfg.churn, MAX_EVAL_NODES, &mut churn_rng)?;
     let window = check_config(cfg, &members)?;
     let sampler = KeySampler::new(&cfg.dist, stream_seed(cfg.seed, "lb/key-ids"))?;
     let mut algorithms = Vec::with_capacity(cfg.algos.len());
     let mut loads = Vec::with_capacity(cfg.algos.len());
-    for spec in &cfg.algos {
+    for (i, spec) in cfg.algos.iter().enumerate() {
+        progress(i, Some(&spec.to_string()));
         let (keys, key_loads, churn) = keys_and_churn(spec, cfg, &members)?;
         let (requests, request_loads) = if cfg.requests > 0 {
             let (summary, l) = closed_loop(spec, cfg, &members[0], &sampler, window)?;
@@ -221,6 +231,7 @@ pub fn evaluate(cfg: &EvalConfig) -> Result<Evaluation, BalanceError> {
         loads.push(AlgoLoads { algorithm: algorithm.clone(), keys: key_loads, requests: request_loads });
         algorithms.push(AlgoReport { algorithm, keys, requests, churn });
     }
+    progress(cfg.algos.len(), None);
     let report = EvalReport {
         regsim_version: env!("CARGO_PKG_VERSION").to_string(),
         seed: cfg.seed,
