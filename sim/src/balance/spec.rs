@@ -61,6 +61,17 @@ pub enum BalancerSpec {
     P2cEwma { tau_ns: u64, default_rtt_ns: u64 },
 }
 
+impl BalancerSpec {
+    /// Whether the pick depends on the request key (hash-based balancers): only those keep a
+    /// key on a node, so "keys moved per view change" means something only for them.
+    pub fn keyed(&self) -> bool {
+        !matches!(
+            self,
+            BalancerSpec::Random | BalancerSpec::RoundRobin { .. } | BalancerSpec::P2c | BalancerSpec::P2cEwma { .. }
+        )
+    }
+}
+
 const NAMES: &str = "random, rr, modn, ring, jump, rendezvous, maglev, bounded, p2c, p2c-ewma";
 
 /// Parse a comma-separated list of specs (at least one).

@@ -53,6 +53,9 @@ fn balance_rows(r: &EvalReport) -> (Vec<&'static str>, Vec<Vec<String>>) {
 }
 
 fn moved_cell(a: &AlgoReport, i: usize) -> String {
+    if !a.keyed {
+        return "– (ignores keys)".to_string();
+    }
     a.churn.get(i).map_or(String::new(), |c| format!("{:.4} ({:.2}x)", c.moved_fraction, c.moved_over_ideal))
 }
 
@@ -158,8 +161,14 @@ pub fn render(e: &Evaluation) -> Result<Vec<(String, Vec<u8>)>, String> {
         let ideal: Vec<f64> = first.iter().map(|c| c.ideal_fraction).collect();
         let moved: Vec<Vec<f64>> =
             r.algorithms.iter().map(|a| a.churn.iter().map(|c| c.moved_fraction).collect()).collect();
-        let lines: Vec<MovedLine<'_>> =
-            r.algorithms.iter().zip(&moved).map(|(a, m)| MovedLine { label: &a.algorithm, moved: m }).collect();
+        // Balancers that ignore the key have no placement to disrupt: left out of the plot.
+        let lines: Vec<MovedLine<'_>> = r
+            .algorithms
+            .iter()
+            .zip(&moved)
+            .filter(|(a, _)| a.keyed)
+            .map(|(a, m)| MovedLine { label: &a.algorithm, moved: m })
+            .collect();
         let title = format!("disruption under churn, {} nodes", r.nodes);
         svgs.push(("disruption.svg", disruption_svg(&title, &r.churn, &ideal, &lines)?));
     }

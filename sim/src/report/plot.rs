@@ -94,7 +94,12 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
             .map_err(|e| e.to_string())?;
         chart.configure_mesh().x_desc(x_label).y_desc(y_label).draw().map_err(|e| e.to_string())?;
         let mut labels = Vec::new();
-        for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.samples.is_empty()) {
+        // Earlier lines wider: a line drawn over one with the same samples (deleted and gone
+        // from every server, two alerts firing together) leaves the one below visible as a
+        // border instead of hiding it.
+        let drawn = lines.iter().filter(|l| !l.samples.is_empty()).count();
+        for (k, (i, line)) in lines.iter().enumerate().filter(|(_, l)| !l.samples.is_empty()).enumerate() {
+            let width = (2 + 2 * (drawn - 1 - k)).min(10) as u32;
             let color = COLORS[i % COLORS.len()];
             let mut v = line.samples.to_vec();
             v.sort_by(f64::total_cmp);
@@ -111,7 +116,7 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
             } else {
                 format!("{} (n = {})", line.label, v.len())
             };
-            chart.draw_series(LineSeries::new(pts, color.stroke_width(2))).map_err(|e| e.to_string())?;
+            chart.draw_series(LineSeries::new(pts, color.stroke_width(width))).map_err(|e| e.to_string())?;
             labels.push((label, color));
         }
         let entries: Vec<(&str, RGBColor, Mark)> = labels.iter().map(|(l, c)| (l.as_str(), *c, Mark::Line)).collect();

@@ -347,7 +347,10 @@ impl<'a> Aggregate<'a> {
                 for sv in 0..series_values {
                     let mut label = Vec::new();
                     if ys.len() > 1 {
-                        label.push(short_names[k].clone());
+                        // Detection stages in the report's words ("marked unhealthy").
+                        let short = &short_names[k];
+                        let stage = crate::report::markdown::stage_title(short);
+                        label.push(if stage == "other" { short.clone() } else { stage.to_string() });
                     }
                     if let Some(q) = plot.series {
                         values[q] = sv;

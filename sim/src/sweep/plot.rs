@@ -133,7 +133,7 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
             mesh.y_labels(decades(y_lo, y_hi));
         }
         mesh.draw().map_err(err)?;
-        let mut entries = Vec::new();
+        let mut labels: Vec<(String, RGBColor)> = Vec::new();
         for (i, (line, pts)) in lines.iter().zip(&drawn).enumerate() {
             let c = COLORS[i % COLORS.len()];
             // The band: contiguous runs of points that have an interval.
@@ -152,8 +152,10 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
             }
             chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2))).map_err(err)?;
             chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 3, c.filled()))).map_err(err)?;
-            entries.push((line.label.as_str(), c, Mark::Line));
+            labels.push((if pts.is_empty() { format!("{} (no value)", line.label) } else { line.label.clone() }, c));
         }
+        // A series with no value at any point (e.g. never converged) says so in the legend.
+        let entries: Vec<(&str, RGBColor, Mark)> = labels.iter().map(|(l, c)| (l.as_str(), *c, Mark::Line)).collect();
         side_legend(&legend, &entries)?;
         let mut notes = vec!["band: 95 % CI of the mean,".to_string(), "clipped to the metric's range".to_string()];
         if dropped > 0 {

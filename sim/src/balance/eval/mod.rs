@@ -117,6 +117,8 @@ pub struct ChurnResult {
 pub struct AlgoReport {
     /// Canonical spec (the balancer's name).
     pub algorithm: String,
+    /// The pick depends on the key (hash-based): disruption means something only then.
+    pub keyed: bool,
     pub keys: LoadSummary,
     /// `None` when no requests were run.
     pub requests: Option<RequestSummary>,
@@ -229,7 +231,7 @@ pub fn evaluate_with_progress(
         };
         let algorithm = spec.to_string();
         loads.push(AlgoLoads { algorithm: algorithm.clone(), keys: key_loads, requests: request_loads });
-        algorithms.push(AlgoReport { algorithm, keys, requests, churn });
+        algorithms.push(AlgoReport { algorithm, keyed: spec.keyed(), keys, requests, churn });
     }
     progress(cfg.algos.len(), None);
     let report = EvalReport {
