@@ -304,6 +304,7 @@ impl Collector {
                 crate::metrics::alerts::rules_report(&analyzer.monitor, &|n| server_name(scenario, topology, n))
             }),
             api,
+            slowest_crash: model::SlowestCrash::of(&analyzer.detection, end_time, |n| topology.name(n)),
             network: run.network,
             invariants,
         };

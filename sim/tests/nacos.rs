@@ -27,6 +27,12 @@ fn nacos_crash_reproduces_the_anchor_windows() {
     assert!(u.summary.min_s >= 10.0 && u.summary.max_s <= 20.05, "unhealthy {:?}", u.summary);
     assert!(d.summary.min_s >= 25.0 && d.summary.max_s <= 35.05, "deleted {:?}", d.summary);
     assert_eq!(r.false_positives.count, 0);
+    // The report points at the crash whose views caught up last: its stage is the table's max.
+    let slow = r.slowest_crash.as_ref().expect("a slowest crash");
+    let views = slow.stages.iter().find(|s| s.0 == "views_updated").and_then(|s| s.1).expect("views updated");
+    let max = r.detection.views_updated.as_ref().expect("consumers").summary.max_s;
+    assert!((views - max).abs() < 1e-6, "{views} vs {max}");
+    assert!(slow.instance.starts_with("instances["), "{}", slow.instance);
     for e in &out.analyzer.detection.episodes {
         let (del, rep) = (e.deleted.expect("deleted"), e.replicated.expect("replicated"));
         let lag = (rep - del).as_secs_f64();

@@ -208,6 +208,27 @@ fn detection_md(s: &mut String, r: &Report, plots: &[String]) {
     }
     let _ = writeln!(s);
     plot(s, plots, "detection-cdf.svg", "detection latency from the crash, over every crash episode");
+    if let Some(c) = &r.slowest_crash {
+        let stages: Vec<String> = c
+            .stages
+            .iter()
+            .map(|(name, t)| match t {
+                Some(t) => format!("{} after {t:.3} s", stage_title(name)),
+                None => format!("{}: never", stage_title(name)),
+            })
+            .collect();
+        let restart = c.restarted_at_s.map_or(String::new(), |t| format!(" (restarted at {t:.1} s)"));
+        let _ = writeln!(
+            s,
+            "### The slowest-detected crash\n\n{} crashed at {:.1} s{restart}: {}. Every step of it (each \
+             server copy, each view, each last request, with the time each added): `regsim explain \
+             <scenario file> --instance {}`.\n",
+            c.instance,
+            c.crashed_at_s,
+            stages.join(", "),
+            c.instance
+        );
+    }
 }
 
 fn elections_md(s: &mut String, r: &Report, plots: &[String]) {

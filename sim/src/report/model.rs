@@ -55,8 +55,58 @@ pub struct Report {
     /// API gateways: request rate, errors and latency per window, traffic to dead instances.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<crate::metrics::api::ApiReport>,
+    /// The crash episode the system took longest to catch up with, stage by stage (the report's
+    /// pointer to `regsim explain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slowest_crash: Option<SlowestCrash>,
     pub network: NetStats,
     pub invariants: Vec<Invariant>,
+}
+
+/// The slowest-detected crash: per stage, seconds from the crash (absent: not reached).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SlowestCrash {
+    pub instance: String,
+    pub crashed_at_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restarted_at_s: Option<f64>,
+    /// (stage, seconds from the crash), in pipeline order.
+    pub stages: Vec<(String, Option<f64>)>,
+}
+
+impl SlowestCrash {
+    /// The episode whose last applicable stage (every view updated, else gone from every
+    /// server) came latest; episodes that never got there do not compete (they are counted
+    /// as "never" in the detection table).
+    pub fn of(
+        d: &Detection,
+        end: regsim_kernel::SimTime,
+        name: impl Fn(regsim_kernel::NodeId) -> String,
+    ) -> Option<SlowestCrash> {
+        let last = |e: &crate::metrics::detection::Episode| {
+            let t = if e.viewed { e.views_updated } else { e.replicated };
+            t.map(|t| t - e.crashed)
+        };
+        let e = d.episodes.iter().filter(|e| e.listed).filter_map(|e| last(e).map(|l| (l, e))).max_by_key(|x| x.0)?.1;
+        let since = |t: Option<regsim_kernel::SimTime>| t.map(|t| round_ns((t - e.crashed).as_secs_f64()));
+        let mut stages = vec![
+            ("unhealthy".to_string(), since(e.unhealthy)),
+            ("deleted".to_string(), since(e.deleted)),
+            ("replicated".to_string(), since(e.replicated)),
+        ];
+        if e.viewed {
+            stages.push(("views_updated".to_string(), since(e.views_updated)));
+            if e.last_call.is_some() {
+                stages.push(("traffic_stopped".to_string(), since(e.last_call)));
+            }
+        }
+        Some(SlowestCrash {
+            instance: name(e.instance),
+            crashed_at_s: e.crashed.as_secs_f64(),
+            restarted_at_s: (e.ended < end).then(|| e.ended.as_secs_f64()),
+            stages,
+        })
+    }
 }
 
 /// One entry per stage the model has, measured from the ground-truth crash.
