@@ -128,11 +128,20 @@ pub fn families(reports: &[&Report]) -> Vec<Family> {
             b.num(&format!("{t}: p50"), Better::Lower, |r| stage(r).and_then(|s| q(&s.summary, |m| m.p50_s)), secs);
             b.num(&format!("{t}: p99"), Better::Lower, |r| stage(r).and_then(|s| q(&s.summary, |m| m.p99_s)), secs);
             // As a share of the variant's episodes: variants crash different numbers of times.
+            // A variant that never reaches the stage at all (CP deletes nothing) is shown but not
+            // ranked: the stage is not part of its design, so "fewer misses" would mislead.
             b.row(&format!("{t}: never (restarted or run ended first)"), Better::Lower, |r| {
                 let s = stage(r)?;
                 let all = s.summary.count + s.missed;
                 (all > 0).then(|| (s.missed as f64 / all as f64, format!("{} of {all}", s.missed)))
             });
+            if let Some(row) = b.rows.last_mut().filter(|row| row.label.starts_with(&format!("{t}: never"))) {
+                for (v, r) in row.values.iter_mut().zip(reports) {
+                    if stage(r).is_some_and(|s| s.summary.count == 0) {
+                        *v = None;
+                    }
+                }
+            }
         }
     }
     b.take("Detection (from the crash)", &mut out);
