@@ -123,6 +123,9 @@ pub struct Analyzer {
     /// Crashed instances whose crash the system has not caught up with: from the crash until
     /// no consumer view lists them (no server copy, without consumers), or their restart.
     open_crashes: u32,
+    /// Side names of the first active partition by group (`side_name`), for the partition id
+    /// they were computed for: a request during a partition allocates no name.
+    side_names: Option<(u32, BTreeMap<Option<u16>, String>)>,
     /// Per-balancer load measurements, when consumers send traffic.
     pub load: Option<LoadAnalyzer>,
     samples_taken: u64,
@@ -133,6 +136,19 @@ pub struct Analyzer {
     pub consistency: super::consistency::Consistency,
     /// What the monitoring actors (Prometheus, Alertmanager) reported.
     pub monitor: super::alerts::MonitorLog,
+}
+
+/// A partition side named by the servers it holds: `majority (2 of 3 servers)`, `minority
+/// (1 of 3 servers)`, `no servers`; nodes in no group are `unaffected`.
+fn side_name(servers: &std::ops::Range<u32>, p: &regsim_kernel::net::Partition, g: Option<u16>) -> String {
+    let Some(g) = g else { return "unaffected".to_string() };
+    let all = servers.end - servers.start;
+    let mine = servers.clone().filter(|s| p.group_of(NodeId(*s)) == Some(g)).count() as u32;
+    match mine {
+        0 => "no servers".to_string(),
+        m if 2 * m > all => format!("majority ({m} of {all} servers)"),
+        m => format!("minority ({m} of {all} servers)"),
+    }
 }
 
 fn offset(r: &std::ops::Range<u32>, n: NodeId) -> Option<usize> {
@@ -163,6 +179,7 @@ impl Analyzer {
             next_sample: SimTime::ZERO,
             faulted: false,
             open_crashes: 0,
+            side_names: None,
             load,
             samples_taken: 0,
             elections,
@@ -356,19 +373,6 @@ impl Analyzer {
         }
     }
 
-    /// A partition side named by the servers it holds: `majority (2 of 3 servers)`, `minority
-    /// (1 of 3 servers)`, `no servers`; nodes in no group are `unaffected`.
-    fn side_name(&self, p: &regsim_kernel::net::Partition, node: NodeId) -> String {
-        let Some(g) = p.group_of(node) else { return "unaffected".to_string() };
-        let all = self.p.servers.end - self.p.servers.start;
-        let mine = self.p.servers.clone().filter(|s| p.group_of(NodeId(*s)) == Some(g)).count() as u32;
-        match mine {
-            0 => "no servers".to_string(),
-            m if 2 * m > all => format!("majority ({m} of {all} servers)"),
-            m => format!("minority ({m} of {all} servers)"),
-        }
-    }
-
     fn episode(&mut self, n: NodeId) -> Option<&mut Episode> {
         let e = offset(&self.p.instances, n).and_then(|i| self.inst[i].episode)?;
         self.detection.episodes.get_mut(e)
@@ -495,7 +499,15 @@ impl Analyzer {
 
     fn request(&mut self, _t: SimTime, node: NodeId, kind: RequestKind, ok: bool) {
         let faulted = self.faulted;
-        let side = self.history.active.values().next().map(|p| self.side_name(p, node));
+        // The requester's side in the first active partition, named once per (partition, group).
+        let side = self.history.active.iter().next().map(|(&id, p)| {
+            let cache = self.side_names.get_or_insert_with(|| (id, BTreeMap::new()));
+            if cache.0 != id {
+                *cache = (id, BTreeMap::new());
+            }
+            let g = p.group_of(node);
+            cache.1.entry(g).or_insert_with(|| side_name(&self.p.servers, p, g)).as_str()
+        });
         let a = &mut self.availability;
         let k = kind as usize;
         let add = |m: &mut ByKind| {
@@ -505,7 +517,10 @@ impl Analyzer {
         add(&mut a.overall);
         add(if faulted { &mut a.during_faults } else { &mut a.outside_faults });
         if let Some(side) = side {
-            add(a.by_side.entry(side).or_default());
+            match a.by_side.get_mut(side) {
+                Some(m) => add(m),
+                None => add(a.by_side.entry(side.to_string()).or_default()),
+            }
         }
     }
 
