@@ -338,6 +338,10 @@ fn name_nodes(r: &mut Report, t: &Topology) {
             .map(|(k, v)| (t.rename_nodes(&k), v))
             .collect();
         a.invariant.detail = t.rename_nodes(&a.invariant.detail);
+        if let Some(z) = &mut a.zoom {
+            z.instance = t.rename_nodes(&z.instance);
+            z.gateway = t.rename_nodes(&z.gateway);
+        }
     }
     if let Some(a) = &mut r.alerts {
         let global = a.global.iter_mut().flat_map(|g| g.rules.iter_mut());

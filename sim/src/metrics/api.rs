@@ -38,6 +38,25 @@ use regsim_kernel::{NodeId, SimDuration, SimTime};
 /// Failure times and per-(gateway, instance) events kept at most.
 pub const MAX_EVENTS: usize = 10_000_000;
 
+/// The width of the fine windows the crash zoom is drawn from.
+pub const FINE: SimDuration = SimDuration::from_millis(100);
+
+/// Fine windows kept at most over all gateways (16 bytes each: 32 MiB); a gateway's windows
+/// past it are not kept, and a crash after them gets no zoom.
+pub const MAX_FINE: usize = 1 << 21;
+
+/// Points of the crash zoom at most (coarser than [`FINE`] when its span is longer).
+const MAX_ZOOM_POINTS: usize = 1_200;
+
+/// One [`FINE`] window of one gateway: the crash zoom's data.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fine {
+    requests: u32,
+    errors: u32,
+    retried: u32,
+    max_us: u32,
+}
+
 /// Latency bucket of `us` microseconds: exact below 100, then 1 % wide.
 fn bucket(us: u64) -> u16 {
     if us < 100 { us as u16 } else { 100 + ((us as f64 / 100.0).ln() / 1.01_f64.ln()) as u16 }
@@ -81,6 +100,8 @@ enum Ev {
     SentDead,
     /// An attempt to the instance failed while it was down.
     FailedDead,
+    /// An attempt to the instance its open breaker stopped while it was down.
+    RefusedDead,
 }
 
 #[derive(Clone, Debug)]
@@ -95,6 +116,9 @@ pub struct ApiCollector {
     events: BTreeMap<(NodeId, NodeId), Vec<(SimTime, Ev)>>,
     /// Failed API requests per gateway (times), for the crash windows.
     failures: BTreeMap<NodeId, Vec<SimTime>>,
+    /// [`FINE`] windows per gateway, from time 0.
+    fine: BTreeMap<NodeId, Vec<Fine>>,
+    fine_kept: usize,
     kept: usize,
     truncated: bool,
     sum_s: f64,
@@ -112,6 +136,8 @@ impl ApiCollector {
             openings: BTreeMap::new(),
             events: BTreeMap::new(),
             failures: BTreeMap::new(),
+            fine: BTreeMap::new(),
+            fine_kept: 0,
             kept: 0,
             truncated: false,
             sum_s: 0.0,
@@ -152,6 +178,21 @@ impl ApiCollector {
         }
         *self.by_code.entry(code as u16).or_default() += 1;
         self.retries += u64::from(attempts.saturating_sub(1));
+        let f = (t.as_nanos() / FINE.as_nanos()) as usize;
+        let fine = self.fine.entry(gateway).or_default();
+        if fine.len() <= f {
+            let grow = f + 1 - fine.len();
+            if self.fine_kept + grow > MAX_FINE {
+                return;
+            }
+            self.fine_kept += grow;
+            fine.resize(f + 1, Fine::default());
+        }
+        let w = &mut fine[f];
+        w.requests = w.requests.saturating_add(1);
+        w.errors = w.errors.saturating_add(u32::from(code != Code::Ok));
+        w.retried = w.retried.saturating_add(u32::from(attempts > 1));
+        w.max_us = w.max_us.max(u32::try_from(us).unwrap_or(u32::MAX));
     }
 
     pub fn sent(&mut self, t: SimTime, gateway: NodeId, instance: NodeId, dead: bool) {
@@ -165,6 +206,8 @@ impl ApiCollector {
         // An attempt the breaker refused never reached the instance: not a failed request to it.
         if dead && !matches!(outcome, Outcome::Ok | Outcome::CircuitOpen) {
             self.push(gateway, instance, t, Ev::FailedDead);
+        } else if dead && outcome == Outcome::CircuitOpen {
+            self.push(gateway, instance, t, Ev::RefusedDead);
         }
     }
 
@@ -215,6 +258,8 @@ impl ApiCollector {
             max_s: max_us as f64 / 1e6,
         };
         let mut crashes = Vec::new();
+        // (gateway, instance, crash) of each entry of `crashes`, for the zoom.
+        let mut pairs = Vec::new();
         let mut violations: Vec<(SimTime, String)> = Vec::new();
         // Sends while the gateway's view does not list the instance.
         for (&(g, instance), evs) in &self.events {
@@ -267,6 +312,7 @@ impl ApiCollector {
                     (Some(_), _) => "registry",
                     (None, None) => "not_stopped",
                 };
+                pairs.push((g, e.instance, e.crashed));
                 crashes.push(CrashReport {
                     instance: e.instance.to_string(),
                     gateway: g.to_string(),
@@ -281,6 +327,7 @@ impl ApiCollector {
             }
         }
         violations.sort();
+        let zoom = self.zoom(&crashes, &pairs);
         let stop: Vec<f64> = crashes.iter().map(|c| c.stopped_after_s).collect();
         let errors = total - self.by_code.get(&200).copied().unwrap_or(0);
         let invariant = Invariant {
@@ -313,9 +360,106 @@ impl ApiCollector {
             crashes,
             windows,
             fault_periods_s: shaded,
+            zoom,
             invariant,
         }
     }
+
+    /// The crash zoom: the crash x gateway pair with the most failed requests before the
+    /// stop, then the latest stop (the earliest crash on ties), in [`FINE`] steps (coarser
+    /// past [`MAX_ZOOM_POINTS`]) from 2 s before the crash to 3 s after the last of its
+    /// marks (last attempt, breaker opening, view update). None without crashes at a gateway
+    /// or when the fine windows of that time were not kept ([`MAX_FINE`]).
+    fn zoom(&self, crashes: &[CrashReport], pairs: &[(NodeId, NodeId, SimTime)]) -> Option<ApiZoom> {
+        let mut best: Option<usize> = None;
+        for (k, c) in crashes.iter().enumerate() {
+            let key = |c: &CrashReport| (c.failed_requests, (c.stopped_after_s * 1e9) as u64);
+            if best.is_none_or(|b| key(c) > key(&crashes[b])) {
+                best = Some(k);
+            }
+        }
+        let k = best?;
+        let (c, (g, instance, crashed)) = (&crashes[k], pairs[k]);
+        let fine = self.fine.get(&g)?;
+        let last_mark = [Some(c.stopped_after_s), c.breaker_opened_after_s, c.view_updated_after_s]
+            .into_iter()
+            .flatten()
+            .fold(0.0_f64, f64::max);
+        let fine_ns = FINE.as_nanos();
+        let first = (crashed.as_nanos() / fine_ns).saturating_sub(20) as usize;
+        let span = (last_mark * 1e9 / fine_ns as f64).ceil() as usize + 20 + 30;
+        if first >= fine.len() {
+            return None;
+        }
+        let per = span.div_ceil(MAX_ZOOM_POINTS).max(1);
+        let step_s = (per as u64 * fine_ns) as f64 / 1e9;
+        let evs: &[(SimTime, Ev)] = self.events.get(&(g, instance)).map_or(&[], |v| v.as_slice());
+        let crash_s = crashed.as_secs_f64();
+        let mut points = Vec::new();
+        for p in 0..span.div_ceil(per) {
+            let (lo, hi) = (first + p * per, first + (p + 1) * per);
+            let ws = &fine[lo.min(fine.len())..hi.min(fine.len())];
+            let t0 = SimTime(lo as u64 * fine_ns);
+            let t1 = SimTime(hi as u64 * fine_ns);
+            let count = |which: Ev| {
+                let (a, b) = (evs.partition_point(|(t, _)| *t < t0), evs.partition_point(|(t, _)| *t < t1));
+                evs[a..b].iter().filter(|(_, e)| *e == which).count() as u64
+            };
+            let requests: u64 = ws.iter().map(|w| u64::from(w.requests)).sum();
+            points.push(ZoomPoint {
+                from_crash_s: super::stats::round_ns(t0.as_secs_f64() - crash_s),
+                requests,
+                errors: ws.iter().map(|w| u64::from(w.errors)).sum(),
+                retried: ws.iter().map(|w| u64::from(w.retried)).sum(),
+                max_ms: (requests > 0).then(|| ws.iter().map(|w| w.max_us).max().unwrap_or(0) as f64 / 1e3),
+                sent_to_dead: count(Ev::SentDead),
+                failed_to_dead: count(Ev::FailedDead),
+                refused_by_breaker: count(Ev::RefusedDead),
+            });
+        }
+        Some(ApiZoom {
+            instance: instance.to_string(),
+            gateway: g.to_string(),
+            crashed_s: crash_s,
+            step_s,
+            stopped_after_s: c.stopped_after_s,
+            breaker_opened_after_s: c.breaker_opened_after_s,
+            view_updated_after_s: c.view_updated_after_s,
+            points,
+        })
+    }
+}
+
+/// One step of the crash zoom: what one gateway did from `from_crash_s` for `step_s`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ZoomPoint {
+    /// The step's start, seconds from the crash (negative before it).
+    pub from_crash_s: f64,
+    /// API requests the gateway answered in the step, those answered with an error, and
+    /// those that needed more than one attempt.
+    pub requests: u64,
+    pub errors: u64,
+    pub retried: u64,
+    /// The slowest answer of the step (gateway latency), none without requests.
+    pub max_ms: Option<f64>,
+    /// Attempts to the crashed instance: sent, failed, and stopped by its open breaker.
+    pub sent_to_dead: u64,
+    pub failed_to_dead: u64,
+    pub refused_by_breaker: u64,
+}
+
+/// One crash seen from one gateway at fine resolution: what the whole-run windows cannot show.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ApiZoom {
+    pub instance: String,
+    pub gateway: String,
+    pub crashed_s: f64,
+    /// The width of each point (0.1 s unless the span needed more than 1,200 points).
+    pub step_s: f64,
+    pub stopped_after_s: f64,
+    pub breaker_opened_after_s: Option<f64>,
+    pub view_updated_after_s: Option<f64>,
+    pub points: Vec<ZoomPoint>,
 }
 
 impl Family for ApiCollector {
@@ -390,6 +534,8 @@ pub struct ApiReport {
     pub windows: Vec<WindowReport>,
     /// Fault periods (start, end in seconds) the plot shades.
     pub fault_periods_s: Vec<(f64, f64)>,
+    /// The slowest crash response at fine resolution ([`ApiCollector::zoom`]).
+    pub zoom: Option<ApiZoom>,
     pub invariant: Invariant,
 }
 
@@ -443,5 +589,59 @@ mod tests {
         let r = a.finish(&[ep(5.0)], &[g], Vec::new());
         assert!(!r.invariant.holds);
         assert_eq!(r.invariant.first_violation_s, Some(31.0));
+    }
+
+    #[test]
+    fn the_zoom_follows_the_slowest_stop_in_fine_steps() {
+        let (g, i, other) = (NodeId(9), NodeId(3), NodeId(4));
+        let mut a = ApiCollector::new(SimDuration::from_secs(10));
+        a.view(t(1.0), g, i, true);
+        a.view(t(1.0), g, other, true);
+        let ok = SimDuration::from_millis(10);
+        // Crash at 50 s: two attempts fail (the requests retried), then the breaker opens
+        // at 50.5 s and stops three more; the view drops it at 52 s.
+        for k in 0..100 {
+            a.done(t(45.0 + 0.1 * k as f64), g, Code::Ok, 1, ok);
+        }
+        for at in [50.15, 50.35] {
+            a.sent(t(at), g, i, true);
+            a.upstream(t(at), g, i, Outcome::Refused, true);
+            a.done(t(at + 0.02), g, Code::Ok, 2, SimDuration::from_millis(30));
+        }
+        a.breaker(t(50.5), g, i, BreakerState::Open);
+        for at in [50.7, 51.0, 51.3] {
+            a.upstream(t(at), g, i, Outcome::CircuitOpen, true);
+        }
+        a.view(t(52.0), g, i, false);
+        let ep = |instance, crashed: f64| Episode {
+            instance,
+            crashed: t(crashed),
+            ended: t(100.0),
+            listed: true,
+            viewed: true,
+            unhealthy: None,
+            deleted: None,
+            replicated: None,
+            views_updated: None,
+            last_call: None,
+        };
+        // `other` crashes too but gets no traffic after it: not the slowest stop.
+        let r = a.finish(&[ep(other, 47.0), ep(i, 50.0)], &[g], Vec::new());
+        let z = r.zoom.expect("a zoom");
+        assert_eq!((z.instance.as_str(), z.crashed_s, z.step_s), ("n3", 50.0, 0.1));
+        assert_eq!((z.stopped_after_s, z.breaker_opened_after_s, z.view_updated_after_s), (0.35, Some(0.5), Some(2.0)));
+        // From 2 s before the crash to 3 s after the last mark (the view at +2 s).
+        assert_eq!(z.points.first().map(|p| p.from_crash_s), Some(-2.0));
+        assert_eq!(z.points.len(), 70);
+        let at = |s: f64| z.points.iter().find(|p| (p.from_crash_s - s).abs() < 1e-9).expect("a step");
+        assert_eq!((at(0.1).sent_to_dead, at(0.1).failed_to_dead, at(0.1).retried), (1, 1, 1));
+        assert_eq!(at(0.1).max_ms, Some(30.0));
+        assert_eq!((at(0.3).sent_to_dead, at(0.7).refused_by_breaker, at(0.8).refused_by_breaker), (1, 1, 0));
+        let total = |f: fn(&ZoomPoint) -> u64| z.points.iter().map(f).sum::<u64>();
+        assert_eq!(
+            (total(|p| p.sent_to_dead), total(|p| p.failed_to_dead), total(|p| p.refused_by_breaker)),
+            (2, 2, 3)
+        );
+        assert_eq!(total(|p| p.requests), 70 + 2, "one a step from 48 s to 55 s plus the two retried");
     }
 }

@@ -142,6 +142,8 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
     consistency_md(&mut s, &r.consistency);
     super::api_md::markdown(&mut s, r);
     plot(&mut s, plots, "api.svg", "gateway requests, errors and latency over time");
+    super::api_md::zoom_markdown(&mut s, r);
+    plot(&mut s, plots, "api-crash.svg", "one crash at a gateway in fine steps");
     load_md(&mut s, r, plots);
     if !r.convergence.is_empty() {
         let _ = writeln!(s, "## Convergence after heals\n\n| healed at (s) | converged after (s) |\n|---|---|");

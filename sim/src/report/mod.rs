@@ -92,6 +92,11 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
     if let Some(a) = &report.api {
         let title = format!("{}: API gateway requests, errors and latency", report.scenario);
         plots.push(("api.svg".to_string(), api_md::svg(&title, a)?));
+        if let Some(z) = &a.zoom {
+            let title =
+                format!("{}: {} at {} after its crash at {:.1} s", report.scenario, z.instance, z.gateway, z.crashed_s);
+            plots.extend(api_md::zoom_svg(&title, a)?.map(|svg| ("api-crash.svg".to_string(), svg)));
+        }
     }
     if let Some(load) = &analyzer.load {
         let loads: Vec<(String, Vec<u64>)> =
