@@ -95,18 +95,18 @@ fn every_report_page_loads_in_chromium_and_every_plot_renders() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let work = tempfile::tempdir().expect("temp dir");
     // Fresh pages: a run with detection, staleness and load plots, one with alerts, a compare
-    // (cap.svg and two variant reports) and a Raft run (elections).
+    // (cap.svg and two variant reports), a Raft run (elections) and a swarm.
     let bin = env!("CARGO_BIN_EXE_regsim");
     let fresh = work.path().join("fresh");
-    for (k, args) in [
-        ["run", "scenarios/nacos-crash.toml"],
-        ["run", "scenarios/monitoring.toml"],
-        ["compare", "scenarios/cap-partition.toml"],
-        ["run", "scenarios/raft-election-timing.toml"],
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    let runs: [&[&str]; 5] = [
+        &["run", "scenarios/nacos-crash.toml"],
+        &["run", "scenarios/monitoring.toml"],
+        &["compare", "scenarios/cap-partition.toml"],
+        &["run", "scenarios/raft-election-timing.toml"],
+        // A failing swarm: swarm.html with the failing and the shrunk plan.
+        &["swarm", "scenarios/swarm/cp.toml", "--runs", "20", "--set", "bugs.vote_twice=true"],
+    ];
+    for (k, args) in runs.into_iter().enumerate() {
         let out = fresh.join(k.to_string());
         let st = Command::new(bin).current_dir(&root).args(args).arg("--out").arg(&out).output().expect("regsim");
         assert!(st.status.code().is_some_and(|c| c <= 1), "{args:?}: {}", String::from_utf8_lossy(&st.stderr));
@@ -114,7 +114,7 @@ fn every_report_page_loads_in_chromium_and_every_plot_renders() {
     let mut list = Vec::new();
     pages(&fresh, &mut list);
     let fresh_pages = list.len();
-    assert!(fresh_pages >= 5, "{fresh_pages} fresh pages: {list:?}");
+    assert!(fresh_pages >= 6, "{fresh_pages} fresh pages: {list:?}");
     pages(&root.join("reports"), &mut list);
     assert!(list.len() >= fresh_pages + 12, "committed pages missing: {} in all", list.len());
     let mut failures = Vec::new();

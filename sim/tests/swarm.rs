@@ -124,9 +124,20 @@ fn cli_swarm_writes_a_minimal_failing_scenario() {
         assert_eq!(code, 1, "{f}: {text}");
         assert!(text.contains("invariant one_leader_per_term failed"), "{text}");
     }
+    let page = std::fs::read_to_string(dir.path().join("swarm.md")).expect("swarm.md");
+    let row = page.lines().find(|l| l.starts_with("| one_leader_per_term |")).expect("its row");
+    assert!(row.ends_with("** |"), "the failed count in bold: {row}");
+    assert!(
+        page.contains("failed:\n\n- **one_leader_per_term**") && page.contains("## The smallest scenario"),
+        "{page}"
+    );
+    assert!(dir.path().join("swarm.html").is_file());
     let (code, text) = regsim(&["swarm", &swarm_file("ap.toml"), "--runs", "20", "--out", &out]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("runs       20, all passed") && text.contains("converged_after_heal"), "{text}");
+    let page = std::fs::read_to_string(dir.path().join("swarm.md")).expect("swarm.md of a passing swarm");
+    assert!(page.contains("20 runs, each") && page.contains("Every run passed"), "{page}");
+    assert!(!dir.path().join("minimal.toml").exists(), "a fresh set replaces the failing one");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use regsim::swarm;
-use regsim::{eprintln, println}; // a closed pipe ends the process quietly (regsim::output)
+use regsim::{eprintln, println, report}; // a closed pipe ends the process quietly (regsim::output)
 
 use crate::{ScenarioArgs, bad_input, check_out, progress_bar, usage, write_outputs};
 
@@ -66,8 +66,13 @@ pub fn swarm_command(a: &SwarmArgs) -> ExitCode {
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
     eprintln!("{} runs in {wall:.2} s wall ({:.1} runs/s)", summary.runs, summary.runs as f64 / wall.max(1e-9));
+    let swarm_cmd = format!("regsim swarm {file} --seed {} --runs {}{sets}", a.seed, a.runs);
     let Some(failure) = &summary.failure else {
         print_swarm_summary(&summary);
+        let md = report::swarm_md::markdown(&base.scenario.name, &swarm_cmd, a.runs, &summary, None);
+        if let Err(code) = write_outputs(&dir, Ok(vec![("swarm.md".to_string(), md.into_bytes())])) {
+            return code;
+        }
         return ExitCode::SUCCESS;
     };
     let v = &failure.variant;
@@ -84,7 +89,6 @@ pub fn swarm_command(a: &SwarmArgs) -> ExitCode {
     let shrink_started = Instant::now();
     let shrunk = swarm::shrink(&base, failure);
     let m = &shrunk.variant;
-    let swarm_cmd = format!("regsim swarm {file} --seed {} --runs {}{sets}", a.seed, a.runs);
     let header = |what: &str| {
         format!(
             "# {what} found by: {swarm_cmd}\n# run {} (seed {}): invariant {} fails.\n# Run: regsim run {}\n\n",
@@ -109,6 +113,11 @@ pub fn swarm_command(a: &SwarmArgs) -> ExitCode {
     let files = vec![
         ("failing.toml".to_string(), format!("{}{}", header("Failing swarm variant"), base.text(v)).into_bytes()),
         ("minimal.toml".to_string(), minimal_text.into_bytes()),
+        (
+            "swarm.md".to_string(),
+            report::swarm_md::markdown(&base.scenario.name, &swarm_cmd, a.runs, &summary, Some((failure, &shrunk)))
+                .into_bytes(),
+        ),
     ];
     if let Err(code) = write_outputs(&dir, Ok(files)) {
         return code;

@@ -12,6 +12,7 @@ pub mod lb_plot;
 pub mod markdown;
 pub mod model;
 pub mod plot;
+pub mod swarm_md;
 
 use std::path::{Path, PathBuf};
 

@@ -194,7 +194,9 @@ fn ms(v: u64) -> toml::Value {
     toml::Value::String(format!("{v}ms"))
 }
 
-fn fault_table(f: &GenFault, sizes: &Sizes) -> Option<toml::Table> {
+/// The `[[faults]]` table of one generated fault; None when it does not apply to `sizes`
+/// (a partition shape needing more servers, leader faults in AP, skew under leases).
+pub(crate) fn fault_table(f: &GenFault, sizes: &Sizes) -> Option<toml::Table> {
     use FaultKind::*;
     let mut t = toml::Table::new();
     let s = |v: &str| toml::Value::String(v.to_string());
