@@ -234,5 +234,22 @@ fn committed_cheap_sweep_reports_are_current() {
         for ((f, a), (_, b)) in committed.iter().zip(&fresh) {
             assert!(a == b, "reports/sweeps/{name}/{f} is stale: run scripts/regenerate-reports");
         }
+        if name == "raft-election-timing" {
+            // 150-150 ms elections take minutes: a few per run, so its statistics are thin;
+            // 150-300 ms has one per leader crash (every 2 s) and is not.
+            let json: serde_json::Value =
+                serde_json::from_slice(&read(&out.path().join("sweep.json"))).expect("sweep.json");
+            let point = |randomness: &str| {
+                let results = json["results"].as_array().expect("results");
+                let at = results.iter().find(|r| {
+                    r["params"]["minimum"].to_string().contains("150ms") && r["params"]["randomness"] == randomness
+                });
+                at.expect("the point")["metrics"]["elections.downtime.p99_s"].clone()
+            };
+            let (flat, wide) = (point("0ms"), point("150ms"));
+            assert_eq!(flat["thin"], true, "{flat}");
+            assert!(flat["samples"].as_u64().is_some_and(|n| n < 100 * 5), "{flat}");
+            assert!(wide.get("thin").is_none() && wide["samples"].as_u64().is_some_and(|n| n >= 100 * 5), "{wide}");
+        }
     }
 }

@@ -220,6 +220,36 @@ fn number(v: &Value) -> Option<f64> {
 
 /// A duration statistic (`*_s`) of an object that counted no samples (`"count": 0`): the
 /// report writes 0 there, which is no measurement.
+/// How many samples the statistic `name` (a concrete metric) of `report` rests on: the
+/// `count` beside a duration statistic (`*_s`, e.g. `elections.downtime.p99_s`); None for
+/// other metrics (a count, a fraction of all requests) and names that are not in the report.
+pub fn samples(report: &Value, name: &str) -> Option<u64> {
+    let path = MetricPath::parse(name).ok()?;
+    let (Some(Step::Key(k)), Some(parent_steps)) = (path.steps.last(), path.steps.len().checked_sub(1)) else {
+        return None;
+    };
+    if !k.ends_with("_s") || path.has_wildcard() {
+        return None;
+    }
+    let parent = MetricPath { text: String::new(), steps: path.steps[..parent_steps].to_vec() };
+    parent.lookup(report)?.get("count")?.as_u64()
+}
+
+/// A statistic resting on fewer samples than this per run, or a `pNN` quantile resting on
+/// fewer than 1 / (1 - q) (so that not one sample lies beyond it: the quantile is the largest
+/// sample), is flagged thin in a sweep's tables and plots.
+pub const THIN_SAMPLES: u64 = 10;
+
+/// Samples per run a statistic needs not to be thin ([`THIN_SAMPLES`]; 100 for `p99_s`).
+pub fn samples_needed(metric: &str) -> u64 {
+    let last = metric.rsplit('.').next().unwrap_or(metric);
+    let q = last.strip_prefix('p').and_then(|r| r.strip_suffix("_s")).and_then(|d| d.parse::<u32>().ok());
+    match q {
+        Some(q) if (1..100).contains(&q) => THIN_SAMPLES.max((100.0 / f64::from(100 - q)).ceil() as u64),
+        _ => THIN_SAMPLES,
+    }
+}
+
 fn empty_stats(parent: &Value, key: &str) -> bool {
     key.ends_with("_s") && parent.get("count").and_then(Value::as_u64) == Some(0)
 }
@@ -295,6 +325,19 @@ pub fn unit(metric: &str) -> Option<&'static str> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn statistics_say_how_many_samples_they_rest_on_and_when_that_is_thin() {
+        let r = json!({"elections": {"downtime": {"count": 34, "p50_s": 0.2, "p99_s": 0.9}, "terms": 3},
+                       "detection": {"unhealthy": {"count": 0, "p99_s": 0.0}}});
+        assert_eq!(samples(&r, "elections.downtime.p99_s"), Some(34));
+        assert_eq!(samples(&r, "detection.unhealthy.p99_s"), Some(0));
+        assert_eq!(samples(&r, "elections.downtime.count"), None, "a count is not a statistic of samples");
+        assert_eq!(samples(&r, "elections.terms"), None);
+        assert_eq!(samples(&r, "elections.*.p99_s"), None);
+        assert_eq!(samples(&r, "nowhere.p99_s"), None);
+        assert_eq!(["x.p50_s", "x.p90_s", "x.p99_s", "x.mean_s", "x.max_s"].map(samples_needed), [10, 10, 100, 10, 10]);
+    }
 
     fn report() -> Value {
         json!({

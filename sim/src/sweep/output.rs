@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::file::{Plot, Sweep, sanitize, value_text};
-use super::metric::unit;
+use super::metric::{samples_needed, unit};
 use super::plan::{Meta, repro};
 use super::plot::{Axes, Line, Pt, short, sweep_svg};
 use super::record::{Ordered, RunRecord};
@@ -104,11 +104,22 @@ impl<'a> Aggregate<'a> {
                 metrics
                     .iter()
                     .map(|m| {
-                        let values: Vec<Option<f64>> = runs
+                        let kept = |r: &&RunRecord| r.error.is_none() && !r.hit_limit();
+                        let values: Vec<Option<f64>> =
+                            runs.iter().map(|r| if kept(&r) { r.value(m) } else { None }).collect();
+                        let mut sum = summarize(&values);
+                        let counts: Vec<u64> = runs
                             .iter()
-                            .map(|r| if r.error.is_some() || r.hit_limit() { None } else { r.value(m) })
+                            .filter(kept)
+                            .filter(|r| r.value(m).is_some())
+                            .filter_map(|r| r.samples.get(m).copied())
                             .collect();
-                        summarize(&values)
+                        if !counts.is_empty() {
+                            let total: u64 = counts.iter().sum();
+                            sum.samples = Some(total);
+                            sum.thin = total < samples_needed(m) * counts.len() as u64;
+                        }
+                        sum
                     })
                     .collect()
             })
@@ -246,7 +257,10 @@ impl<'a> Aggregate<'a> {
         }
         out.push_str(
             "\nCells: mean ± half-width of the 95 % confidence interval of the mean (Student t over the point's \
-             seeds), then [min, max] and n (runs with a value).\n\n",
+             seeds), then [min, max] and n (runs with a value). A duration statistic also gives the samples \
+             its runs' values rest on (crashes, elections, requests: the report's `count` beside it), marked \
+             **thin** below 10 per run, or for a quantile pNN below 100 / (100 - NN) per run (p99: 100), where \
+             no sample lies beyond it and it is the largest one; thin points are drawn hollow in the plots.\n\n",
         );
         for f in plot_files {
             out.push_str(&format!("![{f}]({f})\n\n"));
@@ -269,9 +283,11 @@ impl<'a> Aggregate<'a> {
             for p in &s.params {
                 out.push_str(&format!(" {} |", p.name));
             }
-            out.push_str(" mean ± 95 % CI | [min, max] | n |\n|");
+            let with_samples = self.summaries.iter().any(|row| row[k].samples.is_some());
+            out.push_str(" mean ± 95 % CI | [min, max] | n |");
+            out.push_str(if with_samples { " samples |\n|" } else { "\n|" });
             out.push_str(&"---|".repeat(s.params.len()));
-            out.push_str("---:|---|---:|\n");
+            out.push_str(if with_samples { "---:|---|---:|---:|\n" } else { "---:|---|---:|\n" });
             for (p, row) in self.summaries.iter().enumerate() {
                 out.push('|');
                 for l in self.param_labels(p as u64) {
@@ -287,7 +303,22 @@ impl<'a> Aggregate<'a> {
                     (Some(a), Some(b)) => format!("[{}, {}]", short(a), short(b)),
                     _ => "–".into(),
                 };
-                out.push_str(&format!(" {mean} | {span} | {} |\n", x.n));
+                out.push_str(&format!(" {mean} | {span} | {} |", x.n));
+                if with_samples {
+                    let cell = match x.samples {
+                        Some(t) if x.n > 0 => {
+                            let per = short(t as f64 / x.n as f64);
+                            if x.thin {
+                                format!("{t} ({per} per run) **thin**")
+                            } else {
+                                format!("{t} ({per} per run)")
+                            }
+                        }
+                        _ => "–".into(),
+                    };
+                    out.push_str(&format!(" {cell} |"));
+                }
+                out.push('\n');
             }
             out.push('\n');
         }
@@ -370,7 +401,7 @@ impl<'a> Aggregate<'a> {
                         let Some(mean) = summary.mean else { continue };
                         let xv = x.numeric.as_ref().map_or(j as f64, |v| v[j]);
                         let ci = summary.ci95_low.zip(summary.ci95_high).map(clip);
-                        points.push(Pt { x: xv, mean, ci });
+                        points.push(Pt { x: xv, mean, ci, thin: summary.thin });
                     }
                     lines.push(Line { label: label.join(", "), points });
                 }

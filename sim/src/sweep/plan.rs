@@ -136,6 +136,7 @@ impl Plan {
             failed_invariants: Vec::new(),
             error: None,
             metrics: Metrics::default(),
+            samples: Default::default(),
         };
         let out = match run(self.scenario(point), seed) {
             Ok(out) => out,
@@ -167,6 +168,11 @@ impl Plan {
                 metrics.push((name, v));
             }
         }
+        rec.samples = metrics
+            .iter()
+            .filter(|(_, v)| v.is_some())
+            .filter_map(|(name, _)| Some((name.clone(), super::metric::samples(&value, name)?)))
+            .collect();
         rec.metrics = Metrics(metrics);
         (rec, Some(value))
     }

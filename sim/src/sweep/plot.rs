@@ -17,6 +17,8 @@ pub struct Pt {
     pub x: f64,
     pub mean: f64,
     pub ci: Option<(f64, f64)>,
+    /// Resting on few samples per run (drawn hollow, [`crate::sweep::metric::samples_needed`]).
+    pub thin: bool,
 }
 
 pub struct Line {
@@ -35,8 +37,8 @@ pub struct Axes<'a> {
     pub log_y: bool,
 }
 
-/// A point in plot coordinates: x, mean, interval.
-type Drawn = (f64, f64, Option<(f64, f64)>);
+/// A point in plot coordinates: x, mean, interval, thin.
+type Drawn = (f64, f64, Option<(f64, f64)>, bool);
 
 const SIZE: (u32, u32) = (1060, 520);
 const LEGEND_WIDTH: u32 = 300;
@@ -84,7 +86,7 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
                 .iter()
                 .filter_map(|p| {
                     let ci = p.ci.and_then(|(a, b)| Some((ty(a)?, ty(b)?)));
-                    Some((tx(p.x)?, ty(p.mean)?, ci))
+                    Some((tx(p.x)?, ty(p.mean)?, ci, p.thin))
                 })
                 .collect()
         })
@@ -151,13 +153,23 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
                 }
             }
             chart.draw_series(LineSeries::new(pts.iter().map(|p| (p.0, p.1)), c.stroke_width(2))).map_err(err)?;
-            chart.draw_series(pts.iter().map(|p| Circle::new((p.0, p.1), 3, c.filled()))).map_err(err)?;
+            chart
+                .draw_series(pts.iter().filter(|p| !p.3).map(|p| Circle::new((p.0, p.1), 3, c.filled())))
+                .map_err(err)?;
+            // A thin point: a white dot in a ring of the line's colour.
+            for p in pts.iter().filter(|p| p.3) {
+                chart.draw_series(std::iter::once(Circle::new((p.0, p.1), 5, WHITE.filled()))).map_err(err)?;
+                chart.draw_series(std::iter::once(Circle::new((p.0, p.1), 5, c.stroke_width(2)))).map_err(err)?;
+            }
             labels.push((if pts.is_empty() { format!("{} (no value)", line.label) } else { line.label.clone() }, c));
         }
         // A series with no value at any point (e.g. never converged) says so in the legend.
         let entries: Vec<(&str, RGBColor, Mark)> = labels.iter().map(|(l, c)| (l.as_str(), *c, Mark::Line)).collect();
         side_legend(&legend, &entries)?;
         let mut notes = vec!["band: 95 % CI of the mean,".to_string(), "clipped to the metric's range".to_string()];
+        if drawn.iter().flatten().any(|p| p.3) {
+            notes.push("hollow point: thin, too few samples per run".to_string());
+        }
         if dropped > 0 {
             notes.push(format!("log axis: {dropped} point(s) at 0 not shown"));
         }
@@ -189,11 +201,11 @@ mod tests {
             Line {
                 label: "loss=0".into(),
                 points: vec![
-                    Pt { x: 1.0, mean: 10.0, ci: Some((9.0, 11.0)) },
-                    Pt { x: 2.0, mean: 12.0, ci: Some((11.0, 13.0)) },
+                    Pt { x: 1.0, mean: 10.0, ci: Some((9.0, 11.0)), thin: false },
+                    Pt { x: 2.0, mean: 12.0, ci: Some((11.0, 13.0)), thin: true },
                 ],
             },
-            Line { label: "loss=0.05".into(), points: vec![Pt { x: 1.0, mean: 0.0, ci: None }] },
+            Line { label: "loss=0.05".into(), points: vec![Pt { x: 1.0, mean: 0.0, ci: None, thin: false }] },
         ];
         let axes =
             Axes { title: "t", x_label: "beat (s)", y_label: "p99 (s)", categories: None, log_x: true, log_y: true };

@@ -26,6 +26,9 @@ pub struct RunRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub metrics: Metrics,
+    /// Samples behind each duration statistic among `metrics` ([`super::metric::samples`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub samples: std::collections::BTreeMap<String, u64>,
 }
 
 impl RunRecord {

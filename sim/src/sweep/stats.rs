@@ -23,6 +23,13 @@ pub struct Summary {
     pub ci95_high: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// Samples behind the values (a duration statistic's `count`, summed over the runs with
+    /// a value); none for other metrics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<u64>,
+    /// Fewer samples per run than the statistic needs ([`super::metric::samples_needed`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub thin: bool,
 }
 
 /// t(0.975, df) for df = 1..=30.
@@ -81,7 +88,18 @@ pub fn summarize(values: &[Option<f64>]) -> Summary {
     let n = present.len() as u64;
     let missing = values.len() as u64 - n;
     if n == 0 {
-        return Summary { n, missing, mean: None, sd: None, ci95_low: None, ci95_high: None, min: None, max: None };
+        return Summary {
+            n,
+            missing,
+            mean: None,
+            sd: None,
+            ci95_low: None,
+            ci95_high: None,
+            min: None,
+            max: None,
+            samples: None,
+            thin: false,
+        };
     }
     let mean = present.iter().sum::<f64>() / n as f64;
     let min = present.iter().copied().fold(f64::INFINITY, f64::min);
@@ -94,7 +112,18 @@ pub fn summarize(values: &[Option<f64>]) -> Summary {
     } else {
         (None, None, None)
     };
-    Summary { n, missing, mean: Some(mean), sd, ci95_low: lo, ci95_high: hi, min: Some(min), max: Some(max) }
+    Summary {
+        n,
+        missing,
+        mean: Some(mean),
+        sd,
+        ci95_low: lo,
+        ci95_high: hi,
+        min: Some(min),
+        max: Some(max),
+        samples: None,
+        thin: false,
+    }
 }
 
 #[cfg(test)]
