@@ -19,7 +19,7 @@ use crate::fault::Topology;
 use crate::protocol::{Obs, RequestKind};
 use crate::report::plot::{COLORS, LEGEND_WIDTH, Mark, side_legend};
 use crate::scenario::{Scenario, build};
-use regsim_kernel::{FaultRecord, NodeId, Record, SimTime, What};
+use regsim_kernel::{FaultRecord, NodeId, SimTime, What};
 
 /// What a step is, for its colour in the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,13 +108,8 @@ pub fn explain(scenario: &Scenario, seed: u64, name: &str) -> Result<Story, Stri
     let mut last_beat: Option<SimTime> = None;
     // Per consumer or gateway: the last request to the instance in the open episode.
     let mut last_call: BTreeMap<NodeId, SimTime> = BTreeMap::new();
-    let mut records: Vec<Record<Obs>> = Vec::new();
-    let world = &mut built.world;
-    loop {
-        let stop = (world.now() + crate::run::CHUNK).min(end);
-        let outcome = world.run_until(stop, scenario.limits.max_events);
-        world.take_records(&mut records);
-        for r in records.drain(..) {
+    crate::run::drive(&mut built.world, end, scenario.limits.max_events, &mut |records, _| {
+        for r in records {
             let t = r.time;
             match &r.what {
                 What::Fault(FaultRecord::Crashed) if r.node == me => {
@@ -172,11 +167,7 @@ pub fn explain(scenario: &Scenario, seed: u64, name: &str) -> Result<Story, Stri
                 _ => {}
             }
         }
-        match outcome {
-            regsim_kernel::Outcome::ReachedEnd if stop < end => continue,
-            _ => break,
-        }
-    }
+    });
     if let Some(mut e) = open.take() {
         close_calls(&mut e, &mut last_call);
         episodes.push(e);

@@ -51,6 +51,29 @@ pub fn latency_bound(s: &Scenario) -> Option<SimDuration> {
     Some(max)
 }
 
+/// Runs `world` to `end` (or the event limit) in [`CHUNK`]s of virtual time, handing each
+/// chunk's records, in order, and the virtual time reached to `each`: the one loop of
+/// `run` and `explain`.
+pub fn drive(
+    world: &mut regsim_kernel::World<crate::protocol::Node>,
+    end: SimTime,
+    max_events: u64,
+    each: &mut dyn FnMut(&[regsim_kernel::Record<crate::protocol::Obs>], SimTime),
+) -> Outcome {
+    let mut records = Vec::new();
+    loop {
+        let stop = (world.now() + CHUNK).min(end);
+        let outcome = world.run_until(stop, max_events);
+        world.take_records(&mut records);
+        each(&records, world.now());
+        records.clear();
+        match outcome {
+            Outcome::ReachedEnd if stop < end => continue,
+            other => break other,
+        }
+    }
+}
+
 /// Runs `scenario` with `seed`. The scenario must have been validated by `scenario::load`.
 pub fn run(scenario: &Scenario, seed: u64) -> Result<RunOutput, String> {
     run_with_progress(scenario, seed, &mut |_, _| {})
@@ -66,20 +89,10 @@ pub fn run_with_progress(
     let mut built = build(scenario, seed).map_err(|(p, m)| format!("{p}: {m}"))?;
     let end = SimTime(scenario.duration.as_nanos());
     let mut collector = Collector::new(scenario, seed, &built.topology, built.world.fault_actions().to_vec())?;
-    let world = &mut built.world;
-    let mut records = Vec::new();
-    let outcome = loop {
-        let stop = (world.now() + CHUNK).min(end);
-        let outcome = world.run_until(stop, scenario.limits.max_events);
-        world.take_records(&mut records);
-        collector.ingest(&records);
-        records.clear();
-        progress(world.now(), end);
-        match outcome {
-            Outcome::ReachedEnd if stop < end => continue,
-            other => break other,
-        }
-    };
+    let outcome = drive(&mut built.world, end, scenario.limits.max_events, &mut |records, now| {
+        collector.ingest(records);
+        progress(now, end);
+    });
     let servers = built.servers();
     let world = &built.world;
     let raft_logs = servers.into_iter().filter_map(|n| world.actor(n).raft_log_terms()).collect();

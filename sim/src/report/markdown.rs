@@ -63,7 +63,7 @@ fn fault_words(r: &Report) -> String {
     if v.is_empty() { "none".into() } else { v.join(", ") }
 }
 
-fn plot(s: &mut String, plots: &[String], file: &str, alt: &str) {
+pub(crate) fn plot(s: &mut String, plots: &[String], file: &str, alt: &str) {
     if plots.iter().any(|p| p == file) {
         let _ = writeln!(s, "![{alt}]({file})\n");
     }
@@ -123,7 +123,7 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
     super::alerts_md::markdown(&mut s, r);
     plot(&mut s, plots, "alerts-cdf.svg", "alert latency from the crash, over every crash");
     // What users saw.
-    availability_md(&mut s, r);
+    super::users_md::availability_md(&mut s, r);
     if let Some(st) = &r.staleness {
         let who = if r.api.is_some() { "gateway" } else { "consumer" };
         let _ = writeln!(s, "## Staleness of {who} views\n");
@@ -139,7 +139,7 @@ pub fn markdown(r: &Report, plots: &[String]) -> String {
         );
         plot(&mut s, plots, "staleness.svg", "share of views differing from the registry's ground truth");
     }
-    consistency_md(&mut s, &r.consistency);
+    super::users_md::consistency_md(&mut s, &r.consistency, plots);
     super::api_md::markdown(&mut s, r);
     plot(&mut s, plots, "api.svg", "gateway requests, errors and latency over time");
     super::api_md::zoom_markdown(&mut s, r);
@@ -325,7 +325,7 @@ pub fn kind_name(k: &crate::protocol::RequestKind) -> String {
     }
 }
 
-fn ratio_cells(m: &RatioByKind) -> String {
+pub(crate) fn ratio_cells(m: &RatioByKind) -> String {
     let cells: Vec<String> = m
         .iter()
         .map(|(k, v)| match v.fraction {
@@ -334,94 +334,6 @@ fn ratio_cells(m: &RatioByKind) -> String {
         })
         .collect();
     if cells.is_empty() { "no requests".into() } else { cells.join(", ") }
-}
-
-fn availability_md(s: &mut String, r: &Report) {
-    let a = &r.availability;
-    let _ = writeln!(
-        s,
-        "## Availability (fraction of requests that succeeded)\n\n*During faults*: while a partition was \
-         active, a server was down or paused, or a crashed instance was still listed (in a consumer view; \
-         without consumers, in a server copy) and had not restarted. Per partition side: while a partition \
-         was active, by the requester's side, named by the registry servers it held.\n\n\
-         | window | by request kind |\n|---|---|"
-    );
-    let _ = writeln!(s, "| overall | {} |", ratio_cells(&a.overall));
-    let _ = writeln!(s, "| during faults | {} |", ratio_cells(&a.during_faults));
-    let _ = writeln!(s, "| outside faults | {} |", ratio_cells(&a.outside_faults));
-    for (side, m) in &a.by_side {
-        let _ = writeln!(s, "| partition side: {side} | {} |", ratio_cells(m));
-    }
-    let _ = writeln!(s);
-}
-
-fn consistency_md(s: &mut String, c: &crate::report::model::ConsistencyReport) {
-    let _ = writeln!(s, "## Consistency (linearizability of registry operations)\n");
-    let search = if c.states_explored == 0 {
-        "decided without a search (no completed list, or no deregistrations: the grow-only pass)".to_string()
-    } else {
-        format!("{} search states explored", c.states_explored)
-    };
-    let _ = writeln!(
-        s,
-        "Verdict: {}. {}. {} operations ({} never completed), {} lists; {search}.\n",
-        verdict_words(c),
-        c.detail,
-        c.ops,
-        c.open_ops,
-        c.lists,
-    );
-    if c.verdict == "violation" && !c.promised {
-        let _ = writeln!(
-            s,
-            "The AP registry (Distro) replicates asynchronously: a list answered by a server that a \
-             registration has not reached yet misses it. That is its design, not a failure; what matters \
-             is how often, how stale and when (below).\n"
-        );
-    }
-    match &c.stale {
-        None => {
-            let _ = writeln!(
-                s,
-                "Stale reads: none of the {} lists missed an instance whose registration had completed before \
-                 it began.\n",
-                c.lists
-            );
-        }
-        Some(st) => {
-            let _ = writeln!(
-                s,
-                "Stale reads: {} of {} lists ({:.2} %) missed an instance whose registration had completed \
-                 before the list began, from {:.1} s to {:.1} s. The missed registration had completed {:.3} s \
-                 before the list on average, {:.3} s at worst. {} of them had a fault (a partition, a server \
-                 down, paused, cut off or skewed) between that registration and the list; {} had none \
-                 (replication lag).\n",
-                c.stale_lists,
-                c.lists,
-                100.0 * c.stale_lists as f64 / c.lists.max(1) as f64,
-                st.first_s,
-                st.last_s,
-                st.mean_age_s,
-                st.worst_age_s,
-                st.during_faults,
-                st.without_faults
-            );
-        }
-    }
-    if !c.violation.is_empty() {
-        let when = match c.witness_during_faults {
-            Some(true) => " It ran while a fault was active.",
-            Some(false) => " No fault was active while it ran: replication lag alone produced it.",
-            None => "",
-        };
-        let _ = writeln!(s, "A minimal set of operations with no linearization (the checker's witness).{when}\n");
-        let _ = writeln!(s, "| client | operation | invoked (s) | completed (s) |\n|---|---|---|---|");
-        for o in &c.violation {
-            let done = o.complete_s.map_or("never".to_string(), |x| format!("{x:.3}"));
-            let _ = writeln!(s, "| {} | {} | {:.3} | {done} |", o.client, o.op, o.invoke_s);
-        }
-        let _ = writeln!(s);
-    }
 }
 
 /// The summary printed on stdout after a run.

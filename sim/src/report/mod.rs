@@ -13,6 +13,7 @@ pub mod markdown;
 pub mod model;
 pub mod plot;
 pub mod swarm_md;
+pub mod users_md;
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +58,8 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
             plot::series_svg(&title, &format!("fraction of {who} views wrong"), &series, &spans, "partition active")?;
         plots.push(("staleness.svg".to_string(), svg));
     }
+    let title = format!("{}: the linearizability witness, operation by operation", report.scenario);
+    plots.extend(users_md::witness_svg(&title, &report.consistency)?.map(|svg| ("witness.svg".to_string(), svg)));
     if report.elections.as_ref().is_some_and(|e| e.incidents + e.unresolved > 0) {
         let downtimes: Vec<f64> = analyzer.elections.incidents.iter().map(|x| x.0).collect();
         let title = format!("{}: time to elect a new leader", report.scenario);
