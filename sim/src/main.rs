@@ -48,9 +48,10 @@ enum Command {
     /// variant's report in its own folder.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
-    /// The story of one instance's crashes: its last beat, the mark, each server copy and consumer
-    /// view catching up, the last requests, with the time each step added (explain.md and a
-    /// timeline SVG per crash in --out).
+    /// The story of one instance's crashes (--instance: its last beat, the mark, each server copy
+    /// and consumer view catching up, the last requests) or of one Raft election (--election:
+    /// timeouts, votes, split rounds, the winner), with the time each step added (explain.md and
+    /// timeline SVGs in --out).
     #[command(after_help = EXIT_CODES)]
     Explain(ExplainArgs),
     /// Evaluate client-side balancers without a cluster: balance and disruption tables.
@@ -135,8 +136,11 @@ struct ExplainArgs {
     #[command(flatten)]
     scenario: ScenarioArgs,
     /// The instance, as a scenario target names it: instances[2].
-    #[arg(short, long, value_name = "NAME")]
-    instance: String,
+    #[arg(short, long, value_name = "NAME", required_unless_present = "election", conflicts_with = "election")]
+    instance: Option<String>,
+    /// A Raft election (CP mode): its number in the run (1: the cluster's first) or `slowest`.
+    #[arg(short, long, value_name = "N|slowest")]
+    election: Option<String>,
     /// Override the scenario's seed.
     #[arg(short, long)]
     seed: Option<u64>,
@@ -151,7 +155,16 @@ fn explain_command(a: &ExplainArgs) -> ExitCode {
         Err(e) => return bad_input(&e),
     };
     let seed = a.seed.unwrap_or(scenario.seed);
-    let folder: String = a.instance.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    let pick = match a.election.as_deref().map(regsim::explain::election::Pick::parse).transpose() {
+        Ok(p) => p,
+        Err(e) => return usage("--election", &e),
+    };
+    let what = match (&a.instance, &a.election) {
+        (Some(i), _) => i.clone(),
+        (None, Some(e)) => format!("election-{e}"),
+        (None, None) => return usage("--instance", "give --instance NAME or --election N|slowest"),
+    };
+    let folder: String = what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let dir = a
         .out
         .clone()
@@ -159,11 +172,23 @@ fn explain_command(a: &ExplainArgs) -> ExitCode {
     if let Err(code) = check_out(&dir) {
         return code;
     }
-    let story = match regsim::explain::explain(&scenario, seed, &a.instance) {
-        Ok(s) => s,
-        Err(e) => return usage("--instance", &e),
+    let files = match (&a.instance, pick) {
+        (Some(instance), _) => match regsim::explain::explain(&scenario, seed, instance) {
+            Ok(story) => regsim::explain::render(&story),
+            Err(e) => return usage("--instance", &e),
+        },
+        (None, Some(pick)) => {
+            let story = match regsim::explain::election::collect(&scenario, seed) {
+                Ok(s) => s,
+                Err(e) => return usage("--election", &e),
+            };
+            match regsim::explain::election::pick(&story, pick) {
+                Ok(e) => regsim::explain::election::render(&story, e),
+                Err(e) => return usage("--election", &e),
+            }
+        }
+        (None, None) => return usage("--instance", "give --instance NAME or --election N|slowest"),
     };
-    let files = regsim::explain::render(&story);
     let md = files.as_ref().ok().and_then(|f| f.first()).map(|f| String::from_utf8_lossy(&f.1).into_owned());
     if let Err(code) = write_outputs(&dir, files) {
         return code;

@@ -153,3 +153,30 @@ fn event_limit_exits_3() {
     let (code, out) = regsim(&["run", p.to_str().expect("utf-8"), "--out", out_dir.to_str().expect("utf-8")]);
     assert_eq!(code, 3, "{out}");
 }
+
+/// `regsim explain`: an instance's or an election's story, written and printed; a wrong
+/// pick is exit 2 with what was expected.
+#[test]
+fn explain_tells_an_instance_or_an_election_story_and_refuses_a_wrong_pick() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cp = root.join("scenarios/raft-election-timing.toml").display().to_string();
+    let ap = root.join("scenarios/nacos-crash.toml").display().to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let (code, text) = regsim(&["explain", &cp, "--election", "slowest", "--out", &out("e")]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("became leader") && text.contains("granted its vote to"), "{text}");
+    assert!(dir.path().join("e/election.svg").is_file() && dir.path().join("e/explain.html").is_file());
+    for (args, needle) in [
+        (vec!["explain", &cp, "--election", "0"], "expected an election number from 1"),
+        (vec!["explain", &cp, "--election", "100000"], "--election takes 1..="),
+        (vec!["explain", &ap, "--election", "1"], "AP mode: there are no elections"),
+        (vec!["explain", &ap, "--instance", "servers[0]"], "is not an instance"),
+    ] {
+        let (code, text) = regsim(&args);
+        assert_eq!(code, 2, "{args:?}: {text}");
+        assert!(text.contains(needle), "{args:?}: {text}");
+    }
+    let (code, text) = regsim(&["explain", &ap]);
+    assert_eq!(code, 2, "neither --instance nor --election: {text}");
+}

@@ -474,7 +474,7 @@ impl Analyzer {
             | Obs::ApiDone { .. }
             | Obs::Upstream { .. }
             | Obs::Breaker { .. } => {}
-            Obs::Member { .. } | Obs::Reregistered => {}
+            Obs::Member { .. } | Obs::Reregistered | Obs::PreCampaign { .. } | Obs::Voted { .. } => {}
         }
     }
 

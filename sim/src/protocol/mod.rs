@@ -162,6 +162,18 @@ pub enum Obs {
     SteppedDown {
         term: u64,
     },
+    /// Raft: this server's election timer fired and it asks for pre-votes for `term` (PreVote
+    /// on: it does not bump its term until a majority would vote for it).
+    PreCampaign {
+        term: u64,
+    },
+    /// Raft: this server granted its (pre-)vote for `term` to `candidate` (for `regsim
+    /// explain`: who voted for whom in each round).
+    Voted {
+        term: u64,
+        candidate: NodeId,
+        pre: bool,
+    },
     /// CP: the leader acknowledged a client write stored at `index` in `term`.
     Acked {
         index: u32,

@@ -275,6 +275,11 @@ fn elections_md(s: &mut String, r: &Report, plots: &[String]) {
         );
     }
     plot(s, plots, "elections-cdf.svg", "time to a new leader, over every leader failure");
+    let _ = writeln!(
+        s,
+        "Who timed out, who voted for whom and which rounds split, election by election: `regsim explain \
+         <scenario file> --election slowest` (or `--election N`).\n"
+    );
 }
 
 fn load_md(s: &mut String, r: &Report, plots: &[String]) {

@@ -255,6 +255,7 @@ impl RaftNode {
         if self.config.pre_vote {
             self.role = Role::PreCandidate;
             self.votes = vec![self.me];
+            ctx.observe(Obs::PreCampaign { term: self.term + 1 });
             self.request_votes(ctx, self.term + 1, true);
             self.reset_election_timer(ctx);
             self.check_votes(ctx, true);
@@ -514,6 +515,7 @@ impl RaftNode {
                 self.persist(ctx);
                 self.reset_election_timer(ctx);
             }
+            ctx.observe(Obs::Voted { term, candidate: from, pre });
             self.send(ctx, from, Msg::Vote { term, pre, granted: true });
         } else {
             self.send(ctx, from, Msg::Vote { term: self.term, pre, granted: false });

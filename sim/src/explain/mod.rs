@@ -13,13 +13,13 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use plotters::prelude::*;
-
 use crate::fault::Topology;
 use crate::protocol::{Obs, RequestKind};
-use crate::report::plot::{COLORS, LEGEND_WIDTH, Mark, side_legend};
 use crate::scenario::{Scenario, build};
 use regsim_kernel::{FaultRecord, NodeId, SimTime, What};
+
+pub mod election;
+mod lanes;
 
 /// What a step is, for its colour in the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -48,15 +48,16 @@ impl Kind {
         }
     }
 
-    fn color(self) -> RGBColor {
+    /// Index into the shared palette.
+    fn color(self) -> usize {
         match self {
-            Kind::Beat => COLORS[7],
-            Kind::Crash | Kind::Restart => COLORS[3],
-            Kind::Mark => COLORS[1],
-            Kind::Copy => COLORS[0],
-            Kind::View => COLORS[2],
-            Kind::Traffic => COLORS[4],
-            Kind::Monitoring => COLORS[5],
+            Kind::Beat => 7,
+            Kind::Crash | Kind::Restart => 3,
+            Kind::Mark => 1,
+            Kind::Copy => 0,
+            Kind::View => 2,
+            Kind::Traffic => 4,
+            Kind::Monitoring => 5,
         }
     }
 }
@@ -265,7 +266,7 @@ fn plot_name(k: usize) -> String {
     format!("timeline-{}.svg", k + 1)
 }
 
-/// One lane per node that took part, x = seconds from the crash, a marker per step.
+/// One lane per node that took part (the instance first), x = seconds from the crash.
 pub fn timeline_svg(s: &Story, k: usize) -> Result<String, String> {
     let e = &s.episodes[k];
     let mut lanes: Vec<NodeId> = vec![s.instance];
@@ -275,65 +276,20 @@ pub fn timeline_svg(s: &Story, k: usize) -> Result<String, String> {
         }
     }
     lanes[1..].sort();
-    let x0 = e.steps.iter().map(|st| st.t).min().unwrap_or(e.crashed);
-    let x1 = e.steps.iter().map(|st| st.t).max().unwrap_or(e.crashed);
-    let rel = |t: SimTime| t.as_secs_f64() - e.crashed.as_secs_f64();
-    let (lo, hi) = (rel(x0), rel(x1));
-    let pad = ((hi - lo) * 0.05).max(0.5);
-    let height = (120 + 22 * lanes.len() as u32).min(4000);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (900 + LEGEND_WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (plot, legend) = root.split_horizontally(900);
-        let names: Vec<String> = lanes.iter().map(|n| s.topology.name(*n)).collect();
-        let mut chart = ChartBuilder::on(&plot)
-            .caption(
-                format!("{}: crash {} of {} at {:.1} s", s.scenario, k + 1, s.name, e.crashed.as_secs_f64()),
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(110)
-            .build_cartesian_2d(lo - pad..hi + pad, -0.5..lanes.len() as f64 - 0.5)
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds from the crash")
-            .y_labels(lanes.len())
-            .y_label_formatter(&|y| {
-                let i = y.round();
-                if (y - i).abs() < 1e-6 && i >= 0.0 {
-                    names.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
-            .disable_y_mesh()
-            .draw()
-            .map_err(|e| e.to_string())?;
-        let lane = |n: NodeId| lanes.iter().position(|x| *x == n).unwrap_or(0) as f64;
-        let mut kinds = Vec::new();
-        for st in &e.steps {
-            let c = st.kind.color();
-            chart
-                .draw_series(std::iter::once(Circle::new((rel(st.t), lane(st.node)), 5, c.filled())))
-                .map_err(|e| e.to_string())?;
-            if !kinds.iter().any(|(l, _)| *l == st.kind.label()) {
-                kinds.push((st.kind.label(), c));
-            }
-        }
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(0.0, -0.5), (0.0, lanes.len() as f64 - 0.5)],
-                COLORS[3].mix(0.6).stroke_width(1),
-            )))
-            .map_err(|e| e.to_string())?;
-        let entries: Vec<(&str, RGBColor, Mark)> = kinds.iter().map(|(l, c)| (*l, *c, Mark::Dot)).collect();
-        side_legend(&legend, &entries)?;
-        root.present().map_err(|e| e.to_string())?;
-    }
-    Ok(svg)
+    let names: Vec<String> = lanes.iter().map(|n| s.topology.name(*n)).collect();
+    let dots: Vec<lanes::Dot> = e
+        .steps
+        .iter()
+        .map(|st| lanes::Dot {
+            x: st.t.as_secs_f64() - e.crashed.as_secs_f64(),
+            lane: lanes.iter().position(|x| *x == st.node).unwrap_or(0),
+            color: st.kind.color(),
+            label: st.kind.label(),
+            text: None,
+        })
+        .collect();
+    let title = format!("{}: crash {} of {} at {:.1} s", s.scenario, k + 1, s.name, e.crashed.as_secs_f64());
+    lanes::lanes_svg(&title, "seconds from the crash", &names, &dots)
 }
 
 /// The files of an explanation: `explain.md` and one timeline per episode (at most 20).
