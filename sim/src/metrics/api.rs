@@ -554,6 +554,22 @@ mod tests {
         }
     }
 
+    /// A crash of `instance` at `crashed` s, listed and viewed, until 100 s.
+    fn episode(instance: NodeId, crashed: f64) -> Episode {
+        Episode {
+            instance,
+            crashed: t(crashed),
+            ended: t(100.0),
+            listed: true,
+            viewed: true,
+            unhealthy: None,
+            deleted: None,
+            replicated: None,
+            views_updated: None,
+            last_call: None,
+        }
+    }
+
     fn t(s: f64) -> SimTime {
         SimTime(SimDuration::from_secs_f64(s).as_nanos())
     }
@@ -568,18 +584,7 @@ mod tests {
         a.view(t(20.0), g, i, false);
         a.view(t(22.0), g, i, true); // a stale server listed it again
         a.sent(t(23.0), g, i, true);
-        let ep = |crashed: f64| Episode {
-            instance: i,
-            crashed: t(crashed),
-            ended: t(100.0),
-            listed: true,
-            viewed: true,
-            unhealthy: None,
-            deleted: None,
-            replicated: None,
-            views_updated: None,
-            last_call: None,
-        };
+        let ep = |crashed: f64| episode(i, crashed);
         let r = a.clone().finish(&[ep(5.0)], &[g], Vec::new());
         assert!(r.invariant.holds, "{}", r.invariant.detail);
         assert_eq!(r.crashes[0].stopped_after_s, 18.0);
@@ -613,18 +618,7 @@ mod tests {
             a.upstream(t(at), g, i, Outcome::CircuitOpen, true);
         }
         a.view(t(52.0), g, i, false);
-        let ep = |instance, crashed: f64| Episode {
-            instance,
-            crashed: t(crashed),
-            ended: t(100.0),
-            listed: true,
-            viewed: true,
-            unhealthy: None,
-            deleted: None,
-            replicated: None,
-            views_updated: None,
-            last_call: None,
-        };
+        let ep = episode;
         // `other` crashes too but gets no traffic after it: not the slowest stop.
         let r = a.finish(&[ep(other, 47.0), ep(i, 50.0)], &[g], Vec::new());
         let z = r.zoom.expect("a zoom");
