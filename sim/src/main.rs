@@ -288,7 +288,16 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
     let runs: Vec<(String, Vec<String>, &regsim::report::Report)> =
         variants.iter().zip(&outputs).map(|((n, sets, _), o)| (n.clone(), sets.clone(), &o.report)).collect();
     let cmp = report::compare::Comparison::new(&name, seed, &runs);
-    let md = report::compare::markdown(&cmp);
+    let named: Vec<(&str, &RunOutput)> = variants.iter().zip(&outputs).map(|((n, _, _), o)| (n.as_str(), o)).collect();
+    let family_plots = match report::compare::family_plots(&name, &named) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: drawing the comparison's plots: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let plot_names: Vec<String> = family_plots.iter().map(|p| p.0.clone()).collect();
+    let md = report::compare::markdown(&cmp, &plot_names);
     // cap.svg only when the variants have what it plots (no plot without data).
     let cap = if report::compare::has_cap(&cmp) { Some(report::compare::cap_svg(&cmp)) } else { None };
     let files = serde_json::to_vec_pretty(&cmp).map_err(|e| e.to_string()).and_then(|json| {
@@ -296,6 +305,7 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
         if let Some(svg) = cap {
             f.push(("cap.svg".to_string(), svg?.into_bytes()));
         }
+        f.extend(family_plots.into_iter().map(|(n, svg)| (n, svg.into_bytes())));
         Ok(f)
     });
     let files = files.map(|mut f| {
@@ -310,8 +320,10 @@ fn compare_command(a: &CompareArgs) -> ExitCode {
         }
     }
     print!("{md}");
-    let cap = if report::compare::has_cap(&cmp) { ", cap.svg" } else { "" };
-    println!("report: {}/ (compare.md, compare.html, compare.json{cap}; one folder per variant)", dir.display());
+    let mut plots = if report::compare::has_cap(&cmp) { vec!["cap.svg".to_string()] } else { Vec::new() };
+    plots.extend(plot_names);
+    let plots: String = plots.iter().map(|p| format!(", {p}")).collect();
+    println!("report: {}/ (compare.md, compare.html, compare.json{plots}; one folder per variant)", dir.display());
     if outputs.iter().any(|o| o.failed_invariants().next().is_some()) {
         return ExitCode::from(1);
     }

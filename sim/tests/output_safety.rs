@@ -113,9 +113,15 @@ fn compare_variants_need_distinct_names_and_share_one_set() {
     );
     assert_eq!(code, 0, "{out}");
     let names = tree(&d.join("c"));
-    for want in [".regsim-output", "compare.json", "a/report.json", "b/report.json"] {
+    for want in [".regsim-output", "compare.json", "a/report.json", "b/report.json", "detection-cdf.svg"] {
         assert!(names.contains(&PathBuf::from(want)), "{want} in {names:?}");
     }
+    // Both variants crash instances (a detection plot per variant) and are AP (no elections).
+    assert!(!names.contains(&PathBuf::from("elections-cdf.svg")), "{names:?}");
+    let md = std::fs::read_to_string(d.join("c/compare.md")).expect("compare.md");
+    assert!(md.contains("](detection-cdf.svg)"), "{md}");
+    let svg = std::fs::read_to_string(d.join("c/detection-cdf.svg")).expect("svg");
+    assert!(svg.contains("a: marked unhealthy") && svg.contains("b: marked unhealthy"), "one line per variant");
     // No staging folder stays beside it.
     assert_eq!(tree(d).iter().filter(|p| p.to_string_lossy().contains("staging")).count(), 0);
 }

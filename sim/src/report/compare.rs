@@ -79,7 +79,7 @@ impl Comparison {
 const WRITES: RequestKind = RequestKind::Register;
 const READS: RequestKind = RequestKind::Query;
 
-pub fn markdown(c: &Comparison) -> String {
+pub fn markdown(c: &Comparison, plots: &[String]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# regsim comparison: {} (seed {})\n", c.scenario, c.seed);
     let names: Vec<&str> = c.variants.iter().map(|v| v.name.as_str()).collect();
@@ -124,7 +124,73 @@ pub fn markdown(c: &Comparison) -> String {
     if has_cap(c) {
         let _ = writeln!(s, "## Availability against staleness\n\n![availability against staleness](cap.svg)\n");
     }
+    if plots.iter().any(|p| p == "detection-cdf.svg") {
+        let _ = writeln!(
+            s,
+            "## Detection, variant by variant\n\nOver every crash episode of each variant; a line that ends below 1 \
+             is the share its stage never reached.\n\n![detection latency per variant](detection-cdf.svg)\n"
+        );
+    }
+    if plots.iter().any(|p| p == "elections-cdf.svg") {
+        let _ = writeln!(
+            s,
+            "## Leader elections, variant by variant\n\n![time to a new leader per variant](elections-cdf.svg)\n"
+        );
+    }
     s
+}
+
+/// One plot per family the variants' tables cannot show as a distribution: detection (the
+/// first and the last stage of each variant, over its crash episodes) and elections (time to
+/// a new leader over each variant's leader failures). Each only when some variant has data.
+pub fn family_plots(scenario: &str, runs: &[(&str, &crate::run::RunOutput)]) -> Result<Vec<(String, String)>, String> {
+    use super::markdown::stage_title as t;
+    let mut out = Vec::new();
+    let mut labels: Vec<(String, &[f64], usize)> = Vec::new();
+    for (name, o) in runs {
+        let d = &o.analyzer.detection;
+        let last = if o.report.detection.views_updated.is_some() {
+            ("views_updated", &d.views_updated)
+        } else {
+            ("deleted", &d.deleted)
+        };
+        for (stage, st) in [("unhealthy", &d.unhealthy), last] {
+            let total = st.latencies_s.len() + st.missed as usize;
+            if total > 0 {
+                labels.push((format!("{name}: {}", t(stage)), &st.latencies_s, total));
+            }
+        }
+    }
+    if !labels.is_empty() {
+        let lines: Vec<super::plot::CdfLine<'_>> =
+            labels.iter().map(|(l, s, total)| super::plot::CdfLine { label: l, samples: s, total: *total }).collect();
+        let title = format!("{scenario}: detection latency from the crash, per variant");
+        out.push((
+            "detection-cdf.svg".to_string(),
+            super::plot::cdf_svg(&title, "seconds from the crash", "fraction of crash episodes", &lines)?,
+        ));
+    }
+    let downtimes: Vec<(String, Vec<f64>, usize)> = runs
+        .iter()
+        .filter_map(|(name, o)| {
+            let e = o.report.elections.as_ref()?;
+            let samples: Vec<f64> = o.analyzer.elections.incidents.iter().map(|x| x.0).collect();
+            let total = samples.len() + e.unresolved as usize;
+            (total > 0).then(|| (name.to_string(), samples, total))
+        })
+        .collect();
+    if !downtimes.is_empty() {
+        let lines: Vec<super::plot::CdfLine<'_>> = downtimes
+            .iter()
+            .map(|(l, s, total)| super::plot::CdfLine { label: l, samples: s, total: *total })
+            .collect();
+        let title = format!("{scenario}: time to elect a new leader, per variant");
+        out.push((
+            "elections-cdf.svg".to_string(),
+            super::plot::cdf_svg(&title, "seconds from the leader's failure", "fraction of leader failures", &lines)?,
+        ));
+    }
+    Ok(out)
 }
 
 /// Whether the variants have what `cap.svg` plots: lists, and writes or reads during faults.
