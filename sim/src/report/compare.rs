@@ -146,7 +146,7 @@ pub fn markdown(c: &Comparison, plots: &[String]) -> String {
 pub fn family_plots(scenario: &str, runs: &[(&str, &crate::run::RunOutput)]) -> Result<Vec<(String, String)>, String> {
     use super::markdown::stage_title as t;
     let mut out = Vec::new();
-    let mut labels: Vec<(String, &[f64], usize)> = Vec::new();
+    let mut labels: Vec<(String, &crate::metrics::detection::Stage)> = Vec::new();
     for (name, o) in runs {
         let d = &o.analyzer.detection;
         let last = if o.report.detection.views_updated.is_some() {
@@ -155,15 +155,14 @@ pub fn family_plots(scenario: &str, runs: &[(&str, &crate::run::RunOutput)]) -> 
             ("deleted", &d.deleted)
         };
         for (stage, st) in [("unhealthy", &d.unhealthy), last] {
-            let total = st.latencies_s.len() + st.missed as usize;
-            if total > 0 {
-                labels.push((format!("{name}: {}", t(stage)), &st.latencies_s, total));
+            if !st.latencies_s.is_empty() || st.missed > 0 {
+                labels.push((format!("{name}: {}", t(stage)), st));
             }
         }
     }
     if !labels.is_empty() {
         let lines: Vec<super::plot::CdfLine<'_>> =
-            labels.iter().map(|(l, s, total)| super::plot::CdfLine { label: l, samples: s, total: *total }).collect();
+            labels.iter().map(|(l, st)| super::plot::CdfLine::stage(l, st)).collect();
         let title = format!("{scenario}: detection latency from the crash, per variant");
         out.push((
             "detection-cdf.svg".to_string(),
@@ -180,10 +179,8 @@ pub fn family_plots(scenario: &str, runs: &[(&str, &crate::run::RunOutput)]) -> 
         })
         .collect();
     if !downtimes.is_empty() {
-        let lines: Vec<super::plot::CdfLine<'_>> = downtimes
-            .iter()
-            .map(|(l, s, total)| super::plot::CdfLine { label: l, samples: s, total: *total })
-            .collect();
+        let lines: Vec<super::plot::CdfLine<'_>> =
+            downtimes.iter().map(|(l, s, total)| super::plot::CdfLine::new(l, s, *total)).collect();
         let title = format!("{scenario}: time to elect a new leader, per variant");
         out.push((
             "elections-cdf.svg".to_string(),

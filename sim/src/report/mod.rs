@@ -29,9 +29,7 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
     files.push(("report.json".to_string(), json.into_bytes()));
     let d = &analyzer.detection;
     // Each stage over every crash episode it applies to: the detected ones and the missed ones.
-    fn line<'a>(label: &'a str, s: &'a crate::metrics::detection::Stage) -> plot::CdfLine<'a> {
-        plot::CdfLine { label, samples: &s.latencies_s, total: s.latencies_s.len() + s.missed as usize }
-    }
+    let line = plot::CdfLine::stage;
     use markdown::stage_title as t;
     let mut lines =
         vec![line(t("unhealthy"), &d.unhealthy), line(t("deleted"), &d.deleted), line(t("replicated"), &d.replicated)];
@@ -64,7 +62,7 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
         let downtimes: Vec<f64> = analyzer.elections.incidents.iter().map(|x| x.0).collect();
         let title = format!("{}: time to elect a new leader", report.scenario);
         let unresolved = report.elections.as_ref().map_or(0, |e| e.unresolved as usize);
-        let lines = [plot::CdfLine { label: "new leader", samples: &downtimes, total: downtimes.len() + unresolved }];
+        let lines = [plot::CdfLine::new("new leader", &downtimes, downtimes.len() + unresolved)];
         plots.push((
             "elections-cdf.svg".to_string(),
             plot::cdf_svg(&title, "seconds from the leader's crash", "fraction of leader failures", &lines)?,
@@ -87,7 +85,7 @@ pub fn render(report: &Report, analyzer: &Analyzer) -> Result<Vec<(String, Vec<u
         if !labels.is_empty() {
             let crashes = a.crashes as usize;
             let lines: Vec<plot::CdfLine<'_>> =
-                labels.iter().map(|(label, samples)| plot::CdfLine { label, samples, total: crashes }).collect();
+                labels.iter().map(|(label, samples)| plot::CdfLine::new(label, samples, crashes)).collect();
             let title = format!("{}: alert latency from the crash", report.scenario);
             let svg = plot::cdf_svg(&title, "seconds from the crash", "fraction of crashes", &lines)?;
             plots.push(("alerts-cdf.svg".to_string(), svg));

@@ -8,6 +8,47 @@ pub struct CdfLine<'a> {
     pub label: &'a str,
     pub samples: &'a [f64],
     pub total: usize,
+    /// Why cases got no sample, as (count, reason), e.g. (116, "restarted first"); the
+    /// legend names these, and any remainder as "never".
+    pub why_not: Vec<(usize, &'static str)>,
+}
+
+impl<'a> CdfLine<'a> {
+    /// A line over `total` cases whose missing ones have no known reason ("never").
+    pub fn new(label: &'a str, samples: &'a [f64], total: usize) -> Self {
+        CdfLine { label, samples, total, why_not: Vec::new() }
+    }
+
+    /// A detection stage over its crash episodes: the missing ones restarted first or ran
+    /// to the end of the run, as the report's table says.
+    pub fn stage(label: &'a str, s: &'a crate::metrics::detection::Stage) -> Self {
+        let restarted = s.restarted as usize;
+        let why_not = vec![(restarted, "restarted first"), (s.missed as usize - restarted, "run ended first")];
+        CdfLine { label, samples: &s.latencies_s, total: s.latencies_s.len() + s.missed as usize, why_not }
+    }
+
+    /// The legend text: the label and how many cases the line covers, and why the others
+    /// have no sample.
+    fn legend(&self) -> String {
+        let n = self.samples.len();
+        let total = self.total.max(n);
+        if total == n {
+            return format!("{} (n = {n})", self.label);
+        }
+        let mut rest = total - n;
+        let mut parts = Vec::new();
+        for (k, why) in &self.why_not {
+            let k = (*k).min(rest);
+            if k > 0 {
+                parts.push(format!("{k} {why}"));
+                rest -= k;
+            }
+        }
+        if rest > 0 {
+            parts.push(format!("{rest} never"));
+        }
+        format!("{} ({n} of {total}; {})", self.label, parts.join(", "))
+    }
 }
 
 /// The categorical palette of every regsim plot (matplotlib's tab10).
@@ -37,23 +78,48 @@ pub(crate) enum Mark {
     Band(RGBAColor),
 }
 
-/// A legend in its own panel (right of the plot): one row per (label, colour, mark).
+/// A legend in its own panel (right of the plot): one row per (label, colour, mark), long labels
+/// wrapped onto further lines. Returns the first free y below it (for notes).
 pub(crate) fn side_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     entries: &[(&str, RGBColor, Mark)],
-) -> Result<(), String> {
+) -> Result<i32, String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    for (i, &(label, c, mark)) in entries.iter().enumerate() {
-        let y = 60 + 20 * i as i32;
+    // About 7 px per character of 13 px sans-serif; the text starts at x = 38.
+    let columns = (area.dim_in_pixel().0.saturating_sub(46) / 7).max(20) as usize;
+    let mut y = 60;
+    for &(label, c, mark) in entries {
         match mark {
             Mark::Line => area.draw(&PathElement::new(vec![(8, y), (30, y)], c.stroke_width(3))).map_err(err)?,
             Mark::Dot => area.draw(&Circle::new((19, y), 5, c.filled())).map_err(err)?,
             Mark::Triangle => area.draw(&TriangleMarker::new((19, y), 6, c.filled())).map_err(err)?,
             Mark::Band(fill) => area.draw(&Rectangle::new([(8, y - 6), (30, y + 6)], fill.filled())).map_err(err)?,
         }
-        area.draw(&Text::new(label.to_string(), (38, y - 7), ("sans-serif", 13))).map_err(err)?;
+        for line in wrap(label, columns) {
+            area.draw(&Text::new(line, (38, y - 7), ("sans-serif", 13))).map_err(err)?;
+            y += 16;
+        }
+        y += 4;
     }
-    Ok(())
+    Ok(y - 10)
+}
+
+/// `text` broken at spaces into lines of at most `columns` characters (a longer word stays
+/// whole on its own line).
+fn wrap(text: &str, columns: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > columns {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
 }
 
 /// Draws the legend of `chart` (the one style of every regsim plot) at `pos` and writes the
@@ -111,11 +177,7 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
                 pts.push((*x, (k + 1) as f64 / n));
             }
             pts.push((x_max, v.len() as f64 / n));
-            let label = if total > v.len() {
-                format!("{} ({} of {}; {} never)", line.label, v.len(), total, total - v.len())
-            } else {
-                format!("{} (n = {})", line.label, v.len())
-            };
+            let label = line.legend();
             chart.draw_series(LineSeries::new(pts, color.stroke_width(width))).map_err(|e| e.to_string())?;
             labels.push((label, color));
         }
@@ -180,15 +242,32 @@ mod tests {
     /// A line over 4 cases with 2 samples ends at one half and says 2 never got one; a line
     /// whose every case has a sample reads "n = ..."; a line without samples is left out.
     #[test]
+    fn long_legend_labels_wrap_at_spaces() {
+        assert_eq!(wrap("short", 20), vec!["short"]);
+        assert_eq!(
+            wrap("ap: marked unhealthy (5 of 125; 116 restarted first)", 24),
+            vec!["ap: marked unhealthy (5", "of 125; 116 restarted", "first)"]
+        );
+        assert_eq!(wrap("averyveryverylongword and more", 8), vec!["averyveryverylongword", "and more"]);
+    }
+
+    #[test]
     fn a_cdf_is_over_all_cases_and_names_the_missing_ones() {
         let lines = [
-            CdfLine { label: "half", samples: &[1.0, 2.0], total: 4 },
-            CdfLine { label: "all", samples: &[1.5], total: 1 },
-            CdfLine { label: "zilch", samples: &[], total: 3 },
+            CdfLine::new("half", &[1.0, 2.0], 4),
+            CdfLine::new("all", &[1.5], 1),
+            CdfLine::new("zilch", &[], 3),
+            CdfLine {
+                label: "why",
+                samples: &[1.0],
+                total: 5,
+                why_not: vec![(3, "restarted first"), (0, "run ended first")],
+            },
         ];
         let svg = cdf_svg("t", "x", "y", &lines).expect("svg");
         assert!(svg.contains("half (2 of 4; 2 never)"), "{svg}");
         assert!(svg.contains("all (n = 1)"));
         assert!(!svg.contains("zilch"));
+        assert!(svg.contains("why (1 of 5; 3 restarted first, 1 never)"), "{svg}");
     }
 }

@@ -381,7 +381,7 @@ impl<'a> Aggregate<'a> {
                         // Detection stages in the report's words ("marked unhealthy").
                         let short = &short_names[k];
                         let stage = crate::report::markdown::stage_title(short);
-                        label.push(if stage == "other" { short.clone() } else { stage.to_string() });
+                        label.push(if stage == "other" { plain_words(short) } else { stage.to_string() });
                     }
                     if let Some(q) = plot.series {
                         values[q] = sv;
@@ -516,6 +516,18 @@ fn distinct_parts(metrics: &[String], ys: &[usize]) -> Vec<String> {
     segs.iter().map(|s| if s.len() > head + tail { s[head..s.len() - tail].join(".") } else { s.join(".") }).collect()
 }
 
+/// A metric path's distinct part in a legend's words: statistics without their unit suffix
+/// (`p50_s` -> `p50`: the axis carries the unit) and the lb report's key-movement fields by
+/// what they mean.
+fn plain_words(short: &str) -> String {
+    let word = |seg: &str| match seg {
+        "mean_moved" => "moved".to_string(),
+        "mean_ideal" => "least possible (ideal)".to_string(),
+        _ => seg.strip_suffix("_s").filter(|w| !w.is_empty()).unwrap_or(seg).to_string(),
+    };
+    segments(short).into_iter().map(word).collect::<Vec<_>>().join(", ")
+}
+
 /// The point with these value indices (mixed radix, last parameter fastest).
 fn point_of(s: &Sweep, values: &[usize]) -> u64 {
     s.params.iter().zip(values).fold(0, |acc, (p, &j)| acc * p.values.len() as u64 + j as u64)
@@ -564,6 +576,15 @@ mod tests {
         assert_eq!(distinct_parts(&m, &[0, 1])[..2], ["ring:k=160", "\"bounded:c=1.25\""]);
         let m: Vec<String> = ["d.unhealthy.p99_s", "d.unhealthy.p50_s"].map(String::from).to_vec();
         assert_eq!(distinct_parts(&m, &[0, 1]), ["p99_s", "p50_s"]);
+    }
+
+    #[test]
+    fn legend_words_drop_units_and_name_key_movement() {
+        assert_eq!(plain_words("p99_s"), "p99");
+        assert_eq!(plain_words("maglev:m=65537.mean_moved"), "maglev:m=65537, moved");
+        assert_eq!(plain_words("ring:k=160.mean_ideal"), "ring:k=160, least possible (ideal)");
+        assert_eq!(plain_words("\"bounded:c=1.25\".cv"), "\"bounded:c=1.25\", cv");
+        assert_eq!(plain_words("_s"), "_s");
     }
 
     #[test]
