@@ -85,11 +85,21 @@ pub fn consistency_md(s: &mut String, c: &ConsistencyReport, plots: &[String]) {
     }
     if !c.violation.is_empty() {
         let when = match c.witness_during_faults {
-            Some(true) => " It ran while a fault was active.",
-            Some(false) => " No fault was active while it ran: replication lag alone produced it.",
+            Some(true) => {
+                " It ran while a registry fault (a partition, a server down, paused, cut off or skewed) was active."
+            }
+            Some(false) => {
+                " No registry fault (a partition, a server down, paused, cut off or skewed) was active while it ran: replication lag alone produced it."
+            }
             None => "",
         };
-        let _ = writeln!(s, "A minimal set of operations with no linearization (the checker's witness).{when}\n");
+        let crash = if c.violation.iter().any(|o| o.op.ends_with("(crash)")) {
+            " An instance's crash counts as its deregistration, taking effect at some moment between the crash and the restart (the registry drops the instance by itself)."
+        } else {
+            ""
+        };
+        let _ =
+            writeln!(s, "A minimal set of operations with no linearization (the checker's witness).{when}{crash}\n");
         let _ = writeln!(s, "| client | operation | invoked (s) | completed (s) |\n|---|---|---|---|");
         for o in &c.violation {
             let done = o.complete_s.map_or("never".to_string(), |x| format!("{x:.3}"));
@@ -156,6 +166,9 @@ pub fn witness_svg(title: &str, c: &ConsistencyReport) -> Result<Option<String>,
             .draw()
             .map_err(|e| e.to_string())?;
         let mut used = [false; 3];
+        // Placed labels (lane, level, pixel span): a label that would overlap one in its lane
+        // goes below the bar, then higher above it.
+        let mut placed: Vec<(usize, usize, (i32, i32))> = Vec::new();
         for o in &c.violation {
             let lane = clients.iter().position(|c| *c == o.client).unwrap_or(0) as f64;
             let k = kind(&o.op);
@@ -179,17 +192,27 @@ pub fn witness_svg(title: &str, c: &ConsistencyReport) -> Result<Option<String>,
             // Labels of bars in the right half end at the bar's end, so they stay in the plot.
             let right = o.invoke_s > (x0 + x1) / 2.0;
             let (anchor, at) = if right { (HPos::Right, end) } else { (HPos::Left, o.invoke_s) };
-            let style = ("sans-serif", 12).into_text_style(&plot).pos(Pos::new(anchor, VPos::Bottom));
-            chart.draw_series(std::iter::once(Text::new(label, (at, lane + 0.2), style))).map_err(|e| e.to_string())?;
+            let px = chart.backend_coord(&(at, lane)).0;
+            let w = (label.chars().count() as f64 * 6.5).ceil() as i32;
+            let span = if right { (px - w, px) } else { (px, px + w) };
+            let lane_ix = lane as usize;
+            let free = |level: usize| {
+                !placed.iter().any(|&(l, v, (a, b))| l == lane_ix && v == level && a < span.1 + 6 && span.0 < b + 6)
+            };
+            let level = (0..3).find(|&v| free(v)).unwrap_or(0);
+            placed.push((lane_ix, level, span));
+            let (dy, vpos) = [(0.2, VPos::Bottom), (-0.2, VPos::Top), (0.36, VPos::Bottom)][level];
+            let style = ("sans-serif", 12).into_text_style(&plot).pos(Pos::new(anchor, vpos));
+            chart.draw_series(std::iter::once(Text::new(label, (at, lane + dy), style))).map_err(|e| e.to_string())?;
         }
         let entries: Vec<(&str, RGBColor, Mark)> =
             (0..3).filter(|&k| used[k]).map(|k| (KINDS[k], COLORS[k], Mark::Band(COLORS[k].to_rgba()))).collect();
-        side_legend(&legend, &entries)?;
+        let below = side_legend(&legend, &entries)?;
         let notes =
             ["a bar: from invocation to completion;", "no single order of these operations", "explains every answer"];
         for (k, note) in notes.into_iter().enumerate() {
             legend
-                .draw(&Text::new(note, (8, 60 + 20 * entries.len() as i32 + 10 + 16 * k as i32), ("sans-serif", 12)))
+                .draw(&Text::new(note, (8, below + 10 + 16 * k as i32), ("sans-serif", 12)))
                 .map_err(|e| e.to_string())?;
         }
         root.present().map_err(|e| e.to_string())?;

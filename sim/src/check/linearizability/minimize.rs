@@ -15,17 +15,28 @@
 //! latest window start `S` (the candidates are the empty registry over the whole cut, then every
 //! invocation time with an unknown initial set); then it *relaxes* each completed operation in
 //! turn (makes it never-completed, which only adds linearizations, so one pass suffices) while
-//! the history stays non-linearizable, drops all never-completed ones (which only removes
-//! linearizations), and finally drops single operations until none can go.
+//! the history stays non-linearizable, drops the never-completed lists, and finally drops
+//! single lists until none can go.
+//!
+//! Only lists are dropped: a list changes nothing, so a linearization of a history gives one
+//! of the history without the list, and the witness failing still proves the history fails.
+//! A registration or deregistration is never dropped, even where the rest would fail without
+//! it: removing a mutation can *remove* linearizations (a list that misses an instance is
+//! explained by a deregistration that may take effect before it), so a witness without it
+//! would claim a violation the history does not have. (Until 2026-12 the minimizer dropped
+//! them, and reported e.g. "a list with instances[0], a later list without it" while the
+//! crash of instances[0], an implicit deregistration, lay between the two.) Relaxing one to
+//! never-completed stays sound, and is tried for each.
 //!
 //! **Minimal** therefore means: the reported set, with the reported initial state (empty
-//! registry, or any initial set of instances), is not linearizable, and removing any one of its
-//! operations makes it linearizable (1-minimal under removal). It is not necessarily the
-//! smallest such set of the history. A search that exceeds the budget counts as "linearizable"
-//! here, so the result may be larger than 1-minimal then, but it is always a proven violation.
+//! registry, or any initial set of instances), is not linearizable, removing any one of its
+//! lists makes it linearizable, and its registrations and deregistrations are those of the
+//! window (each completed only where it has to be). It is not necessarily the smallest such set
+//! of the history. A search that exceeds the budget counts as "linearizable" here, so the
+//! result may be larger then, but it is always a proven violation.
 
 use super::search::{Verdict, search};
-use super::{Init, Item, OpId};
+use super::{Init, Item, Kind, OpId};
 
 pub(crate) struct Minimized {
     pub ops: Vec<OpId>,
@@ -137,15 +148,18 @@ pub(crate) fn minimize(items: &[Item<'_>], frontier: u64, budget: u64) -> Minimi
             }
         }
     }
-    let completed: Vec<Item<'_>> = current.iter().filter(|it| it.complete.is_some()).copied().collect();
+    let is_list = |it: &Item<'_>| matches!(it.kind, Kind::List(_));
+    let completed: Vec<Item<'_>> = current.iter().filter(|it| it.complete.is_some() || !is_list(it)).copied().collect();
     if sh.fails(&completed, init) {
         current = completed;
     }
-    // Drop single operations to a fixpoint (dropping a mutation can both add and remove
-    // linearizations, so one pass is not enough).
+    // Drop single lists to a fixpoint (a later drop can make an earlier list droppable).
     loop {
         let mut changed = false;
         for i in (0..current.len()).rev() {
+            if !is_list(&current[i]) {
+                continue;
+            }
             let mut fewer = current.clone();
             fewer.remove(i);
             if sh.fails(&fewer, init) {
