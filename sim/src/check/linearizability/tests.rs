@@ -310,3 +310,25 @@ fn growonly_generator_yields_both_verdicts() {
     println!("{yes} linearizable, {no} violations");
     assert!(yes > 200 && no > 200, "{yes} linearizable, {no} violations");
 }
+
+/// The witness must prove the history fails: a list that sees an instance and a later one that
+/// does not are explained by a crash (an open deregistration) between them, so the witness of
+/// the real violation (a list after the re-registration completed that misses it) keeps the
+/// crash. Until 2026-12 the minimizer dropped it and reported the two explained lists.
+#[test]
+fn the_witness_keeps_the_deregistration_that_explains_a_miss() {
+    let h = vec![
+        reg(1, 0, 0, Some(10), 4),
+        list(2, 0, 20, 30, &[4]),
+        dereg(1, 0, 40, Some(200), 4), // the crash, until the restart at 200
+        list(2, 0, 100, 110, &[]),
+        reg(1, 0, 200, Some(210), 4),
+        list(2, 0, 220, 230, &[]), // stale: the registration completed at 210
+    ];
+    let Outcome::Violation { ops, .. } = outcome(&h) else { panic!("expected a violation") };
+    assert!(ops.contains(&OpId(2)), "the crash explains the miss at 100: {ops:?}");
+    assert!(ops.contains(&OpId(4)) && ops.contains(&OpId(5)), "{ops:?}");
+    // The witness alone fails too, with every mutation of the history in it.
+    let w: Vec<Op> = ops.iter().map(|o| h[o.0].clone()).collect();
+    assert!(matches!(outcome(&w), Outcome::Violation { .. }));
+}
