@@ -73,7 +73,7 @@ pub fn lanes_svg(title: &str, x_desc: &str, lanes: &[String], dots: &[Dot]) -> R
             )))
             .map_err(|e| e.to_string())?;
         let entries: Vec<(&str, RGBColor, Mark)> = kinds.iter().map(|(l, c)| (*l, *c, Mark::Dot)).collect();
-        side_legend(&legend, &entries)?;
+        side_legend(&legend, &entries, &[])?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)

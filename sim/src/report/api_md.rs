@@ -272,7 +272,7 @@ fn panels_svg(
             if !bands.is_empty() {
                 entries.push(("fault (crash or partition)", BLACK, Mark::Band(shade)));
             }
-            side_legend(&legend, &entries)?;
+            side_legend(&legend, &entries, &[])?;
         }
         root.present().map_err(|e| e.to_string())?;
     }

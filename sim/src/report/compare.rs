@@ -245,7 +245,7 @@ pub fn cap_svg(c: &Comparison) -> Result<String, String> {
             let mark = if *is_write { super::plot::Mark::Triangle } else { super::plot::Mark::Dot };
             entries.push((label.as_str(), color, mark));
         }
-        super::plot::side_legend(&legend, &entries)?;
+        super::plot::side_legend(&legend, &entries, &[])?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)

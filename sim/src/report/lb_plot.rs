@@ -90,7 +90,7 @@ pub fn sorted_load_svg(title: &str, y_label: &str, lines: &[LoadLine<'_>]) -> Re
             chart.draw_series(LineSeries::new(pts, color(i).stroke_width(2))).map_err(err)?;
             entries.push((label, color(i), Mark::Line));
         }
-        side_legend(&legend, &entries)?;
+        side_legend(&legend, &entries, &[])?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -152,7 +152,7 @@ pub fn disruption_svg(title: &str, steps: &[String], ideal: &[f64], lines: &[Mov
             chart.draw_series(pts).map_err(err)?;
             entries.push((line.label, c, Mark::Dot));
         }
-        side_legend(&legend, &entries)?;
+        side_legend(&legend, &entries, &[])?;
         root.present().map_err(err)?;
     }
     Ok(svg)

@@ -23,7 +23,8 @@ impl<'a> CdfLine<'a> {
     /// to the end of the run, as the report's table says.
     pub fn stage(label: &'a str, s: &'a crate::metrics::detection::Stage) -> Self {
         let restarted = s.restarted as usize;
-        let why_not = vec![(restarted, "restarted first"), (s.missed as usize - restarted, "run ended first")];
+        let why_not =
+            vec![(restarted, "restarted first"), ((s.missed as usize).saturating_sub(restarted), "run ended first")];
         CdfLine { label, samples: &s.latencies_s, total: s.latencies_s.len() + s.missed as usize, why_not }
     }
 
@@ -79,11 +80,12 @@ pub(crate) enum Mark {
 }
 
 /// A legend in its own panel (right of the plot): one row per (label, colour, mark), long labels
-/// wrapped onto further lines. Returns the first free y below it (for notes).
+/// wrapped onto further lines; then `notes`, one small line each, below it.
 pub(crate) fn side_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     entries: &[(&str, RGBColor, Mark)],
-) -> Result<i32, String> {
+    notes: &[&str],
+) -> Result<(), String> {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     // About 7 px per character of 13 px sans-serif; the text starts at x = 38.
     let columns = (area.dim_in_pixel().0.saturating_sub(46) / 7).max(20) as usize;
@@ -101,7 +103,10 @@ pub(crate) fn side_legend<DB: DrawingBackend>(
         }
         y += 4;
     }
-    Ok(y - 10)
+    for (k, note) in notes.iter().enumerate() {
+        area.draw(&Text::new(*note, (8, y + 16 * k as i32), ("sans-serif", 12))).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// `text` broken at spaces into lines of at most `columns` characters (a longer word stays
@@ -182,7 +187,7 @@ pub fn cdf_svg(title: &str, x_label: &str, y_label: &str, lines: &[CdfLine<'_>])
             labels.push((label, color));
         }
         let entries: Vec<(&str, RGBColor, Mark)> = labels.iter().map(|(l, c)| (l.as_str(), *c, Mark::Line)).collect();
-        side_legend(&legend, &entries)?;
+        side_legend(&legend, &entries, &[])?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -229,7 +234,7 @@ pub fn series_svg(
         if !shaded.is_empty() {
             entries.push((shade_label, COLORS[0], Mark::Band(shade)));
         }
-        side_legend(&legend, &entries)?;
+        side_legend(&legend, &entries, &[])?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)

@@ -30,6 +30,14 @@ pub fn availability_md(s: &mut String, r: &Report) {
     let _ = writeln!(s);
 }
 
+/// The registry faults the consistency section tells apart from replication lag, in one
+/// wording (`metrics::detection::servers_faulted` and the partition spans decide them).
+macro_rules! registry_faults {
+    () => {
+        "a partition, a server down, paused, cut off or skewed"
+    };
+}
+
 pub fn consistency_md(s: &mut String, c: &ConsistencyReport, plots: &[String]) {
     let _ = writeln!(s, "## Consistency (linearizability of registry operations)\n");
     let search = if c.states_explored == 0 {
@@ -66,11 +74,13 @@ pub fn consistency_md(s: &mut String, c: &ConsistencyReport, plots: &[String]) {
         Some(st) => {
             let _ = writeln!(
                 s,
-                "Stale reads: {} of {} lists ({:.2} %) missed an instance whose registration had completed \
-                 before the list began, from {:.1} s to {:.1} s. The missed registration had completed {:.3} s \
-                 before the list on average, {:.3} s at worst. {} of them had a fault (a partition, a server \
-                 down, paused, cut off or skewed) between that registration and the list; {} had none \
-                 (replication lag).\n",
+                concat!(
+                    "Stale reads: {} of {} lists ({:.2} %) missed an instance whose registration had completed \
+                     before the list began, from {:.1} s to {:.1} s. The missed registration had completed {:.3} s \
+                     before the list on average, {:.3} s at worst. {} of them had a fault (",
+                    registry_faults!(),
+                    ") between that registration and the list; {} had none (replication lag).\n"
+                ),
                 c.stale_lists,
                 c.lists,
                 100.0 * c.stale_lists as f64 / c.lists.max(1) as f64,
@@ -86,10 +96,14 @@ pub fn consistency_md(s: &mut String, c: &ConsistencyReport, plots: &[String]) {
     if !c.violation.is_empty() {
         let when = match c.witness_during_faults {
             Some(true) => {
-                " It ran while a registry fault (a partition, a server down, paused, cut off or skewed) was active."
+                concat!(" It ran while a registry fault (", registry_faults!(), ") was active.")
             }
             Some(false) => {
-                " No registry fault (a partition, a server down, paused, cut off or skewed) was active while it ran: replication lag alone produced it."
+                concat!(
+                    " No registry fault (",
+                    registry_faults!(),
+                    ") was active while it ran: replication lag alone produced it."
+                )
             }
             None => "",
         };
@@ -207,14 +221,9 @@ pub fn witness_svg(title: &str, c: &ConsistencyReport) -> Result<Option<String>,
         }
         let entries: Vec<(&str, RGBColor, Mark)> =
             (0..3).filter(|&k| used[k]).map(|k| (KINDS[k], COLORS[k], Mark::Band(COLORS[k].to_rgba()))).collect();
-        let below = side_legend(&legend, &entries)?;
         let notes =
             ["a bar: from invocation to completion;", "no single order of these operations", "explains every answer"];
-        for (k, note) in notes.into_iter().enumerate() {
-            legend
-                .draw(&Text::new(note, (8, below + 10 + 16 * k as i32), ("sans-serif", 12)))
-                .map_err(|e| e.to_string())?;
-        }
+        side_legend(&legend, &entries, &notes)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(Some(svg))

@@ -165,7 +165,6 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
         }
         // A series with no value at any point (e.g. never converged) says so in the legend.
         let entries: Vec<(&str, RGBColor, Mark)> = labels.iter().map(|(l, c)| (l.as_str(), *c, Mark::Line)).collect();
-        let below = side_legend(&legend, &entries)?;
         let mut notes = vec!["band: 95 % CI of the mean,".to_string(), "clipped to the metric's range".to_string()];
         if drawn.iter().flatten().any(|p| p.3) {
             notes.push("hollow point: thin, too few samples per run".to_string());
@@ -173,10 +172,8 @@ pub fn sweep_svg(axes: &Axes<'_>, lines: &[Line]) -> Result<String, String> {
         if dropped > 0 {
             notes.push(format!("log axis: {dropped} point(s) at 0 not shown"));
         }
-        for (k, note) in notes.into_iter().enumerate() {
-            let y = below + 10 + 16 * k as i32;
-            legend.draw(&Text::new(note, (8, y), ("sans-serif", 12))).map_err(err)?;
-        }
+        let notes: Vec<&str> = notes.iter().map(String::as_str).collect();
+        side_legend(&legend, &entries, &notes)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
